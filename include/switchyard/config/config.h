@@ -1,0 +1,154 @@
+#pragma once
+
+// The validated configuration: plain values, no YAML types. config/ is the only
+// area that sees yaml-cpp; everything else works from these structs.
+// docs/configuration.md documents every key, its type, default and meaning.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "switchyard/config/duration.h"
+#include "switchyard/config/endpoint.h"
+
+namespace switchyard::config {
+
+enum class Colour { Blue = 0, Green = 1 };
+inline constexpr std::array<Colour, 2> kColours{Colour::Blue, Colour::Green};
+inline const char* toString(Colour c) { return c == Colour::Blue ? "blue" : "green"; }
+inline Colour other(Colour c) { return c == Colour::Blue ? Colour::Green : Colour::Blue; }
+inline std::size_t index(Colour c) { return static_cast<std::size_t>(c); }
+
+enum class Balance { RoundRobin, LeastConn, Hash };
+enum class Affinity { None, Client };
+enum class ProxyProtocol { None, V1, V2 };
+enum class HealthType { Tcp, SendExpect, Http };
+enum class Restore { Manual, Auto };
+enum class Engine { Auto, IoUring, Epoll };
+enum class LogLevel { Trace, Debug, Info, Warn, Error, Critical, Off };
+
+const char* toString(Balance b);
+const char* toString(Affinity a);
+const char* toString(ProxyProtocol p);
+const char* toString(HealthType h);
+const char* toString(Restore r);
+const char* toString(Engine e);
+const char* toString(LogLevel l);
+
+inline constexpr uint32_t kMaxWeight = 1000;
+
+struct Split {
+    uint32_t blue = 100;
+    uint32_t green = 0;
+    uint32_t weight(Colour c) const { return c == Colour::Blue ? blue : green; }
+    uint32_t& weight(Colour c) { return c == Colour::Blue ? blue : green; }
+    bool operator==(const Split&) const = default;
+};
+
+struct BackendConfig {
+    Endpoint address;
+    uint32_t weight = 100;   // 0..1000; 0 takes no new connections
+    bool operator==(const BackendConfig&) const = default;
+};
+
+struct HttpCheck {
+    std::string path = "/healthz";
+    int expectStatus = 200;
+    bool operator==(const HttpCheck&) const = default;
+};
+
+struct SendExpectCheck {
+    std::string send;
+    std::string expect;
+    bool operator==(const SendExpectCheck&) const = default;
+};
+
+struct HealthConfig {
+    HealthType type = HealthType::Tcp;
+    Duration interval{2000};
+    Duration timeout{1000};
+    uint32_t rise = 2;
+    uint32_t fall = 3;
+    HttpCheck http;
+    SendExpectCheck sendExpect;
+    bool operator==(const HealthConfig&) const = default;
+};
+
+// fallback.min_healthy: a count of backends, or a percentage of the pool.
+struct MinHealthy {
+    uint32_t value = 1;
+    bool percent = false;
+    bool operator==(const MinHealthy&) const = default;
+};
+
+struct FallbackConfig {
+    MinHealthy minHealthy;
+    Restore restore = Restore::Manual;
+    Duration hold{30000};
+    bool operator==(const FallbackConfig&) const = default;
+};
+
+struct Timeouts {
+    Duration connect{2000};
+    Duration idle{300000};
+    bool operator==(const Timeouts&) const = default;
+};
+
+struct ServiceConfig {
+    std::string name;
+    Endpoint listen;
+    Balance balance = Balance::RoundRobin;
+    Affinity affinity = Affinity::None;
+    Split split;
+    Duration drainTimeout{30000};
+    Duration drainSpread{3000};   // default: a tenth of drainTimeout
+    Timeouts timeouts;
+    uint32_t retries = 2;
+    uint32_t maxConnections = 20000;
+    ProxyProtocol proxyProtocol = ProxyProtocol::None;
+    HealthConfig health;
+    FallbackConfig fallback;
+    std::array<std::vector<BackendConfig>, 2> pools;   // indexed by Colour
+
+    std::vector<BackendConfig>& pool(Colour c) { return pools[index(c)]; }
+    const std::vector<BackendConfig>& pool(Colour c) const { return pools[index(c)]; }
+    bool operator==(const ServiceConfig&) const = default;
+};
+
+struct AdminConfig {
+    std::string socket;                 // empty: the default path (see SPEC.md)
+    uint32_t socketMode = 0660;
+    std::optional<Endpoint> tcp;
+    std::string tokenFile;
+    bool operator==(const AdminConfig&) const = default;
+};
+
+struct MetricsConfig {
+    std::optional<Endpoint> listen;     // nullopt: metrics off
+    bool operator==(const MetricsConfig&) const = default;
+};
+
+struct LogConfig {
+    LogLevel level = LogLevel::Info;
+    bool accessLog = false;
+    bool operator==(const LogConfig&) const = default;
+};
+
+struct Config {
+    AdminConfig admin;
+    MetricsConfig metrics;
+    std::string stateFile = "/var/lib/switchyard/state.json";   // empty: no persistence
+    uint32_t workers = 0;               // 0 = auto (one per core)
+    Engine engine = Engine::Auto;
+    Duration shutdownGrace{5000};
+    LogConfig log;
+    std::vector<ServiceConfig> services;
+
+    std::string sourcePath;             // the file it was loaded from ("" for built-ins)
+
+    const ServiceConfig* findService(std::string_view name) const;
+};
+
+} // namespace switchyard::config

@@ -1,0 +1,86 @@
+#pragma once
+
+// The immutable routing state the workers route by. The control thread builds a
+// new one for every change and publishes it whole (SPEC.md "Atomic"): a new
+// connection sees all of the old snapshot or all of the new one.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/config/config.h"
+#include "switchyard/routing/backend_state.h"
+
+namespace switchyard::routing {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+inline constexpr TimePoint kNoDeadline = TimePoint::max();
+
+struct BackendRoute {
+    BackendHandle handle;
+    // Weight for new connections after admin state, health and slow start:
+    // 0 means this backend takes no new connections.
+    uint32_t weight = 0;
+    // Open connections close at drainDeadline (spread over the service's drain_spread).
+    bool draining = false;
+    TimePoint drainDeadline = kNoDeadline;
+};
+
+struct PoolRoute {
+    config::Colour colour = config::Colour::Blue;
+    std::vector<BackendRoute> backends;
+    uint32_t weight = 0;            // effective share of new connections (after fallback)
+    bool offline = false;           // takes nothing, not even retries
+    bool draining = false;
+    TimePoint drainDeadline = kNoDeadline;
+    // Equal signatures mean equal backend keys and weights in the same order, so a
+    // worker's picker position survives the new snapshot.
+    uint64_t pickSignature = 0;
+
+    void computeSignature();
+};
+
+// Shared across snapshots for one service: the service-wide connection count
+// that enforces max_connections (one RMW per connection, never per read).
+struct ServiceState {
+    std::atomic<int64_t> active{0};
+    std::atomic<uint64_t> accepted{0};
+    std::atomic<uint64_t> refusedAtLimit{0};
+};
+
+struct ServiceRoute {
+    std::string name;
+    config::Endpoint listen;
+    config::Balance balance = config::Balance::RoundRobin;
+    config::Affinity affinity = config::Affinity::None;
+    config::ProxyProtocol proxyProtocol = config::ProxyProtocol::None;
+    config::Duration connectTimeout{2000};
+    config::Duration idleTimeout{300000};
+    config::Duration drainSpread{3000};
+    uint32_t retries = 2;
+    uint32_t maxConnections = 20000;
+    std::array<PoolRoute, 2> pools;     // indexed by config::index(Colour)
+    uint64_t generation = 0;
+    uint64_t revision = 0;
+    std::shared_ptr<ServiceState> state;
+
+    PoolRoute& pool(config::Colour c) { return pools[config::index(c)]; }
+    const PoolRoute& pool(config::Colour c) const { return pools[config::index(c)]; }
+};
+
+struct RoutingSnapshot {
+    std::vector<ServiceRoute> services;
+    uint64_t revision = 0;
+
+    const ServiceRoute* find(std::string_view name) const;
+};
+
+using SnapshotPtr = std::shared_ptr<const RoutingSnapshot>;
+
+} // namespace switchyard::routing
