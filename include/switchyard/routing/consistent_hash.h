@@ -25,6 +25,9 @@ int rendezvousPick(uint64_t clientHash, std::span<const uint64_t> keyHashes,
 
 double rendezvousScore(uint64_t clientHash, uint64_t keyHash, uint32_t weight);
 
+// A 64-bit finalizer (splitmix64): spreads every input bit over every output bit.
+uint64_t mix64(uint64_t x);
+
 template <typename Skip>
 int rendezvousPick(uint64_t clientHash, std::span<const uint64_t> keyHashes,
                    std::span<const uint32_t> weights, Skip&& skip) {

@@ -64,6 +64,8 @@ private:
 
     int pickBackend(const ServiceRoute& service, const PoolRoute& pool, PoolPickers& pickers,
                     const Attempts& attempts, const TriedSet& tried);
+    ServicePickers& pickersFor(const ServiceRoute& service);
+    static void syncPool(PoolPickers& pickers, const PoolRoute& pool, uint64_t signature);
 
     std::unordered_map<std::string, ServicePickers> services_;
 };

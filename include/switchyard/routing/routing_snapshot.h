@@ -41,9 +41,12 @@ struct PoolRoute {
     TimePoint drainDeadline = kNoDeadline;
     // Equal signatures mean equal backend keys and weights in the same order, so a
     // worker's picker position survives the new snapshot.
+    // 0 means "not computed": RouteSelector then computes it itself.
     uint64_t pickSignature = 0;
 
     void computeSignature();
+    // Never 0, so 0 can stand for "not computed".
+    static uint64_t signatureOf(const std::vector<BackendRoute>& backends);
 };
 
 // Shared across snapshots for one service: the service-wide connection count

@@ -1,0 +1,18 @@
+#include "switchyard/routing/backend_state.h"
+
+#include <utility>
+
+namespace switchyard::routing {
+
+// The address is resolved once here so that a connect on the data path never
+// parses or formats an address.
+BackendState::BackendState(std::string serviceName, config::Colour poolColour,
+                           config::Endpoint endpoint)
+    : service(std::move(serviceName)),
+      colour(poolColour),
+      address(std::move(endpoint)),
+      key(address.toString()) {
+    sockaddrLen = address.toSockaddr(sockaddr);
+}
+
+} // namespace switchyard::routing
