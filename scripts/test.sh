@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# One command for the whole test suite: install what is missing, build with
+# warnings as errors, run the Catch2 unit tests and the pytest integration
+# tests, and end with one plain line "N passed, N failed[, N skipped]".
+# Works unattended (CI=true, no stdin); exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+exec </dev/null
+
+passed=0
+failed=0
+skipped=0
+status=0
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-test.XXXXXX")
+
+summary() {
+  local line="$passed passed, $failed failed"
+  if [ "$skipped" -gt 0 ]; then line="$line, $skipped skipped"; fi
+  echo
+  echo "$line"
+}
+
+if ! bash scripts/install-deps.sh; then
+  echo "test.sh: installing dependencies failed" >&2
+  failed=$((failed + 1)); summary; exit 1
+fi
+
+build_ok=1
+if [ -f build/build.ninja ]; then
+  ninja -C build || build_ok=0
+else
+  { meson setup build --werror && ninja -C build; } || build_ok=0
+fi
+if [ "$build_ok" -ne 1 ]; then
+  echo "test.sh: build failed" >&2
+  failed=$((failed + 1)); summary; exit 1
+fi
+
+# --- unit tests (Catch2 v2 console reporter) --------------------------------
+echo "== unit tests"
+unit_log="$logdir/unit.log"
+if [ -x build/tests/unit-tests ]; then
+  timeout 600 ./build/tests/unit-tests --reporter console --use-colour no 2>&1 | tee "$unit_log"
+  unit_rc=${PIPESTATUS[0]}
+  if line=$(grep -E '^All tests passed \(' "$unit_log" | tail -1) && [ -n "$line" ]; then
+    # "All tests passed (N assertions in M test cases)"
+    n=$(sed -E 's/.* in ([0-9]+) test case.*/\1/' <<<"$line")
+    passed=$((passed + n))
+  elif line=$(grep -E '^test cases: ' "$unit_log" | tail -1) && [ -n "$line" ]; then
+    # "test cases: M | P passed | F failed [| E failed as expected]"
+    p=$(grep -oE '[0-9]+ passed' <<<"$line" | head -1 | cut -d' ' -f1)
+    f=$(grep -oE '\| [0-9]+ failed( |$)' <<<"$line" | grep -v 'as expected' | head -1 | grep -oE '[0-9]+')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+  elif grep -q '^No tests ran' "$unit_log"; then
+    :
+  else
+    echo "test.sh: unit tests ended without a summary (exit $unit_rc)" >&2
+    failed=$((failed + 1))
+  fi
+  if [ "$unit_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    echo "test.sh: unit tests exited $unit_rc" >&2
+    failed=$((failed + 1))
+  fi
+else
+  echo "test.sh: build/tests/unit-tests was not built" >&2
+  failed=$((failed + 1))
+fi
+
+# --- integration tests (Debian's pytest, not whatever python3 is on PATH) ----
+echo "== integration tests"
+it_log="$logdir/integration.log"
+SWITCHYARD_BIN="${SWITCHYARD_BIN:-$PWD/build/switchyard}" \
+SWITCHYARDCTL_BIN="${SWITCHYARDCTL_BIN:-$PWD/build/switchyardctl}" \
+  timeout 900 /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider 2>&1 | tee "$it_log"
+it_rc=${PIPESTATUS[0]}
+# The last line looks like "3 failed, 40 passed, 2 skipped in 61.2s" (any order).
+last=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)|no tests ran' "$it_log" | tail -1)
+count() { grep -oE "[0-9]+ $1" <<<"$last" | head -1 | cut -d' ' -f1; }
+p=$(count passed); f=$(count failed); s=$(count skipped); e=$(count 'errors?'); xp=$(count xpassed)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0} + ${e:-0} + ${xp:-0}))
+skipped=$((skipped + ${s:-0}))
+case "$it_rc" in
+  0|5) ;;   # 5: no tests collected
+  1) if [ -z "${f}${e}${xp}" ]; then failed=$((failed + 1)); fi ;;
+  *) echo "test.sh: pytest exited $it_rc" >&2; failed=$((failed + 1)) ;;
+esac
+
+rm -rf "$logdir"
+summary
+if [ "$failed" -ne 0 ]; then status=1; fi
+exit "$status"

@@ -1,0 +1,104 @@
+"""Start-up and graceful shutdown (SIGTERM, SIGINT, shutdown_grace)."""
+
+import signal
+import socket
+import time
+
+from clients import connect, exchange, wait_closed
+from daemon import run_switchyard, service
+from netutil import free_address, split_address
+from waiters import wait_until
+
+
+def refuses(address):
+    host, port, family = split_address(address)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect((host, port))
+        except ConnectionRefusedError:
+            return True
+    return False
+
+
+def test_sigterm_lets_an_open_stream_finish_and_refuses_new_connections(backends, switchyard):
+    echo = backends.echo()
+    d = switchyard([service("echo", free_address(), blue=[echo])], shutdown_grace="20s")
+    stream = connect(d.listen())
+    try:
+        assert exchange(stream, b"before") == b"before"
+        d.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses(d.listen()), 2, message="new connections to be refused")
+        for i in range(5):
+            msg = b"during shutdown %d" % i * 1000
+            assert exchange(stream, msg) == msg
+        assert d.running(), "exited while a connection was still open"
+    finally:
+        stream.close()
+    start = time.monotonic()
+    assert d.wait_exit(timeout=5) == 0
+    assert time.monotonic() - start < 2.0
+
+
+def test_sigterm_cuts_a_stuck_connection_at_shutdown_grace_and_exits_zero(backends, switchyard):
+    silent = backends.silent()
+    d = switchyard([service("web", free_address(), blue=[silent])], shutdown_grace="1s")
+    with connect(d.listen()) as stuck:
+        stuck.sendall(b"no answer will come")
+        wait_until(lambda: silent.open_connections >= 1, 3)
+        start = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        assert d.wait_exit(timeout=5) == 0
+        took = time.monotonic() - start
+        wait_closed(stuck, timeout=1.0)
+    assert 0.9 <= took <= 1.6, f"exited {took:.2f}s after SIGTERM with shutdown_grace 1s"
+
+
+def test_sigterm_with_no_connections_exits_zero_promptly(backends, switchyard):
+    d = switchyard([service("web", free_address(), blue=[backends.echo()])], shutdown_grace="10s")
+    start = time.monotonic()
+    d.stop(expect=0, timeout=5)
+    assert time.monotonic() - start < 1.0
+
+
+def test_sigint_shuts_down_like_sigterm(backends, switchyard):
+    d = switchyard([service("web", free_address(), blue=[backends.echo()])])
+    d.stop(expect=0, timeout=5, sig=signal.SIGINT)
+
+
+def test_second_sigterm_exits_at_once(backends, switchyard):
+    silent = backends.silent()
+    d = switchyard([service("web", free_address(), blue=[silent])], shutdown_grace="30s")
+    with connect(d.listen()) as stuck:
+        stuck.sendall(b"x")
+        wait_until(lambda: silent.open_connections >= 1, 3)
+        d.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses(d.listen()), 2, message="the listener to close")
+        assert d.running()
+        start = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        d.wait_exit(timeout=5)
+        assert time.monotonic() - start < 1.0
+
+
+def test_logs_ready_and_serves_on_every_listener(backends, switchyard):
+    services = [service(f"s{i}", free_address(), blue=[backends.echo()]) for i in range(3)]
+    d = switchyard(services)
+    assert "ready" in d.log()
+    for s in services:
+        with connect(s["listen"]) as c:
+            assert exchange(c, b"hi") == b"hi"
+
+
+def test_a_busy_listen_port_fails_start_with_exit_1(backends, switchyard):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        address = "127.0.0.1:%d" % taken.getsockname()[1]
+        d = switchyard([service("web", address, blue=[backends.echo()])], start=False)
+        proc = run_switchyard("-c", str(d.config_path), timeout=10)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        assert address in proc.stderr
+    finally:
+        taken.close()
