@@ -26,7 +26,7 @@ def test_connect_failure_is_retried_onto_a_live_backend_without_client_errors(ba
 def test_connect_failure_in_the_chosen_pool_falls_over_to_the_other_pool(backends, switchyard):
     green = backends.name("green")
     d = switchyard([service("web", free_address(), blue=[dead_address()], green=[green],
-                            split={"blue": 100, "green": 0}, retries=1)])
+                            split={"blue": 99, "green": 1}, retries=1)])
     answers = [http_get(d.listen(), timeout=5) for _ in range(50)]
     assert answers == ["green"] * 50
 

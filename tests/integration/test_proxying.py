@@ -58,7 +58,8 @@ def test_client_half_close_still_receives_whole_reply(backends, switchyard):
         s.shutdown(socket.SHUT_WR)          # client is done sending, keeps reading
         received = recv_all(s, timeout=30)  # the reply, then EOF passed on from the backend
     assert sha256(received) == sha256(payload)
-    assert echo.eofs == 1, "the backend should have seen the client's EOF"
+    wait_until(lambda: len(payload) in echo.eof_sizes, 3,
+               message="the backend to see the client's EOF after the whole payload")
 
 
 def test_backend_half_close_passes_eof_and_client_can_still_send(backends, switchyard):
@@ -94,11 +95,11 @@ def test_several_services_each_route_to_their_own_pools(backends, switchyard):
 def test_max_connections_closes_the_third_promptly_and_keeps_the_first_two(backends, switchyard):
     echo = backends.echo()
     d = switchyard([service("echo", free_address(), blue=[echo], max_connections=2)])
-    first = connect(d.listen())
-    second = connect(d.listen())
+    # The readiness probe's session may take a moment to end, so the first two
+    # connections are opened by polling until each one is served.
+    first = open_served(d.listen(), b"one")
+    second = open_served(d.listen(), b"two")
     try:
-        assert exchange(first, b"one") == b"one"
-        assert exchange(second, b"two") == b"two"
         with connect(d.listen()) as third:
             try:
                 third.sendall(b"three")
@@ -114,3 +115,17 @@ def test_max_connections_closes_the_third_promptly_and_keeps_the_first_two(backe
     # Once one of the two closes, a new connection is served again.
     wait_until(lambda: echo_roundtrip(d.listen(), b"again", timeout=2) == b"again", 5,
                message="a new connection to be served after the others closed")
+
+
+def open_served(address, probe, timeout=3.0):
+    """A connection that has carried one echo exchange (retried until one does)."""
+    def attempt():
+        s = connect(address)
+        try:
+            if exchange(s, probe, timeout=1.0) == probe:
+                return s
+        except (OSError, AssertionError):
+            pass
+        s.close()
+        return None
+    return wait_until(attempt, timeout, message=f"a served connection to {address}")

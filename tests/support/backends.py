@@ -162,7 +162,7 @@ class EchoBackend(Backend):
 
     def __init__(self, host="127.0.0.1", **kw):
         self.bytes_echoed = 0
-        self.eofs = 0   # connections whose client half-closed and got everything back
+        self.eof_sizes = []   # per connection that ended with the client's EOF: bytes echoed
         super().__init__(host, **kw)
 
     def handle(self, conn):
@@ -180,7 +180,7 @@ class EchoBackend(Backend):
         conn.shutdown(socket.SHUT_WR)
         with self._lock:
             self.bytes_echoed += total
-            self.eofs += 1
+            self.eof_sizes.append(total)
 
 
 class SilentBackend(Backend):
