@@ -1,0 +1,95 @@
+#pragma once
+
+// The control thread's model of every service: operator intent (split,
+// backend weights and admin states, offline pools), what health and fallback
+// overlay on it, and the drain deadlines that follow. Only the control thread
+// touches it; workers see it as RoutingSnapshots (snapshot_builder.h).
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/config/config.h"
+#include "switchyard/routing/routing_snapshot.h"
+
+namespace switchyard::control {
+
+// Operator state of a backend, kept apart from health (HAProxy keeps
+// maintenance/drain apart from check results the same way).
+enum class AdminState { Enabled, Drain, Disabled };
+const char* toString(AdminState s);
+
+struct BackendEntry {
+    config::Endpoint address;
+    uint32_t configWeight = 100;          // the config file's value ("made against")
+    uint32_t weight = 100;                // current, after operator overrides
+    AdminState adminState = AdminState::Enabled;
+    bool addedAtRuntime = false;          // `add`, not in the config file
+    bool removing = false;                // `remove`: drains, then disappears
+    routing::TimePoint drainDeadline = routing::kNoDeadline;   // set by drain/disable/remove
+    routing::BackendHandle handle;
+
+    // Health (issue: active checks). Backends start assumed up.
+    bool healthy = true;
+    bool checked = false;                 // has at least one check result
+    std::string lastFailure;
+
+    bool takesNewConnections() const {
+        return adminState == AdminState::Enabled && !removing && healthy && weight > 0;
+    }
+};
+
+struct PoolEntry {
+    config::Colour colour = config::Colour::Blue;
+    std::vector<BackendEntry> backends;
+    bool offline = false;
+    // Config backends an operator removed: a restart must not bring them back.
+    std::vector<config::BackendConfig> removed;
+    routing::TimePoint drainDeadline = routing::kNoDeadline;   // effective weight fell to 0
+    uint32_t lastEffectiveWeight = 0;
+
+    BackendEntry* find(const config::Endpoint& address);
+    std::size_t routableBackends() const;
+};
+
+struct FallbackState {
+    bool active = false;
+    config::Colour from = config::Colour::Blue;   // the pool that failed
+    std::string reason;
+    int64_t sinceUnixMs = 0;
+};
+
+struct ServiceEntry {
+    config::ServiceConfig config;                 // as last loaded
+    config::Split split;                          // operator intent
+    std::optional<config::Split> rollbackSplit;   // split before the latest split change
+    uint64_t generation = 1;
+    uint64_t revision = 1;
+    std::array<PoolEntry, 2> pools;
+    std::shared_ptr<routing::ServiceState> state = std::make_shared<routing::ServiceState>();
+    FallbackState fallback;
+
+    PoolEntry& pool(config::Colour c) { return pools[config::index(c)]; }
+    const PoolEntry& pool(config::Colour c) const { return pools[config::index(c)]; }
+
+    // What traffic gets now: the split after offline pools and the fallback overlay.
+    config::Split effectiveSplit() const;
+};
+
+struct MasterState {
+    std::vector<ServiceEntry> services;
+    uint64_t revision = 0;                        // every published snapshot
+
+    ServiceEntry* find(std::string_view name);
+    const ServiceEntry* find(std::string_view name) const;
+};
+
+// A service entry straight from its config (no overrides).
+ServiceEntry makeServiceEntry(const config::ServiceConfig& config);
+BackendEntry makeBackendEntry(const std::string& service, config::Colour colour, const config::BackendConfig& backend);
+
+} // namespace switchyard::control

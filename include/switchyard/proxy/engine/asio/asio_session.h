@@ -1,0 +1,71 @@
+#pragma once
+
+// One proxied connection on the Asio (epoll) engine: routes, connects with
+// retries, relays both ways, ends. The coroutine frame and this object own
+// both sockets; nothing is shared with other threads.
+//
+//   Routing --connect ok--> Relaying --both sides done / error / idle / drain--> Closed
+//      \--no backend left or all attempts failed----------------------------------^
+
+#include <chrono>
+#include <cstdint>
+
+#include <boost/asio.hpp>
+#include <boost/intrusive/list_hook.hpp>
+
+#include "switchyard/proxy/close_reason.h"
+#include "switchyard/routing/routing_snapshot.h"
+
+namespace switchyard::proxy::asio_engine {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+class AsioWorker;
+
+using BackendListHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class AsioSession : public BackendListHook {
+public:
+    AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex);
+    AsioSession(const AsioSession&) = delete;
+    AsioSession& operator=(const AsioSession&) = delete;
+
+    net::awaitable<void> run();
+
+    // Ends the session from outside (drain deadline, shutdown): closing the
+    // sockets cancels whatever the coroutines wait on.
+    void close(CloseReason reason);
+
+    uint64_t id() const { return id_; }
+    const routing::BackendHandle& backend() const { return backend_; }
+    routing::TimePoint scheduledDrain() const { return scheduledDrain_; }
+    void setScheduledDrain(routing::TimePoint t) { scheduledDrain_ = t; }
+
+private:
+    enum class Direction { ClientToBackend = 0, BackendToClient = 1 };
+
+    net::awaitable<bool> connectBackend(const routing::ServiceRoute& service);
+    net::awaitable<boost::system::error_code> connectOnce(routing::BackendState& backend,
+                                                          std::chrono::milliseconds timeout);
+    net::awaitable<void> pump(Direction direction);
+    net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
+    void finishDirection(Direction direction, const boost::system::error_code& ec);
+    void noteReason(CloseReason reason);
+
+    AsioWorker& worker_;
+    tcp::socket client_;
+    tcp::socket upstream_;
+    const uint64_t id_;
+    const std::size_t serviceIndex_;
+    routing::BackendHandle backend_;
+    std::shared_ptr<routing::ServiceState> serviceState_;
+    routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
+    std::chrono::steady_clock::time_point lastActivity_;
+    uint64_t bytes_[2] = {0, 0};
+    bool done_[2] = {false, false};
+    bool haveReason_ = false;
+    CloseReason reason_ = CloseReason::ClientClose;
+};
+
+} // namespace switchyard::proxy::asio_engine

@@ -1,0 +1,88 @@
+#pragma once
+
+// The Asio (epoll) engine's worker: one io_context on one thread, its own
+// listeners, the sessions it accepted, and the drain schedule for them.
+
+#include <atomic>
+#include <memory>
+#include <queue>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/intrusive/list.hpp>
+
+#include "switchyard/proxy/buffer_pool.h"
+#include "switchyard/proxy/engine/asio/asio_session.h"
+#include "switchyard/proxy/worker.h"
+#include "switchyard/routing/route_selector.h"
+
+namespace switchyard::proxy::asio_engine {
+
+class AsioWorker final : public Worker {
+public:
+    explicit AsioWorker(unsigned index);
+    ~AsioWorker() override;
+
+    void start() override;
+    void addListener(std::string service, UniqueFd listenFd) override;
+    void removeListener(const std::string& service) override;
+    void publish(routing::SnapshotPtr snapshot) override;
+    void stopAccepting() override;
+    void closeAllSessions() override;
+    std::size_t sessionCount() const override { return sessionCount_.load(std::memory_order_relaxed); }
+    void stop() override;
+
+    // Used by sessions, on this worker's thread only.
+    const routing::SnapshotPtr& snapshot() const { return snapshot_; }
+    routing::RouteSelector& selector() { return selector_; }
+    BufferPool& buffers() { return buffers_; }
+    net::io_context& context() { return context_; }
+    unsigned index() const { return index_; }
+    void sessionConnected(AsioSession& session);
+    void sessionEnded(uint64_t id);
+
+private:
+    struct Listener {
+        std::string service;
+        std::size_t serviceIndex = static_cast<std::size_t>(-1);
+        tcp::acceptor acceptor;
+    };
+    struct DrainEntry {
+        routing::TimePoint at;
+        uint64_t sessionId;
+        routing::TimePoint deadline;
+        bool operator>(const DrainEntry& o) const { return at > o.at; }
+    };
+    using SessionList = boost::intrusive::list<AsioSession, boost::intrusive::constant_time_size<false>>;
+
+    net::awaitable<void> acceptLoop(std::shared_ptr<Listener> listener);
+    void applySnapshot(routing::SnapshotPtr snapshot);
+    void closeAllSessionsNow();
+    void scheduleDrain(routing::BackendState* backend, routing::TimePoint deadline,
+                       std::chrono::milliseconds spread);
+    void armDrainTimer();
+    void onDrainTimer();
+
+    const unsigned index_;
+    net::io_context context_{1};
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+    std::thread thread_;
+    routing::SnapshotPtr snapshot_;
+    routing::RouteSelector selector_;
+    BufferPool buffers_;
+    std::vector<std::shared_ptr<Listener>> listeners_;
+    std::unordered_map<uint64_t, std::unique_ptr<AsioSession>> sessions_;
+    std::unordered_map<routing::BackendState*, SessionList> byBackend_;
+    // Backends draining in the current snapshot: deadline and spread.
+    std::unordered_map<routing::BackendState*, std::pair<routing::TimePoint, std::chrono::milliseconds>> draining_;
+    std::priority_queue<DrainEntry, std::vector<DrainEntry>, std::greater<>> drainQueue_;
+    net::steady_timer drainTimer_{context_};
+    routing::TimePoint drainTimerAt_ = routing::kNoDeadline;
+    uint64_t nextSessionId_ = 1;
+    std::atomic<std::size_t> sessionCount_{0};
+};
+
+} // namespace switchyard::proxy::asio_engine

@@ -1,0 +1,78 @@
+#include "switchyard/control/master_state.h"
+
+namespace switchyard::control {
+
+const char* toString(AdminState s) {
+    switch (s) {
+    case AdminState::Enabled: return "enabled";
+    case AdminState::Drain: return "drain";
+    case AdminState::Disabled: return "disabled";
+    }
+    return "enabled";
+}
+
+BackendEntry* PoolEntry::find(const config::Endpoint& address) {
+    for (auto& b : backends)
+        if (b.address == address) return &b;
+    return nullptr;
+}
+
+std::size_t PoolEntry::routableBackends() const {
+    std::size_t n = 0;
+    for (const auto& b : backends)
+        if (b.takesNewConnections()) ++n;
+    return n;
+}
+
+config::Split ServiceEntry::effectiveSplit() const {
+    config::Split effective = split;
+    for (auto colour : config::kColours) {
+        if (pool(colour).offline) effective.weight(colour) = 0;
+    }
+    if (fallback.active) {
+        // The failed pool's share goes to the other pool.
+        const auto failed = fallback.from;
+        const auto target = config::other(failed);
+        if (!pool(target).offline) {
+            effective.weight(target) += effective.weight(failed);
+            effective.weight(failed) = 0;
+            if (effective.weight(target) == 0) effective.weight(target) = 1;
+        }
+    }
+    return effective;
+}
+
+ServiceEntry* MasterState::find(std::string_view name) {
+    for (auto& s : services)
+        if (s.config.name == name) return &s;
+    return nullptr;
+}
+
+const ServiceEntry* MasterState::find(std::string_view name) const {
+    for (const auto& s : services)
+        if (s.config.name == name) return &s;
+    return nullptr;
+}
+
+BackendEntry makeBackendEntry(const std::string& service, config::Colour colour, const config::BackendConfig& backend) {
+    BackendEntry entry;
+    entry.address = backend.address;
+    entry.configWeight = backend.weight;
+    entry.weight = backend.weight;
+    entry.handle = std::make_shared<routing::BackendState>(service, colour, backend.address);
+    return entry;
+}
+
+ServiceEntry makeServiceEntry(const config::ServiceConfig& config) {
+    ServiceEntry entry;
+    entry.config = config;
+    entry.split = config.split;
+    for (auto colour : config::kColours) {
+        auto& pool = entry.pool(colour);
+        pool.colour = colour;
+        for (const auto& b : config.pool(colour)) pool.backends.push_back(makeBackendEntry(config.name, colour, b));
+    }
+    return entry;
+}
+
+} // namespace switchyard::control

@@ -1,0 +1,66 @@
+#include "switchyard/control/snapshot_builder.h"
+
+#include <algorithm>
+
+namespace switchyard::control {
+
+void updatePoolDrains(ServiceEntry& service, routing::TimePoint now) {
+    const config::Split effective = service.effectiveSplit();
+    for (auto colour : config::kColours) {
+        PoolEntry& pool = service.pool(colour);
+        const uint32_t weight = effective.weight(colour);
+        if (weight == 0 && pool.lastEffectiveWeight > 0 && pool.drainDeadline == routing::kNoDeadline)
+            pool.drainDeadline = now + service.config.drainTimeout;
+        if (weight > 0) pool.drainDeadline = routing::kNoDeadline;   // came back: stop draining
+        pool.lastEffectiveWeight = weight;
+    }
+}
+
+routing::SnapshotPtr buildSnapshot(const MasterState& state) {
+    auto snapshot = std::make_shared<routing::RoutingSnapshot>();
+    snapshot->revision = state.revision;
+    snapshot->services.reserve(state.services.size());
+    for (const ServiceEntry& service : state.services) {
+        routing::ServiceRoute route;
+        const auto& c = service.config;
+        route.name = c.name;
+        route.listen = c.listen;
+        route.balance = c.balance;
+        route.affinity = c.affinity;
+        route.proxyProtocol = c.proxyProtocol;
+        route.connectTimeout = c.timeouts.connect;
+        route.idleTimeout = c.timeouts.idle;
+        route.drainSpread = c.drainSpread;
+        route.retries = c.retries;
+        route.maxConnections = c.maxConnections;
+        route.generation = service.generation;
+        route.revision = service.revision;
+        route.state = service.state;
+        const config::Split effective = service.effectiveSplit();
+        for (auto colour : config::kColours) {
+            const PoolEntry& pool = service.pool(colour);
+            routing::PoolRoute& out = route.pool(colour);
+            out.colour = colour;
+            out.offline = pool.offline;
+            out.weight = pool.offline ? 0 : effective.weight(colour);
+            out.draining = pool.drainDeadline != routing::kNoDeadline;
+            out.drainDeadline = pool.drainDeadline;
+            out.backends.reserve(pool.backends.size());
+            for (const BackendEntry& backend : pool.backends) {
+                routing::BackendRoute b;
+                b.handle = backend.handle;
+                b.weight = backend.takesNewConnections() ? backend.weight : 0;
+                const bool backendDraining = backend.adminState != AdminState::Enabled || backend.removing;
+                b.draining = out.draining || backendDraining;
+                b.drainDeadline = std::min(out.drainDeadline,
+                                           backendDraining ? backend.drainDeadline : routing::kNoDeadline);
+                out.backends.push_back(std::move(b));
+            }
+            out.computeSignature();
+        }
+        snapshot->services.push_back(std::move(route));
+    }
+    return snapshot;
+}
+
+} // namespace switchyard::control

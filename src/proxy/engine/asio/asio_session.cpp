@@ -1,0 +1,207 @@
+#include "switchyard/proxy/engine/asio/asio_session.h"
+
+#include <cstring>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <netinet/tcp.h>
+
+#include "switchyard/proxy/engine/asio/asio_worker.h"
+#include "switchyard/proxy/local_error.h"
+#include "switchyard/routing/consistent_hash.h"
+#include "switchyard/telemetry/logging.h"
+
+namespace switchyard::proxy::asio_engine {
+namespace {
+
+using boost::system::error_code;
+using namespace boost::asio::experimental::awaitable_operators;
+
+tcp::endpoint toAsioEndpoint(const routing::BackendState& backend) {
+    tcp::endpoint ep;
+    std::memcpy(ep.data(), &backend.sockaddr, backend.sockaddrLen);
+    ep.resize(backend.sockaddrLen);
+    return ep;
+}
+
+bool isReset(const error_code& ec) {
+    return ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == net::error::connection_aborted;
+}
+
+} // namespace
+
+AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex)
+    : worker_(worker), client_(std::move(client)), upstream_(worker.context()), id_(id),
+      serviceIndex_(serviceIndex) {}
+
+void AsioSession::noteReason(CloseReason reason) {
+    if (!haveReason_) {
+        haveReason_ = true;
+        reason_ = reason;
+    }
+}
+
+void AsioSession::close(CloseReason reason) {
+    noteReason(reason);
+    error_code ignored;
+    client_.close(ignored);
+    upstream_.close(ignored);
+}
+
+net::awaitable<void> AsioSession::run() {
+    static const auto log = telemetry::logger("proxy");
+    // The snapshot is held only while routing; afterwards the session keeps its
+    // backend handle alone, so long-lived connections pin no snapshot.
+    routing::SnapshotPtr snapshot = worker_.snapshot();
+    if (!snapshot || serviceIndex_ >= snapshot->services.size()) {
+        close(CloseReason::NoBackend);
+        co_return;
+    }
+    const routing::ServiceRoute& service = snapshot->services[serviceIndex_];
+    serviceState_ = service.state;
+    const int64_t active = serviceState_->active.fetch_add(1, std::memory_order_relaxed) + 1;
+    serviceState_->accepted.fetch_add(1, std::memory_order_relaxed);
+    struct ActiveGuard {
+        routing::ServiceState& state;
+        ~ActiveGuard() { state.active.fetch_sub(1, std::memory_order_relaxed); }
+    } activeGuard{*serviceState_};
+    if (active > static_cast<int64_t>(service.maxConnections)) {
+        serviceState_->refusedAtLimit.fetch_add(1, std::memory_order_relaxed);
+        close(CloseReason::ConnectionLimit);
+        co_return;
+    }
+
+    error_code ec;
+    client_.set_option(tcp::no_delay(true), ec);
+    const auto idleTimeout = service.idleTimeout;
+    if (!co_await connectBackend(service)) {
+        log->debug("conn {}: service {}: {}", id_, service.name, toString(reason_));
+        close(reason_);
+        co_return;
+    }
+    snapshot.reset();
+
+    backend_->active.fetch_add(1, std::memory_order_relaxed);
+    worker_.sessionConnected(*this);
+    client_.non_blocking(true, ec);
+    upstream_.non_blocking(true, ec);
+    lastActivity_ = std::chrono::steady_clock::now();
+
+    co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(idleTimeout));
+
+    backend_->active.fetch_sub(1, std::memory_order_relaxed);
+    log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
+               bytes_[0], bytes_[1]);
+    close(reason_);
+}
+
+net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& service) {
+    routing::Attempts attempts;
+    const auto peer = client_.remote_endpoint();
+    attempts.clientHash = routing::hashClientAddress(peer.data(), static_cast<socklen_t>(peer.size()));
+    for (uint32_t attempt = 0; attempt <= service.retries; ++attempt) {
+        const routing::Pick pick = worker_.selector().next(service, attempts);
+        if (!pick.backend) {
+            noteReason(attempt == 0 ? CloseReason::NoBackend : CloseReason::ConnectFailed);
+            co_return false;
+        }
+        const routing::BackendHandle& handle = pick.backend->handle;
+        const error_code ec = co_await connectOnce(*handle, service.connectTimeout);
+        if (!ec) {
+            backend_ = handle;
+            co_return true;
+        }
+        // A local shortage (no fds, no ports) says nothing about the backend.
+        if (!isLocalError(ec.value())) handle->connectFailures.fetch_add(1, std::memory_order_relaxed);
+    }
+    noteReason(CloseReason::ConnectFailed);
+    co_return false;
+}
+
+net::awaitable<error_code> AsioSession::connectOnce(routing::BackendState& backend,
+                                                     std::chrono::milliseconds timeout) {
+    error_code ec;
+    backend.connectAttempts.fetch_add(1, std::memory_order_relaxed);
+    const tcp::endpoint endpoint = toAsioEndpoint(backend);
+    upstream_.close(ec);
+    upstream_.open(endpoint.protocol(), ec);
+    if (ec) co_return ec;
+    upstream_.set_option(tcp::no_delay(true), ec);
+    net::steady_timer timer(worker_.context());
+    timer.expires_after(timeout);
+    auto result = co_await (upstream_.async_connect(endpoint, net::redirect_error(net::use_awaitable, ec)) ||
+                            timer.async_wait(net::use_awaitable));
+    if (result.index() == 1) {
+        upstream_.close(ec);
+        co_return net::error::timed_out;
+    }
+    if (ec) upstream_.close();
+    co_return ec;
+}
+
+void AsioSession::finishDirection(Direction direction, const error_code& ec) {
+    const auto d = static_cast<std::size_t>(direction);
+    if (done_[d]) return;
+    done_[d] = true;
+    const bool fromClient = direction == Direction::ClientToBackend;
+    tcp::socket& to = fromClient ? upstream_ : client_;
+    error_code ignored;
+    if (!ec || ec == net::error::eof) {
+        // Half-close: pass the EOF on and keep the other direction open.
+        noteReason(fromClient ? CloseReason::ClientClose : CloseReason::BackendClose);
+        to.shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+    }
+    if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) {
+        noteReason(fromClient ? CloseReason::ClientReset : CloseReason::BackendReset);
+        if (!isReset(ec)) noteReason(fromClient ? CloseReason::ClientReset : CloseReason::BackendReset);
+    }
+    // An error on one side ends both: closing cancels the other direction.
+    client_.close(ignored);
+    upstream_.close(ignored);
+}
+
+net::awaitable<void> AsioSession::pump(Direction direction) {
+    const bool fromClient = direction == Direction::ClientToBackend;
+    tcp::socket& from = fromClient ? client_ : upstream_;
+    tcp::socket& to = fromClient ? upstream_ : client_;
+    error_code ec;
+    for (;;) {
+        // Read first, wait only on EAGAIN: a busy stream skips the reactor and
+        // an idle one holds no buffer.
+        BufferPool::Lease buffer = worker_.buffers().acquire();
+        const std::size_t n = from.read_some(net::buffer(buffer.data(), buffer.size()), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            buffer.release();
+            co_await from.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
+            if (ec) break;
+            continue;
+        }
+        if (ec) break;
+        lastActivity_ = std::chrono::steady_clock::now();
+        bytes_[static_cast<std::size_t>(direction)] += n;
+        co_await net::async_write(to, net::buffer(buffer.data(), n), net::redirect_error(net::use_awaitable, ec));
+        if (ec) {
+            // The receiving side failed: that side is the one that reset.
+            finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, ec);
+            break;
+        }
+    }
+    finishDirection(direction, ec);
+}
+
+net::awaitable<void> AsioSession::watchIdle(std::chrono::milliseconds idle) {
+    net::steady_timer timer(worker_.context());
+    for (;;) {
+        timer.expires_at(lastActivity_ + idle);
+        error_code ec;
+        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+        if (ec) co_return;   // the relay ended first
+        if (std::chrono::steady_clock::now() >= lastActivity_ + idle) {
+            noteReason(CloseReason::IdleTimeout);
+            co_return;
+        }
+    }
+}
+
+} // namespace switchyard::proxy::asio_engine
