@@ -15,12 +15,12 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   REPEATS=${REPEATS:-1}; DURATION=${DURATION:-2}; IDLE_CONNS=${IDLE_CONNS:-2000}
 else
-  REPEATS=${REPEATS:-5}; DURATION=${DURATION:-4}; IDLE_CONNS=${IDLE_CONNS:-5000}
+  REPEATS=${REPEATS:-5}; DURATION=${DURATION:-3}; IDLE_CONNS=${IDLE_CONNS:-5000}
 fi
 MODE=${MODE:-pinned}                      # pinned: proxy on core 0, load+backends on core 1; all: no pinning
 ENGINES=${ENGINES:-"epoll io_uring"}      # switchyard engines; ones the config rejects are skipped
 PROXIES=${PROXIES:-"direct switchyard haproxy haproxy-splice nginx"}
-TIME_BUDGET=${TIME_BUDGET:-500}           # seconds of measuring; runs that would exceed it are dropped
+TIME_BUDGET=${TIME_BUDGET:-540}           # seconds of measuring; runs that would exceed it are dropped
 PORT_BASE=${BENCH_PORT_BASE:-27100}
 INSTALL=${INSTALL:-1}                     # 0: never touch apt
 SWITCHYARD_BIN=${SWITCHYARD_BIN:-}        # default: build build-bench (release) from this checkout

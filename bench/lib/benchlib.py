@@ -197,6 +197,16 @@ def _append(path, *fields):
         f.write("\t".join(str(x) for x in fields) + "\n")
 
 
+def in_flight_limit(streams):
+    def max_of(name):
+        try:
+            with open(f"/proc/sys/net/ipv4/{name}") as f:
+                return int(f.read().split()[2])
+        except (OSError, ValueError, IndexError):
+            return 32 * 2**20
+    return streams * (2 * max_of("tcp_wmem") + 2 * max_of("tcp_rmem") + 2**20)
+
+
 def record_bulk(out_dir, col, rep, iperf_out, cpu0, cpu1, proxied):
     res, chk = os.path.join(out_dir, "results.tsv"), os.path.join(out_dir, "checks.tsv")
     r = parse_iperf(iperf_out)
@@ -209,7 +219,11 @@ def record_bulk(out_dir, col, rep, iperf_out, cpu0, cpu1, proxied):
     if proxied and gb > 0:
         _append(res, col, rep, "cpu_s_per_gb", f"{cpu / gb:.5f}")
     # The iperf3 server is the backend: its byte count is what really arrived.
-    ok = r["received_bytes"] > 0 and r["received_bytes"] >= 0.97 * r["sent_bytes"]
+    # What the server has not counted when the test ends is what sat in socket
+    # buffers along the path: client send, proxy receive and send, server receive
+    # buffer per stream, at most. Allow that much, or 3 %, whichever is larger.
+    missing = r["sent_bytes"] - r["received_bytes"]
+    ok = r["received_bytes"] > 0 and missing <= max(0.03 * r["sent_bytes"], in_flight_limit(4))
     if proxied and cpu <= 0:
         ok = False
     _append(chk, col, rep, "bulk", "ok" if ok else "fail",
