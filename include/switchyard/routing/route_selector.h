@@ -26,7 +26,7 @@ struct Attempts {
     config::Colour currentPool = config::Colour::Blue;
     bool crossedToOtherPool = false;
     std::array<TriedSet, 2> tried;
-    uint32_t count = 0;
+    uint32_t count = 0;                 // backends handed out so far (a nullptr pick is not one)
 };
 
 struct Pick {
