@@ -1,0 +1,138 @@
+#include "ctl_options.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "switchyard/admin/command_parser.h"
+#include "switchyard/config/duration.h"
+
+namespace switchyard::ctl {
+
+std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& error) {
+    CtlOptions options;
+    bool flagsDone = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        // Command words never start with '-' (no negative numbers, IPv6 is bracketed),
+        // so a dash always means a flag of ours.
+        if (flagsDone || arg.empty() || arg.front() != '-') {
+            options.words.emplace_back(arg);
+            continue;
+        }
+        if (arg == "--") {
+            flagsDone = true;
+            continue;
+        }
+
+        // A flag with a value: "-s X", "--socket X", "--socket=X", "-sX".
+        auto takeValue = [&](std::string_view longName, std::string_view shortName,
+                             std::optional<std::string>& out) -> std::optional<bool> {
+            std::string prefix = std::string(longName) + "=";
+            if (arg.starts_with(prefix)) {
+                out = std::string(arg.substr(prefix.size()));
+                return true;
+            }
+            if (!shortName.empty() && arg.size() > shortName.size() && arg.starts_with(shortName)) {
+                out = std::string(arg.substr(shortName.size()));
+                return true;
+            }
+            if (arg != longName && (shortName.empty() || arg != shortName)) return std::nullopt;
+            if (i + 1 >= argc) {
+                error.message = fmt::format("option '{}' needs a value", arg);
+                return false;
+            }
+            out = std::string(argv[++i]);
+            return true;
+        };
+
+        if (arg == "--json") {
+            options.json = true;
+        } else if (arg == "--wait") {
+            options.wait = true;
+        } else if (arg == "-h" || arg == "--help") {
+            options.help = true;
+        } else if (arg == "-V" || arg == "--version") {
+            options.version = true;
+        } else if (auto took = takeValue("--socket", "-s", options.socket)) {
+            if (!*took) return std::nullopt;
+            if (options.socket->empty()) {
+                error.message = "option '-s' needs a socket path";
+                return std::nullopt;
+            }
+        } else {
+            std::optional<std::string> timeout;
+            auto tookTimeout = takeValue("--timeout", "", timeout);
+            if (!tookTimeout) {
+                error.message = fmt::format("unknown option '{}' (see --help)", arg);
+                return std::nullopt;
+            }
+            if (!*tookTimeout) return std::nullopt;
+            auto d = config::parseDuration(*timeout);
+            if (!d || d->count() <= 0) {
+                error.message = fmt::format("--timeout '{}' is not a positive duration (e.g. 500ms, 30s, 5m)", *timeout);
+                return std::nullopt;
+            }
+            options.timeout = *d;
+        }
+    }
+    if (!options.help && !options.version && options.words.empty()) {
+        error.message = "no command given (try 'switchyardctl --help')";
+        return std::nullopt;
+    }
+    return options;
+}
+
+std::string resolveSocketPath(const CtlOptions& options) {
+    if (options.socket) return *options.socket;
+    if (const char* env = std::getenv("SWITCHYARD_SOCKET"); env && *env) return env;
+    if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime) {
+        std::string path = std::string(runtime) + "/switchyard/admin.sock";
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0) return path;
+    }
+    return "/run/switchyard/admin.sock";
+}
+
+std::string usageText() {
+    std::string text =
+        "Usage: switchyardctl [-s SOCKET] [--json] [--wait] [--timeout DURATION] COMMAND [ARGS...]\n"
+        "       switchyardctl --help | --version\n"
+        "\n"
+        "Sends one admin command to the switchyard daemon and prints its reply.\n"
+        "\n"
+        "Options:\n"
+        "  -s, --socket PATH    admin socket (default: $SWITCHYARD_SOCKET, else\n"
+        "                       $XDG_RUNTIME_DIR/switchyard/admin.sock if it exists,\n"
+        "                       else /run/switchyard/admin.sock)\n"
+        "      --json           print the daemon's JSON reply line as is\n"
+        "      --wait           cutover: wait until the old pool has no connections left;\n"
+        "                       backend ... drain: wait until that backend has none left\n"
+        "      --timeout D      give up after D (e.g. 30s, 5m); default: 10s per request,\n"
+        "                       no limit on --wait\n"
+        "  -h, --help           this text\n"
+        "  -V, --version        print the version\n"
+        "\n"
+        "Commands:\n";
+    std::string_view help = admin::helpText();
+    std::size_t pos = 0;
+    while (pos < help.size()) {
+        auto nl = help.find('\n', pos);
+        if (nl == std::string_view::npos) nl = help.size();
+        text += "  ";
+        text += help.substr(pos, nl - pos);
+        text += '\n';
+        pos = nl + 1;
+    }
+    text +=
+        "\n"
+        "Exit status: 0 ok, 1 command refused or failed, 2 usage error, 3 daemon unreachable,\n"
+        "5 an if-generation condition lost its race, 130 interrupted while waiting.\n"
+        "See docs/admin-protocol.md.\n";
+    return text;
+}
+
+} // namespace switchyard::ctl

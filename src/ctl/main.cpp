@@ -1,0 +1,133 @@
+// switchyardctl: the admin client. Joins COMMAND ARGS into one protocol line,
+// sends it over the admin socket and prints the one-line JSON reply.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <variant>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "switchyard/admin/command_parser.h"
+
+#include "admin_client.h"
+#include "ctl_options.h"
+#include "drain_waiter.h"
+#include "reply_printer.h"
+
+using namespace switchyard;
+using namespace switchyard::ctl;
+using nlohmann::json;
+
+namespace {
+
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+
+int usageError(const std::string& message) {
+    std::fprintf(stderr, "switchyardctl: %s\n", message.c_str());
+    return kExitUsage;
+}
+
+// What --wait waits for, or a usage error for commands it does not support.
+std::variant<std::monostate, DrainTarget, int> waitTarget(const std::string& line, const std::string& word) {
+    auto parsed = admin::parseCommand(line);
+    if (auto* err = std::get_if<admin::ParseError>(&parsed)) {
+        // The daemon would say the same; saying it here spares a round trip.
+        std::fprintf(stderr, "switchyardctl: %s (%s)\n", err->message.c_str(), err->code.c_str());
+        return kExitFailure;
+    }
+    const auto& cmd = std::get<admin::Command>(parsed);
+    switch (cmd.kind) {
+    case admin::CommandKind::Cutover:
+        return DrainTarget{cmd.service, config::other(*cmd.colour), std::nullopt};
+    case admin::CommandKind::BackendDrain:
+        return DrainTarget{cmd.service, *cmd.colour, cmd.backend};
+    default: {
+        std::string what = word;
+        if (cmd.kind == admin::CommandKind::BackendWeight || cmd.kind == admin::CommandKind::BackendDisable ||
+            cmd.kind == admin::CommandKind::BackendEnable)
+            what = "backend (only 'backend ... drain')";
+        return usageError(fmt::format("--wait is not supported for {}", what));
+    }
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    UsageError usage;
+    auto options = parseCtlOptions(argc, argv, usage);
+    if (!options) return usageError(usage.message);
+    if (options->help) {
+        std::fputs(usageText().c_str(), stdout);
+        return kExitOk;
+    }
+    if (options->version) {
+        std::printf("switchyardctl %s\n", SWITCHYARD_VERSION);
+        return kExitOk;
+    }
+
+    std::string line;
+    for (const auto& word : options->words) {
+        if (!line.empty()) line += ' ';
+        line += word;
+    }
+    // A newline inside an argument would smuggle a second command onto the socket.
+    for (unsigned char c : line)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return usageError("arguments must not contain control characters such as newlines");
+    if (line.size() > admin::kMaxCommandLine)
+        return usageError(fmt::format("command too long ({} bytes; the limit is {})", line.size(),
+                                      admin::kMaxCommandLine));
+
+    const std::string& word = options->words.front();
+    std::optional<DrainTarget> target;
+    if (options->wait) {
+        auto t = waitTarget(line, word);
+        if (auto* code = std::get_if<int>(&t)) return *code;
+        target = std::get<DrainTarget>(t);
+    }
+
+    std::optional<Clock::time_point> deadline;
+    if (options->timeout) deadline = Clock::now() + *options->timeout;
+    auto requestDeadline = Clock::now() + kRequestTimeout;
+    if (deadline && *deadline < requestDeadline) requestDeadline = *deadline;
+
+    AdminClient client(resolveSocketPath(*options), &interruptRequested);
+    AdminReply reply = client.request(line, requestDeadline);
+    if (reply.status == AdminReply::Status::Unreachable) {
+        std::fprintf(stderr,
+                     "switchyardctl: cannot reach switchyard at %s: %s (is the daemon running? set -s or "
+                     "SWITCHYARD_SOCKET)\n",
+                     client.socketPath().c_str(), reply.error.c_str());
+        return kExitUnreachable;
+    }
+    if (reply.status != AdminReply::Status::Ok) {
+        std::fprintf(stderr, "switchyardctl: %s (socket %s)\n", reply.error.c_str(), client.socketPath().c_str());
+        return kExitFailure;
+    }
+
+    if (options->json) std::printf("%s\n", reply.line.c_str());
+    json parsed = json::parse(reply.line, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("ok")) {
+        std::string shown = reply.line.size() > 200 ? reply.line.substr(0, 200) + "..." : reply.line;
+        std::fprintf(stderr, "switchyardctl: malformed reply from switchyard: %s\n", shown.c_str());
+        return kExitFailure;
+    }
+    if (parsed["ok"] != true) {
+        std::fprintf(stderr, "switchyardctl: %s\n", formatError(parsed).c_str());
+        return parsed.value("code", "") == "generation_mismatch" ? kExitGenerationMismatch : kExitFailure;
+    }
+    if (!options->json) {
+        std::string out = word == "status" ? formatStatus(parsed) : formatChange(parsed, word);
+        std::fputs(out.c_str(), stdout);
+    }
+    std::fflush(stdout);
+
+    if (!target) return kExitOk;
+    // Only now: Ctrl-C before the command was answered keeps its usual meaning.
+    installInterruptHandler();
+    return waitForDrain(client, *target, deadline, !options->json);
+}

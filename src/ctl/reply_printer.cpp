@@ -1,0 +1,215 @@
+#include "reply_printer.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace switchyard::ctl {
+
+namespace {
+
+using nlohmann::json;
+
+const json& field(const json& j, const char* key) {
+    static const json kNull;
+    if (!j.is_object()) return kNull;
+    auto it = j.find(key);
+    return it == j.end() ? kNull : *it;
+}
+
+// Any scalar as text; null and missing as "-".
+std::string text(const json& j) {
+    if (j.is_null()) return "-";
+    if (j.is_string()) return j.get<std::string>();
+    return j.dump();
+}
+
+long long number(const json& j, long long fallback = 0) {
+    if (j.is_number_integer() || j.is_number_unsigned()) return j.get<long long>();
+    if (j.is_number_float()) return static_cast<long long>(j.get<double>());
+    return fallback;
+}
+
+std::string splitText(const json& split) {
+    if (!split.is_object()) return text(split);
+    return fmt::format("blue={} green={}", text(field(split, "blue")), text(field(split, "green")));
+}
+
+// "100" or "100 (effective 0)" when the overlay changed it.
+std::string weightText(const json& obj) {
+    const json& w = field(obj, "weight");
+    const json& eff = field(obj, "effective_weight");
+    if (eff.is_null() || eff == w) return text(w);
+    return fmt::format("{} (eff {})", text(w), text(eff));
+}
+
+// Columns padded to their widest cell; the last column is free text.
+class Table {
+public:
+    void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+
+    std::string render(const std::string& indent) const {
+        std::vector<std::size_t> widths;
+        for (const auto& row : rows_)
+            for (std::size_t i = 0; i + 1 < row.size(); ++i) {
+                if (widths.size() <= i) widths.resize(i + 1, 0);
+                widths[i] = std::max(widths[i], row[i].size());
+            }
+        std::string out;
+        for (const auto& row : rows_) {
+            std::string line = indent;
+            for (std::size_t i = 0; i < row.size(); ++i) {
+                if (i + 1 < row.size()) line += fmt::format("{:<{}}  ", row[i], widths[i]);
+                else line += row[i];
+            }
+            while (!line.empty() && line.back() == ' ') line.pop_back();
+            out += line + '\n';
+        }
+        return out;
+    }
+
+private:
+    std::vector<std::vector<std::string>> rows_;
+};
+
+std::string drainingText(const json& obj) {
+    std::string text = std::to_string(number(field(obj, "draining_connections")));
+    const json& deadline = field(obj, "drain_deadline_ms");
+    if (!deadline.is_null()) text += " (closes in " + formatMsLeft(number(deadline)) + ")";
+    return text;
+}
+
+std::string fallbackText(const json& fb) {
+    if (fb.is_null()) return "-";
+    if (!field(fb, "active").is_boolean()) return fb.dump();
+    if (!field(fb, "active").get<bool>()) return "inactive";
+    std::string out = "ACTIVE";
+    if (!field(fb, "since").is_null()) out += " since " + text(field(fb, "since"));
+    if (!field(fb, "reason").is_null()) out += ": " + text(field(fb, "reason"));
+    return out;
+}
+
+// The rollout's shape belongs to rollout-status; here a compact line of its scalar fields.
+std::string rolloutText(const json& rollout, const std::string& service) {
+    if (rollout.is_null()) return "none";
+    if (!rollout.is_object()) return text(rollout);
+    std::string out;
+    for (auto it = rollout.begin(); it != rollout.end(); ++it) {
+        if (it->is_structured()) continue;
+        if (!out.empty()) out += ", ";
+        out += it.key() + " " + text(*it);
+    }
+    if (!out.empty()) out += " ";
+    return out + fmt::format("(details: switchyardctl rollout-status {})", service);
+}
+
+std::string serviceText(const json& svc) {
+    std::string name = text(field(svc, "name"));
+    std::string out = fmt::format("{}  listen {}  balance {}  affinity {}\n", name, text(field(svc, "listen")),
+                                  text(field(svc, "balance")), text(field(svc, "affinity")));
+    Table facts;
+    facts.add({"split", splitText(field(svc, "split"))});
+    facts.add({"effective split", splitText(field(svc, "effective_split"))});
+    facts.add({"generation", fmt::format("{}  (revision {})", text(field(svc, "generation")),
+                                          text(field(svc, "revision")))});
+    facts.add({"connections", fmt::format("{} active", text(field(svc, "active_connections")))});
+    facts.add({"fallback", fallbackText(field(svc, "fallback"))});
+    facts.add({"rollout", rolloutText(field(svc, "rollout"), name)});
+    out += facts.render("  ");
+
+    const json& pools = field(svc, "pools");
+    if (!pools.is_object()) return out;
+    Table table;
+    table.add({"POOL / BACKEND", "WEIGHT", "HEALTH", "STATE", "ACTIVE", "DRAINING", ""});
+    for (const char* colour : {"blue", "green"}) {
+        const json& pool = field(pools, colour);
+        if (pool.is_null()) continue;
+        std::string note = field(pool, "draining") == json(true) ? "pool draining" : "";
+        table.add({colour, weightText(pool), "", text(field(pool, "state")), text(field(pool, "active")),
+                   drainingText(pool), note});
+        const json& backends = field(pool, "backends");
+        if (!backends.is_array() || backends.empty()) {
+            table.add({"  (no backends)", "", "", "", "", "", ""});
+            continue;
+        }
+        for (const json& b : backends) {
+            std::string health = text(field(b, "health"));
+            std::string bnote;
+            if (!field(b, "last_failure").is_null()) bnote = "last failure: " + text(field(b, "last_failure"));
+            table.add({"  " + text(field(b, "address")), weightText(b), health, text(field(b, "admin_state")),
+                       text(field(b, "active")), drainingText(b), bnote});
+        }
+    }
+    out += "\n" + table.render("  ");
+    return out;
+}
+
+// Fields a summary line does not cover, one per line.
+std::string extraFields(const json& reply, std::initializer_list<const char*> known) {
+    std::string out;
+    if (!reply.is_object()) return out;
+    for (auto it = reply.begin(); it != reply.end(); ++it) {
+        if (std::find_if(known.begin(), known.end(), [&](const char* k) { return it.key() == k; }) != known.end())
+            continue;
+        const json& v = *it;
+        if (v.is_string() && v.get<std::string>().find('\n') != std::string::npos) {
+            // Multi-line text such as the help list: print it as it is.
+            std::string s = v.get<std::string>();
+            out += s;
+            if (s.back() != '\n') out += '\n';
+        } else if (v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return !e.is_structured(); })) {
+            out += it.key() + ":" + (v.empty() ? " none\n" : "\n");
+            for (const json& e : v) out += "  " + text(e) + "\n";
+        } else {
+            out += it.key() + ": " + text(v) + "\n";
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+std::string formatMsLeft(long long ms) {
+    if (ms < 1000) return "<1s";
+    long long s = (ms + 999) / 1000;   // round up: "closes in 1s" until it has
+    if (s < 60) return fmt::format("{}s", s);
+    if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+    return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
+std::string formatStatus(const json& reply) {
+    std::string out = fmt::format("switchyard {}  engine {}\n", text(field(reply, "version")),
+                                  text(field(reply, "engine")));
+    const json& services = field(reply, "services");
+    if (!services.is_array() || services.empty()) return out + "\nno services\n";
+    for (const json& svc : services) out += "\n" + serviceText(svc);
+    return out;
+}
+
+std::string formatChange(const json& reply, const std::string& command) {
+    const json& service = field(reply, "service");
+    std::string extra = extraFields(reply, {"ok", "service", "split", "effective_split", "generation", "revision"});
+    // A reply that is only content (help) needs no "help: ok" above it.
+    if (service.is_null() && field(reply, "split").is_null() && field(reply, "generation").is_null() &&
+        !extra.empty())
+        return extra;
+    std::string line;
+    line = service.is_null() ? command + ":" : text(service) + ":";
+    const json& split = field(reply, "split");
+    const json& effective = field(reply, "effective_split");
+    if (!split.is_null()) {
+        line += " split " + splitText(split);
+        if (!effective.is_null() && effective != split) line += ", effective " + splitText(effective);
+    } else {
+        line += " ok";
+    }
+    if (!field(reply, "generation").is_null()) line += fmt::format(" (generation {})", text(field(reply, "generation")));
+    return line + "\n" + extra;
+}
+
+std::string formatError(const json& reply) {
+    return fmt::format("{} ({})", text(field(reply, "error")), text(field(reply, "code")));
+}
+
+} // namespace switchyard::ctl

@@ -1,0 +1,26 @@
+#pragma once
+
+// Human-readable rendering of admin replies. Tolerant by design: a field the
+// daemon leaves out or adds later prints as "-" or is shown generically, never an error.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace switchyard::ctl {
+
+// The `status` reply as a table per service.
+std::string formatStatus(const nlohmann::json& reply);
+
+// Any other successful reply: a one-line summary such as
+// "web: split blue=90 green=10 (generation 4)", then any further fields.
+// `command` is the command word, used when the reply names no service.
+std::string formatChange(const nlohmann::json& reply, const std::string& command);
+
+// "<error> (<code>)" of an ok:false reply.
+std::string formatError(const nlohmann::json& reply);
+
+// "12s", "<1s", "4m05s", "1h02m" for milliseconds left.
+std::string formatMsLeft(long long ms);
+
+} // namespace switchyard::ctl
