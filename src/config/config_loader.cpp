@@ -142,6 +142,9 @@ public:
             std::string_view unknownHint = {});
 
     bool valid() const { return valid_; }
+    // False when an unknown or duplicate key was reported: checks of the map as a
+    // whole would only repeat that error in other words.
+    bool clean() const { return clean_; }
     const YAML::Mark& mark() const { return mark_; }
     const std::string& path() const { return path_; }
     Val get(std::string_view key) const;
@@ -159,6 +162,7 @@ private:
     std::string path_;
     YAML::Mark mark_;
     bool valid_ = false;
+    bool clean_ = true;
 };
 
 class Loader {
@@ -384,6 +388,7 @@ MapView::MapView(Loader& loader, const Val& at, std::vector<std::string_view> kn
         const YAML::Node& key = it->first;
         if (!key.IsScalar()) {
             loader.report(key.Mark(), path_, "keys must be plain words, got " + describe(key));
+            clean_ = false;
             continue;
         }
         std::string name = key.Scalar();
@@ -393,6 +398,7 @@ MapView::MapView(Loader& loader, const Val& at, std::vector<std::string_view> kn
             loader.report(key.Mark(), childPath(name),
                           "duplicate key '" + name + "' (first at line " +
                               std::to_string(seen->keyMark.line + 1) + ")");
+            clean_ = false;
             continue;
         }
         if (std::find(known.begin(), known.end(), name) == known.end()) {
@@ -403,6 +409,7 @@ MapView::MapView(Loader& loader, const Val& at, std::vector<std::string_view> kn
                 message += " (" + std::string(unknownHint) + ")";
             }
             loader.report(key.Mark(), childPath(name), message);
+            clean_ = false;
             continue;
         }
         entries_.push_back({std::move(name), key.Mark(), it->second});
@@ -635,7 +642,7 @@ void Loader::loadSplit(const Val& v, Split& out) {
     bool ok = true;
     if (auto b = m.get("blue")) ok = integer(b, 0, kMaxWeight, split.blue) && ok;
     if (auto g = m.get("green")) ok = integer(g, 0, kMaxWeight, split.green) && ok;
-    if (!ok) return;
+    if (!ok || !m.clean()) return;
     if (split.blue == 0 && split.green == 0) {
         report(v.mark, v.path, "split gives no routable weight (blue and green are both 0)");
         return;

@@ -95,6 +95,12 @@ std::optional<Endpoint> parseEndpoint(std::string_view text, std::string* why, b
             return std::nullopt;
         }
         if (colon == std::string_view::npos) {
+            if (text.find_first_not_of("0123456789") == std::string_view::npos) {
+                // Just a port: the operator forgot which address to bind.
+                setWhy(why, "missing address (write 0.0.0.0:" + std::string(text) + " or 127.0.0.1:" +
+                                std::string(text) + ")");
+                return std::nullopt;
+            }
             hostPart = text;
         } else {
             hostPart = text.substr(0, colon);
