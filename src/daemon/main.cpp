@@ -1,2 +1,84 @@
-// Placeholder until the daemon lands.
-int main() { return 0; }
+// switchyard: the daemon. See `switchyard --help` and SPEC.md.
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "switchyard/config/config_loader.h"
+#include "switchyard/daemon/daemon.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: switchyard -c FILE [--check]
+       switchyard --demo
+       switchyard --version | --help
+
+A Layer-4 (TCP) load balancer for blue/green and progressive delivery.
+
+Options:
+  -c, --config FILE   run with this YAML config (default /etc/switchyard/switchyard.yaml)
+  --check             validate the config and exit (0 valid, 2 invalid)
+  --demo              run the built-in demo: service `demo` on 127.0.0.1:8080,
+                      built-in backends blue-1, blue-2, green-1, green-2
+  --version           print the version
+  -h, --help          this text
+
+Signals: SIGHUP reloads the config; SIGTERM stops accepting and lets open
+connections finish for up to shutdown_grace (a second SIGTERM exits at once).
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+Admin: switchyardctl(1). Configuration keys: docs/configuration.md.
+)";
+
+int usageError(const std::string& message) {
+    std::fprintf(stderr, "switchyard: %s\n%s", message.c_str(), kUsage);
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string configPath;
+    bool check = false;
+    bool demo = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "-c" || arg == "--config") {
+            if (i + 1 >= argc) return usageError(std::string(arg) + " needs a file");
+            configPath = argv[++i];
+        } else if (arg.starts_with("--config=")) {
+            configPath = std::string(arg.substr(9));
+        } else if (arg == "--check") {
+            check = true;
+        } else if (arg == "--demo") {
+            demo = true;
+        } else if (arg == "--version") {
+            std::printf("switchyard %s\n", SWITCHYARD_VERSION);
+            return 0;
+        } else if (arg == "-h" || arg == "--help") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        } else {
+            return usageError("unknown argument '" + std::string(arg) + "'");
+        }
+    }
+    if (demo && (check || !configPath.empty())) return usageError("--demo takes no config");
+
+    switchyard::daemon::DaemonOptions options;
+    options.demo = demo;
+    if (!demo) {
+        if (configPath.empty()) configPath = "/etc/switchyard/switchyard.yaml";
+        auto loaded = switchyard::config::loadConfigFile(configPath);
+        if (!loaded) {
+            std::fprintf(stderr, "%s\n", loaded.errorText().c_str());
+            std::fprintf(stderr, "switchyard: %s: configuration is invalid\n", configPath.c_str());
+            return 2;
+        }
+        if (check) {
+            std::printf("%s: configuration OK (%zu service(s))\n", configPath.c_str(), loaded->services.size());
+            return 0;
+        }
+        options.config = std::move(loaded).value();
+    }
+    return switchyard::daemon::runDaemon(std::move(options));
+}

@@ -1,0 +1,49 @@
+#pragma once
+
+// The admin socket: one command per line, one JSON reply per line, served on
+// the control thread (the one writer). Bounded: line length, client count and
+// idle time, so nothing a client sends can starve the daemon.
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/asio.hpp>
+
+#include "switchyard/admin/command_executor.h"
+#include "switchyard/config/config.h"
+#include "switchyard/util/result.h"
+
+namespace switchyard::admin {
+
+inline constexpr std::size_t kMaxAdminClients = 64;
+inline constexpr std::chrono::seconds kAdminIdleTimeout{300};
+
+// The socket path SPEC.md prescribes when the config names none: the first of
+// $XDG_RUNTIME_DIR/switchyard/admin.sock and /run/switchyard/admin.sock whose
+// directory can be created.
+std::string defaultSocketPath();
+
+class AdminServer {
+public:
+    AdminServer(boost::asio::io_context& context, CommandExecutor& executor);
+    ~AdminServer();
+
+    // Creates the socket safely: parent directory 0750, a stale socket file
+    // replaced, a live one (another daemon) refused, then chmod to `mode`.
+    Result<bool> start(const std::string& path, uint32_t mode);
+    void stop();
+    const std::string& path() const { return path_; }
+
+private:
+    boost::asio::awaitable<void> acceptLoop();
+    boost::asio::awaitable<void> serveClient(boost::asio::local::stream_protocol::socket socket);
+
+    boost::asio::io_context& context_;
+    CommandExecutor& executor_;
+    std::string path_;
+    std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
+    std::size_t clients_ = 0;
+};
+
+} // namespace switchyard::admin

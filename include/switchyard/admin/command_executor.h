@@ -1,0 +1,26 @@
+#pragma once
+
+// Turns a parsed admin command into a control-plane call and its JSON reply.
+
+#include <nlohmann/json.hpp>
+
+#include "switchyard/admin/command.h"
+#include "switchyard/control/control_plane.h"
+
+namespace switchyard::admin {
+
+class CommandExecutor {
+public:
+    explicit CommandExecutor(control::ControlPlane& control) : control_(control) {}
+
+    nlohmann::json execute(const Command& command);
+
+    static nlohmann::json errorReply(const std::string& code, const std::string& message);
+
+private:
+    nlohmann::json changeReply(const control::Outcome& outcome, const std::string& service);
+
+    control::ControlPlane& control_;
+};
+
+} // namespace switchyard::admin

@@ -1,0 +1,18 @@
+#pragma once
+
+// The JSON of `status` (docs/admin-protocol.md shows a real reply).
+
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "switchyard/control/control_plane.h"
+
+namespace switchyard::admin {
+
+nlohmann::json serviceStatus(const control::ServiceEntry& service);
+
+// All services, or just `service` when it is not empty.
+nlohmann::json statusReport(const control::ControlPlane& control, std::string_view service);
+
+} // namespace switchyard::admin

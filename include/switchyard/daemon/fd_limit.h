@@ -1,0 +1,14 @@
+#pragma once
+
+#include <cstdint>
+
+#include "switchyard/config/config.h"
+
+namespace switchyard::daemon {
+
+// Raises the soft open-file limit to the hard one and warns when the hard
+// limit cannot hold every service's max_connections (two fds per connection).
+// Returns the connections the limit allows at once.
+uint64_t raiseFileLimit(const config::Config& config);
+
+} // namespace switchyard::daemon

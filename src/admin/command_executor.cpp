@@ -1,0 +1,105 @@
+#include "switchyard/admin/command_executor.h"
+
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "switchyard/admin/command_parser.h"
+#include "switchyard/admin/status_report.h"
+#include "switchyard/telemetry/logging.h"
+
+namespace switchyard::admin {
+namespace {
+
+using nlohmann::json;
+
+json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
+
+} // namespace
+
+json CommandExecutor::errorReply(const std::string& code, const std::string& message) {
+    return {{"ok", false}, {"code", code}, {"error", message}};
+}
+
+json CommandExecutor::changeReply(const control::Outcome& outcome, const std::string& service) {
+    if (!outcome.ok) return errorReply(outcome.code, outcome.message);
+    const control::ServiceEntry* s = control_.state().find(service);
+    if (!s) return {{"ok", true}, {"service", service}};
+    return {{"ok", true},
+            {"service", service},
+            {"generation", s->generation},
+            {"revision", s->revision},
+            {"split", splitJson(s->split)},
+            {"effective_split", splitJson(s->effectiveSplit())}};
+}
+
+json CommandExecutor::execute(const Command& c) {
+    const control::ChangeGuard guard{c.ifGeneration, c.force};
+    switch (c.kind) {
+    case CommandKind::Help: {
+        json lines = json::array();
+        std::istringstream text(helpText());
+        for (std::string line; std::getline(text, line);)
+            if (!line.empty()) lines.push_back(line);
+        return {{"ok", true}, {"commands", lines}};
+    }
+    case CommandKind::Status:
+        if (!c.service.empty() && !control_.state().find(c.service))
+            return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
+        return statusReport(control_, c.service);
+    case CommandKind::Split:
+        return changeReply(control_.setSplit(c.service, *c.split, guard), c.service);
+    case CommandKind::Cutover:
+        return changeReply(control_.cutover(c.service, *c.colour, guard), c.service);
+    case CommandKind::Rollback:
+        return changeReply(control_.rollback(c.service, guard), c.service);
+    case CommandKind::BackendWeight:
+        return changeReply(control_.setBackendWeight(c.service, *c.colour, *c.backend, *c.weight, guard), c.service);
+    case CommandKind::BackendDrain:
+        return changeReply(
+            control_.setBackendAdminState(c.service, *c.colour, *c.backend, control::AdminState::Drain, guard),
+            c.service);
+    case CommandKind::BackendDisable:
+        return changeReply(
+            control_.setBackendAdminState(c.service, *c.colour, *c.backend, control::AdminState::Disabled, guard),
+            c.service);
+    case CommandKind::BackendEnable:
+        return changeReply(
+            control_.setBackendAdminState(c.service, *c.colour, *c.backend, control::AdminState::Enabled, guard),
+            c.service);
+    case CommandKind::Add:
+        return changeReply(control_.addBackend(c.service, *c.colour, *c.backend, c.weight.value_or(100), guard),
+                           c.service);
+    case CommandKind::Remove:
+        return changeReply(control_.removeBackend(c.service, *c.colour, *c.backend, guard), c.service);
+    case CommandKind::PoolOffline:
+        return changeReply(control_.setPoolOffline(c.service, *c.colour, true, guard), c.service);
+    case CommandKind::PoolOnline:
+        return changeReply(control_.setPoolOffline(c.service, *c.colour, false, guard), c.service);
+    case CommandKind::Reset:
+        return changeReply(control_.reset(c.service, guard), c.service);
+    case CommandKind::Reload: {
+        const control::ReloadReport report = control_.reload();
+        if (!report.outcome.ok) return errorReply(report.outcome.code, report.outcome.message);
+        return {{"ok", true},
+                {"overrides_kept", report.overridesKept},
+                {"overrides_replaced", report.overridesReplaced},
+                {"services_added", report.servicesAdded},
+                {"services_removed", report.servicesRemoved}};
+    }
+    case CommandKind::Rollout:
+    case CommandKind::RolloutStatus:
+    case CommandKind::RolloutPause:
+    case CommandKind::RolloutResume:
+    case CommandKind::RolloutAbort:
+    case CommandKind::Promote:
+        if (!control_.state().find(c.service))
+            return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
+        return errorReply("not_supported", fmt::format("'{}' is not available in this version: progressive "
+                                                       "rollouts are not built yet",
+                                                       toString(c.kind)));
+    }
+    return errorReply("unknown_command", "unknown command");
+}
+
+} // namespace switchyard::admin

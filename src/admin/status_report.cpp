@@ -1,0 +1,102 @@
+#include "switchyard/admin/status_report.h"
+
+#include <chrono>
+
+namespace switchyard::admin {
+namespace {
+
+using nlohmann::json;
+
+json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
+
+json deadlineJson(routing::TimePoint deadline, routing::TimePoint now) {
+    if (deadline == routing::kNoDeadline) return nullptr;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+    return left < 0 ? 0 : left;
+}
+
+} // namespace
+
+json serviceStatus(const control::ServiceEntry& service) {
+    const auto now = routing::Clock::now();
+    const config::Split effective = service.effectiveSplit();
+    json pools = json::object();
+    for (auto colour : config::kColours) {
+        const control::PoolEntry& pool = service.pool(colour);
+        const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+        json backends = json::array();
+        int64_t poolActive = 0;
+        int64_t poolDrainingConnections = 0;
+        for (const control::BackendEntry& b : pool.backends) {
+            const int64_t active = b.handle->active.load(std::memory_order_relaxed);
+            const bool backendDraining = b.adminState != control::AdminState::Enabled || b.removing;
+            const bool draining = poolDraining || backendDraining;
+            const routing::TimePoint deadline =
+                std::min(pool.drainDeadline, backendDraining ? b.drainDeadline : routing::kNoDeadline);
+            poolActive += draining ? 0 : active;
+            poolDrainingConnections += draining ? active : 0;
+            backends.push_back({
+                {"address", b.address.toString()},
+                {"weight", b.weight},
+                {"effective_weight", b.takesNewConnections() && !pool.offline ? b.weight : 0},
+                {"admin_state", b.removing ? "removing" : toString(b.adminState)},
+                {"health", b.healthy ? "up" : "down"},
+                {"checked", b.checked},
+                {"last_failure", b.lastFailure.empty() ? json(nullptr) : json(b.lastFailure)},
+                {"active", draining ? 0 : active},
+                {"draining_connections", draining ? active : 0},
+                {"drain_deadline_ms", draining ? deadlineJson(deadline, now) : json(nullptr)},
+                {"origin", b.addedAtRuntime ? "runtime" : "config"},
+                {"connect_attempts", b.handle->connectAttempts.load(std::memory_order_relaxed)},
+                {"connect_failures", b.handle->connectFailures.load(std::memory_order_relaxed)},
+            });
+        }
+        pools[config::toString(colour)] = {
+            {"state", pool.offline ? "offline" : "online"},
+            {"weight", service.split.weight(colour)},
+            {"effective_weight", effective.weight(colour)},
+            {"draining", poolDraining},
+            {"drain_deadline_ms", deadlineJson(pool.drainDeadline, now)},
+            {"active", poolActive},
+            {"draining_connections", poolDrainingConnections},
+            {"backends", backends},
+        };
+    }
+    json fallback = {{"active", service.fallback.active}, {"reason", nullptr}, {"since", nullptr}};
+    if (service.fallback.active) {
+        fallback["from"] = config::toString(service.fallback.from);
+        fallback["reason"] = service.fallback.reason;
+        fallback["since"] = service.fallback.sinceUnixMs;
+    }
+    const auto& c = service.config;
+    return {
+        {"name", c.name},
+        {"listen", c.listen.toString()},
+        {"balance", config::toString(c.balance)},
+        {"affinity", config::toString(c.affinity)},
+        {"split", splitJson(service.split)},
+        {"effective_split", splitJson(effective)},
+        {"rollback_split", service.rollbackSplit ? splitJson(*service.rollbackSplit) : json(nullptr)},
+        {"generation", service.generation},
+        {"revision", service.revision},
+        {"active_connections", service.state->active.load(std::memory_order_relaxed)},
+        {"accepted_connections", service.state->accepted.load(std::memory_order_relaxed)},
+        {"max_connections", c.maxConnections},
+        {"fallback", fallback},
+        {"rollout", nullptr},
+        {"pools", pools},
+    };
+}
+
+json statusReport(const control::ControlPlane& control, std::string_view service) {
+    json services = json::array();
+    for (const auto& s : control.state().services)
+        if (service.empty() || s.config.name == service) services.push_back(serviceStatus(s));
+    return {{"ok", true},
+            {"version", SWITCHYARD_VERSION},
+            {"engine", control.engineName()},
+            {"revision", control.state().revision},
+            {"services", services}};
+}
+
+} // namespace switchyard::admin

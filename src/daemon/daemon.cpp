@@ -1,0 +1,171 @@
+#include "switchyard/daemon/daemon.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <systemd/sd-daemon.h>
+
+#include "switchyard/admin/admin_server.h"
+#include "switchyard/admin/command_executor.h"
+#include "switchyard/control/control_plane.h"
+#include "switchyard/daemon/demo.h"
+#include "switchyard/daemon/fd_limit.h"
+#include "switchyard/proxy/worker.h"
+#include "switchyard/telemetry/logging.h"
+
+namespace switchyard::daemon {
+namespace {
+
+namespace net = boost::asio;
+
+unsigned workerCount(const config::Config& config) {
+    if (config.workers > 0) return config.workers;
+    const unsigned cores = std::thread::hardware_concurrency();
+    return cores > 0 ? cores : 1;
+}
+
+class Shutdown {
+public:
+    Shutdown(net::io_context& context, control::ControlPlane& control, admin::AdminServer& admin,
+             std::vector<std::unique_ptr<proxy::Worker>>& workers, config::Duration grace)
+        : context_(context), control_(control), admin_(admin), workers_(workers), grace_(grace), timer_(context) {}
+
+    void begin() {
+        const auto log = telemetry::logger("daemon");
+        if (started_) {
+            log->warn("second stop signal: exiting now");
+            std::_Exit(0);
+        }
+        started_ = true;
+        ::sd_notify(0, "STOPPING=1");
+        control_.stopAccepting();
+        deadline_ = std::chrono::steady_clock::now() + grace_;
+        log->info("stopping: no new connections; {} open connection(s) get up to {} ms to finish", open(),
+                  grace_.count());
+        poll();
+    }
+
+private:
+    std::size_t open() const {
+        std::size_t n = 0;
+        for (const auto& w : workers_) n += w->sessionCount();
+        return n;
+    }
+
+    void poll() {
+        const std::size_t left = open();
+        if (left == 0 || std::chrono::steady_clock::now() >= deadline_) {
+            if (left > 0) telemetry::logger("daemon")->warn("shutdown_grace over: closing {} connection(s)", left);
+            for (auto& w : workers_) w->closeAllSessions();
+            admin_.stop();
+            context_.stop();
+            return;
+        }
+        timer_.expires_after(std::chrono::milliseconds(20));
+        timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) poll();
+        });
+    }
+
+    net::io_context& context_;
+    control::ControlPlane& control_;
+    admin::AdminServer& admin_;
+    std::vector<std::unique_ptr<proxy::Worker>>& workers_;
+    config::Duration grace_;
+    net::steady_timer timer_;
+    std::chrono::steady_clock::time_point deadline_;
+    bool started_ = false;
+};
+
+void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Shutdown& shutdown) {
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        if (signal == SIGHUP) {
+            ::sd_notify(0, "RELOADING=1");
+            const auto report = control.reload();
+            if (!report.outcome.ok)
+                telemetry::logger("daemon")->error("SIGHUP reload failed: {}", report.outcome.message);
+            ::sd_notify(0, "READY=1");
+        } else {
+            shutdown.begin();
+        }
+        waitForSignals(signals, control, shutdown);
+    });
+}
+
+} // namespace
+
+int runDaemon(DaemonOptions options) {
+    std::signal(SIGPIPE, SIG_IGN);
+    telemetry::setupLogging(options.config.log.level);
+    const auto log = telemetry::logger("daemon");
+    net::io_context context(1);
+
+    std::unique_ptr<DemoBackends> demoBackends;
+    if (options.demo) {
+        demoBackends = std::make_unique<DemoBackends>(context);
+        auto endpoints = demoBackends->start(2);
+        if (!endpoints) {
+            log->error("{}", endpoints.errorText());
+            return 1;
+        }
+        options.config = demoConfig(*endpoints);
+    }
+    config::Config& config = options.config;
+    raiseFileLimit(config);
+
+    std::string engine = "epoll";
+    if (config.engine == config::Engine::IoUring)
+        log->warn("engine: io_uring requested but this build has no io_uring engine yet; using epoll");
+
+    const unsigned count = workerCount(config);
+    std::vector<std::unique_ptr<proxy::Worker>> workers;
+    for (unsigned i = 0; i < count; ++i) workers.push_back(proxy::makeAsioWorker(i));
+    for (auto& w : workers) w->start();
+    auto stopWorkers = [&] {
+        for (auto& w : workers) w->stop();
+    };
+
+    control::ControlPlane control(context, config, workers, engine);
+    if (auto started = control.start(); !started) {
+        log->error("cannot start: {}", started.errorText());
+        stopWorkers();
+        return 1;
+    }
+    admin::CommandExecutor executor(control);
+    admin::AdminServer adminServer(context, executor);
+    const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
+    if (auto ok = adminServer.start(socketPath, config.admin.socketMode); !ok) {
+        log->error("cannot start: {}", ok.errorText());
+        stopWorkers();
+        return 1;
+    }
+
+    Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace);
+    net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
+    waitForSignals(signals, control, shutdown);
+
+    ::sd_notify(0, "READY=1");
+    log->info("switchyard {} ready: {} service(s), {} worker(s), engine {}, admin socket {}", SWITCHYARD_VERSION,
+              config.services.size(), count, engine, socketPath);
+    if (options.demo) {
+        log->info("demo: try `curl http://127.0.0.1:8080/` then `switchyardctl{} cutover demo green`",
+                  config.admin.socket.empty() && socketPath != "/run/switchyard/admin.sock" ? "" : "");
+    }
+    for (;;) {
+        try {
+            context.run();
+            break;
+        } catch (const std::exception& e) {
+            log->critical("control loop: unexpected exception: {}", e.what());
+        }
+    }
+    stopWorkers();
+    log->info("stopped");
+    return 0;
+}
+
+} // namespace switchyard::daemon
