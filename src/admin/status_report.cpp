@@ -29,6 +29,7 @@ json serviceStatus(const control::ServiceEntry& service) {
         int64_t poolDrainingConnections = 0;
         for (const control::BackendEntry& b : pool.backends) {
             const int64_t active = b.handle->active.load(std::memory_order_relaxed);
+            const telemetry::TrafficTotals traffic = b.handle->traffic.totals();
             const bool backendDraining = b.adminState != control::AdminState::Enabled || b.removing;
             const bool draining = poolDraining || backendDraining;
             const routing::TimePoint deadline =
@@ -47,8 +48,9 @@ json serviceStatus(const control::ServiceEntry& service) {
                 {"draining_connections", draining ? active : 0},
                 {"drain_deadline_ms", draining ? deadlineJson(deadline, now) : json(nullptr)},
                 {"origin", b.addedAtRuntime ? "runtime" : "config"},
-                {"connect_attempts", b.handle->connectAttempts.load(std::memory_order_relaxed)},
-                {"connect_failures", b.handle->connectFailures.load(std::memory_order_relaxed)},
+                {"connect_attempts", traffic.connectAttempts},
+                {"connect_failures", traffic.connectFailures},
+                {"connections", traffic.connections},
             });
         }
         pools[config::toString(colour)] = {

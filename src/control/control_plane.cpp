@@ -229,7 +229,7 @@ Outcome ControlPlane::addBackend(const std::string& name, config::Colour colour,
                                                                       address.toString(), config::toString(c)));
             }
         }
-        BackendEntry entry = makeBackendEntry(name, colour, config::BackendConfig{address, weight});
+        BackendEntry entry = makeBackendEntry(s, colour, config::BackendConfig{address, weight});
         entry.addedAtRuntime = true;
         s.pool(colour).backends.push_back(std::move(entry));
         return Outcome::success();
@@ -269,13 +269,16 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
         for (auto colour : config::kColours) {
             auto& freshPool = fresh.pool(colour);
             auto& oldPool = s.pool(colour);
-            for (auto& b : freshPool.backends)
+            for (auto& b : freshPool.backends) {
                 if (BackendEntry* old = oldPool.find(b.address)) {
                     b.handle = old->handle;
                     b.healthy = old->healthy;
                     b.checked = old->checked;
                     b.lastFailure = old->lastFailure;
+                } else {
+                    b.handle = makeBackendEntry(s, colour, {b.address, b.configWeight}).handle;
                 }
+            }
             for (auto& old : oldPool.backends)
                 if (!freshPool.find(old.address)) {
                     BackendEntry leaving = old;
@@ -292,6 +295,7 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
         fresh.generation = s.generation;
         fresh.revision = s.revision;
         fresh.state = s.state;
+        fresh.poolCounters = s.poolCounters;
         s = std::move(fresh);
         return Outcome::success();
     });
@@ -338,14 +342,18 @@ ReloadReport ControlPlane::reload() {
         const ServiceEntry* old = state_.find(service.config.name);
         if (!old) continue;
         service.state = old->state;
+        service.poolCounters = old->poolCounters;
         for (auto colour : config::kColours)
-            for (auto& b : service.pool(colour).backends)
+            for (auto& b : service.pool(colour).backends) {
                 if (const BackendEntry* ob = const_cast<ServiceEntry*>(old)->pool(colour).find(b.address)) {
                     b.handle = ob->handle;
                     b.healthy = ob->healthy;
                     b.checked = ob->checked;
                     b.lastFailure = ob->lastFailure;
+                } else {
+                    b.handle = makeBackendEntry(service, colour, {b.address, b.configWeight}).handle;
                 }
+            }
     }
     auto merged = mergeOverrides(serializeState(state_), fresh);
     if (!merged) {

@@ -54,12 +54,13 @@ const ServiceEntry* MasterState::find(std::string_view name) const {
     return nullptr;
 }
 
-BackendEntry makeBackendEntry(const std::string& service, config::Colour colour, const config::BackendConfig& backend) {
+BackendEntry makeBackendEntry(const ServiceEntry& service, config::Colour colour, const config::BackendConfig& backend) {
     BackendEntry entry;
     entry.address = backend.address;
     entry.configWeight = backend.weight;
     entry.weight = backend.weight;
-    entry.handle = std::make_shared<routing::BackendState>(service, colour, backend.address);
+    entry.handle = std::make_shared<routing::BackendState>(service.config.name, colour, backend.address,
+                                                           service.poolCounters[config::index(colour)]);
     return entry;
 }
 
@@ -67,10 +68,11 @@ ServiceEntry makeServiceEntry(const config::ServiceConfig& config) {
     ServiceEntry entry;
     entry.config = config;
     entry.split = config.split;
+    for (auto& counters : entry.poolCounters) counters = std::make_shared<telemetry::PoolCounters>();
     for (auto colour : config::kColours) {
         auto& pool = entry.pool(colour);
         pool.colour = colour;
-        for (const auto& b : config.pool(colour)) pool.backends.push_back(makeBackendEntry(config.name, colour, b));
+        for (const auto& b : config.pool(colour)) pool.backends.push_back(makeBackendEntry(entry, colour, b));
     }
     return entry;
 }

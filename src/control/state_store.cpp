@@ -179,7 +179,7 @@ Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& st
                             report.replaced.push_back(fmt::format("{}: {} backend {} added at runtime is now in the config",
                                                                   name, cname, address.toString()));
                         } else {
-                            BackendEntry e = makeBackendEntry(name, colour, config::BackendConfig{address, weight});
+                            BackendEntry e = makeBackendEntry(s, colour, config::BackendConfig{address, weight});
                             e.addedAtRuntime = true;
                             e.adminState = admin;
                             pool.backends.push_back(std::move(e));

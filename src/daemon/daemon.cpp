@@ -15,6 +15,7 @@
 #include "switchyard/daemon/fd_limit.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/telemetry/logging.h"
+#include "switchyard/telemetry/traffic_counters.h"
 
 namespace switchyard::daemon {
 namespace {
@@ -122,6 +123,7 @@ int runDaemon(DaemonOptions options) {
         log->warn("engine: io_uring requested but this build has no io_uring engine yet; using epoll");
 
     const unsigned count = workerCount(config);
+    telemetry::setWorkerSlots(count);
     std::vector<std::unique_ptr<proxy::Worker>> workers;
     for (unsigned i = 0; i < count; ++i) workers.push_back(proxy::makeAsioWorker(i));
     for (auto& w : workers) w->start();

@@ -71,6 +71,8 @@ struct ServiceEntry {
     uint64_t revision = 1;
     std::array<PoolEntry, 2> pools;
     std::shared_ptr<routing::ServiceState> state = std::make_shared<routing::ServiceState>();
+    // Traffic counters per pool; they outlive snapshots and reloads.
+    std::array<telemetry::PoolCountersPtr, 2> poolCounters;
     FallbackState fallback;
 
     PoolEntry& pool(config::Colour c) { return pools[config::index(c)]; }
@@ -90,6 +92,6 @@ struct MasterState {
 
 // A service entry straight from its config (no overrides).
 ServiceEntry makeServiceEntry(const config::ServiceConfig& config);
-BackendEntry makeBackendEntry(const std::string& service, config::Colour colour, const config::BackendConfig& backend);
+BackendEntry makeBackendEntry(const ServiceEntry& service, config::Colour colour, const config::BackendConfig& backend);
 
 } // namespace switchyard::control

@@ -12,11 +12,15 @@
 #include <sys/socket.h>
 
 #include "switchyard/config/config.h"
+#include "switchyard/telemetry/traffic_counters.h"
 
 namespace switchyard::routing {
 
 struct BackendState {
-    BackendState(std::string serviceName, config::Colour poolColour, config::Endpoint endpoint);
+    // `poolCounters` is shared by every backend of the pool; null gives the
+    // backend counters of its own (tests).
+    BackendState(std::string serviceName, config::Colour poolColour, config::Endpoint endpoint,
+                 telemetry::PoolCountersPtr poolCounters = nullptr);
 
     const std::string service;
     const config::Colour colour;
@@ -28,9 +32,15 @@ struct BackendState {
     // Open proxied connections on this backend, all workers. One RMW per
     // connection open and close (never per read): leastconn and status read it.
     std::atomic<int64_t> active{0};
-    // Upstream connect attempts and failures, all workers (per connection).
-    std::atomic<uint64_t> connectAttempts{0};
-    std::atomic<uint64_t> connectFailures{0};
+    // Connect failures and resets before the first byte in a row, all workers;
+    // a success stores 0 only when it is not 0 already (passive outlier detection).
+    std::atomic<uint32_t> consecutiveFailures{0};
+    // Set by the control thread when outlier detection ejects the backend.
+    std::atomic<bool> ejected{false};
+
+    // Per-worker traffic counters of this backend, and of its pool.
+    telemetry::TrafficCounters traffic;
+    const telemetry::PoolCountersPtr pool;
 };
 
 using BackendHandle = std::shared_ptr<BackendState>;

@@ -55,6 +55,8 @@ struct ServiceState {
     std::atomic<int64_t> active{0};
     std::atomic<uint64_t> accepted{0};
     std::atomic<uint64_t> refusedAtLimit{0};
+    // Connections that ended before reaching any backend, by proxy::CloseReason.
+    std::array<std::atomic<uint64_t>, 16> closedWithoutBackend{};
 };
 
 struct ServiceRoute {

@@ -9,6 +9,7 @@
 #include "switchyard/proxy/local_error.h"
 #include "switchyard/routing/consistent_hash.h"
 #include "switchyard/telemetry/logging.h"
+#include "switchyard/telemetry/traffic_counters.h"
 
 namespace switchyard::proxy::asio_engine {
 namespace {
@@ -67,6 +68,8 @@ net::awaitable<void> AsioSession::run() {
     } activeGuard{*serviceState_};
     if (active > static_cast<int64_t>(service.maxConnections)) {
         serviceState_->refusedAtLimit.fetch_add(1, std::memory_order_relaxed);
+        serviceState_->closedWithoutBackend[static_cast<std::size_t>(CloseReason::ConnectionLimit)].fetch_add(
+            1, std::memory_order_relaxed);
         close(CloseReason::ConnectionLimit);
         co_return;
     }
@@ -75,6 +78,7 @@ net::awaitable<void> AsioSession::run() {
     client_.set_option(tcp::no_delay(true), ec);
     const auto idleTimeout = service.idleTimeout;
     if (!co_await connectBackend(service)) {
+        serviceState_->closedWithoutBackend[static_cast<std::size_t>(reason_)].fetch_add(1, std::memory_order_relaxed);
         log->debug("conn {}: service {}: {}", id_, service.name, toString(reason_));
         close(reason_);
         co_return;
@@ -87,12 +91,50 @@ net::awaitable<void> AsioSession::run() {
     upstream_.non_blocking(true, ec);
     lastActivity_ = std::chrono::steady_clock::now();
 
+    connectedAt_ = lastActivity_;
     co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(idleTimeout));
 
     backend_->active.fetch_sub(1, std::memory_order_relaxed);
+    if (bytes_[1] == 0 && (reason_ == CloseReason::BackendClose || reason_ == CloseReason::BackendReset)) {
+        // Closed or reset before its first byte: an error for rollout gates and outlier detection.
+        backend_->traffic.slot(worker_.index()).earlyCloses.add();
+        backend_->pool->traffic.slot(worker_.index()).earlyCloses.add();
+        backend_->consecutiveFailures.fetch_add(1, std::memory_order_relaxed);
+    }
+    flushBytes();
+    backend_->traffic.slot(worker_.index()).closed[static_cast<std::size_t>(reason_)].add();
     log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
-               bytes_[0], bytes_[1]);
+               totalBytes_[0], totalBytes_[1]);
     close(reason_);
+}
+
+void AsioSession::flushBytes() {
+    telemetry::TrafficSlot& b = backend_->traffic.slot(worker_.index());
+    telemetry::TrafficSlot& p = backend_->pool->traffic.slot(worker_.index());
+    b.bytesIn.add(bytes_[0]);
+    p.bytesIn.add(bytes_[0]);
+    b.bytesOut.add(bytes_[1]);
+    p.bytesOut.add(bytes_[1]);
+    totalBytes_[0] += bytes_[0];
+    totalBytes_[1] += bytes_[1];
+    bytes_[0] = bytes_[1] = 0;
+    unflushedReads_ = 0;
+}
+
+void AsioSession::noteFirstBytes(Direction direction, std::chrono::steady_clock::time_point now) {
+    if (direction == Direction::ClientToBackend) {
+        if (firstClientByteAt_ == std::chrono::steady_clock::time_point{}) firstClientByteAt_ = now;
+        return;
+    }
+    if (sawBackendByte_) return;
+    sawBackendByte_ = true;
+    // Time to first byte: from the first client byte, or from connect for
+    // protocols where the server speaks first.
+    const auto from = firstClientByteAt_ != std::chrono::steady_clock::time_point{} ? firstClientByteAt_ : connectedAt_;
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - from).count();
+    backend_->pool->latency(worker_.index()).ttfb.record(static_cast<uint64_t>(micros < 0 ? 0 : micros));
+    if (backend_->consecutiveFailures.load(std::memory_order_relaxed) != 0)
+        backend_->consecutiveFailures.store(0, std::memory_order_relaxed);
 }
 
 net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& service) {
@@ -106,13 +148,28 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
             co_return false;
         }
         const routing::BackendHandle& handle = pick.backend->handle;
+        telemetry::TrafficSlot& counters = handle->traffic.slot(worker_.index());
+        telemetry::TrafficSlot& poolCounters = handle->pool->traffic.slot(worker_.index());
+        const auto started = std::chrono::steady_clock::now();
         const error_code ec = co_await connectOnce(*handle, service.connectTimeout);
         if (!ec) {
+            const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now() - started).count();
+            handle->pool->latency(worker_.index()).connect.record(static_cast<uint64_t>(micros));
+            counters.connections.add();
+            poolCounters.connections.add();
             backend_ = handle;
             co_return true;
         }
         // A local shortage (no fds, no ports) says nothing about the backend.
-        if (!isLocalError(ec.value())) handle->connectFailures.fetch_add(1, std::memory_order_relaxed);
+        if (isLocalError(ec.value())) {
+            counters.localErrors.add();
+            poolCounters.localErrors.add();
+        } else {
+            counters.connectFailures.add();
+            poolCounters.connectFailures.add();
+            handle->consecutiveFailures.fetch_add(1, std::memory_order_relaxed);
+        }
     }
     noteReason(CloseReason::ConnectFailed);
     co_return false;
@@ -121,7 +178,8 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
 net::awaitable<error_code> AsioSession::connectOnce(routing::BackendState& backend,
                                                      std::chrono::milliseconds timeout) {
     error_code ec;
-    backend.connectAttempts.fetch_add(1, std::memory_order_relaxed);
+    backend.traffic.slot(worker_.index()).connectAttempts.add();
+    backend.pool->traffic.slot(worker_.index()).connectAttempts.add();
     const tcp::endpoint endpoint = toAsioEndpoint(backend);
     upstream_.close(ec);
     upstream_.open(endpoint.protocol(), ec);
@@ -178,8 +236,12 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
             continue;
         }
         if (ec) break;
-        lastActivity_ = std::chrono::steady_clock::now();
+        const auto now = std::chrono::steady_clock::now();
+        lastActivity_ = now;
+        if (!sawBackendByte_) noteFirstBytes(direction, now);
         bytes_[static_cast<std::size_t>(direction)] += n;
+        // Counters are published in batches, not per read.
+        if (++unflushedReads_ >= 64) flushBytes();
         co_await net::async_write(to, net::buffer(buffer.data(), n), net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             // The receiving side failed: that side is the one that reset.

@@ -52,6 +52,8 @@ private:
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
     void noteReason(CloseReason reason);
+    void flushBytes();
+    void noteFirstBytes(Direction direction, std::chrono::steady_clock::time_point now);
 
     AsioWorker& worker_;
     tcp::socket client_;
@@ -62,7 +64,12 @@ private:
     std::shared_ptr<routing::ServiceState> serviceState_;
     routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
     std::chrono::steady_clock::time_point lastActivity_;
-    uint64_t bytes_[2] = {0, 0};
+    std::chrono::steady_clock::time_point connectedAt_;
+    std::chrono::steady_clock::time_point firstClientByteAt_{};
+    bool sawBackendByte_ = false;
+    uint64_t bytes_[2] = {0, 0};        // not yet added to the counters
+    uint64_t totalBytes_[2] = {0, 0};
+    uint32_t unflushedReads_ = 0;
     bool done_[2] = {false, false};
     bool haveReason_ = false;
     CloseReason reason_ = CloseReason::ClientClose;
