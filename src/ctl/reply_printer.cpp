@@ -190,10 +190,21 @@ std::string formatStatus(const json& reply) {
 std::string formatChange(const json& reply, const std::string& command) {
     const json& service = field(reply, "service");
     std::string extra = extraFields(reply, {"ok", "service", "split", "effective_split", "generation", "revision"});
-    // A reply that is only content (help) needs no "help: ok" above it.
+    // A reply that is only content (help) needs no "help: ok" above it, nor a label.
     if (service.is_null() && field(reply, "split").is_null() && field(reply, "generation").is_null() &&
-        !extra.empty())
+        !extra.empty()) {
+        if (reply.size() == 2) {
+            for (const auto& item : reply.items()) {
+                const json& v = item.value();
+                if (item.key() == "ok" || !v.is_array()) continue;
+                if (!std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); })) break;
+                std::string out;
+                for (const json& e : v) out += e.get<std::string>() + "\n";
+                return out;
+            }
+        }
         return extra;
+    }
     std::string line;
     line = service.is_null() ? command + ":" : text(service) + ":";
     const json& split = field(reply, "split");
