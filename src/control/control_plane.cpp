@@ -1,6 +1,10 @@
 #include "switchyard/control/control_plane.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
 
 #include <fmt/format.h>
 
@@ -52,7 +56,18 @@ Result<bool> ControlPlane::start() {
 
 Result<bool> ControlPlane::openListeners(const config::ServiceConfig& service) {
     std::vector<UniqueFd> fds;
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
+    if (const int inherited = inheritedListeners_ ? inheritedListeners_(service) : -1; inherited >= 0) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            UniqueFd fd(::fcntl(inherited, F_DUPFD_CLOEXEC, 0));
+            if (!fd.valid())
+                return Result<bool>::failure(fmt::format("service {}: cannot share the inherited socket: {}",
+                                                         service.name, std::strerror(errno)));
+            ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+            fds.push_back(std::move(fd));
+        }
+        telemetry::logger("control")->info("service {}: accepting on the socket inherited from systemd", service.name);
+    }
+    for (std::size_t i = fds.size(); i < workers_.size(); ++i) {
         auto fd = proxy::openListenSocket(service.listen, /*reusePort=*/true);
         if (!fd) return Result<bool>::failure(fmt::format("service {}: {}", service.name, fd.errorText()));
         fds.push_back(std::move(fd).value());

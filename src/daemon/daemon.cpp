@@ -13,6 +13,7 @@
 #include "switchyard/control/control_plane.h"
 #include "switchyard/daemon/demo.h"
 #include "switchyard/daemon/fd_limit.h"
+#include "switchyard/daemon/socket_activation.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
@@ -132,6 +133,12 @@ int runDaemon(DaemonOptions options) {
     };
 
     control::ControlPlane control(context, config, workers, engine);
+    const InheritedSockets inherited = InheritedSockets::fromEnvironment();
+    if (inherited.size() > 0) {
+        control.setInheritedListeners([&inherited](const config::ServiceConfig& s) { return inherited.find(s); });
+        for (const auto& name : inherited.unclaimed(config))
+            log->warn("socket activation: no service listens on inherited socket {}", name);
+    }
     if (auto started = control.start(); !started) {
         log->error("cannot start: {}", started.errorText());
         stopWorkers();

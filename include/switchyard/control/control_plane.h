@@ -87,6 +87,12 @@ public:
     // Stop accepting on every worker (SIGTERM).
     void stopAccepting();
 
+    // Socket activation: the inherited listening fd for a service, or -1.
+    // Every worker then accepts from that one socket (dup'd), because closing a
+    // per-worker SO_REUSEPORT listener would reset the connections queued on it.
+    using InheritedListenerLookup = std::function<int(const config::ServiceConfig&)>;
+    void setInheritedListeners(InheritedListenerLookup lookup) { inheritedListeners_ = std::move(lookup); }
+
 private:
     using Mutation = std::function<Outcome(ServiceEntry&)>;
     // Validate on a copy, save, publish: the operator-change path.
@@ -107,6 +113,7 @@ private:
     StateStore store_;
     boost::asio::steady_timer housekeepingTimer_;
     std::vector<std::function<void(const MasterState&)>> publishListeners_;
+    InheritedListenerLookup inheritedListeners_;
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;
