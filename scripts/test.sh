@@ -71,7 +71,6 @@ fi
 echo "== integration tests"
 it_log="$logdir/integration.log"
 SWITCHYARD_BIN="${SWITCHYARD_BIN:-$PWD/build/switchyard}" \
-SWITCHYARDCTL_BIN="${SWITCHYARDCTL_BIN:-$PWD/build/switchyardctl}" \
   timeout 900 /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider 2>&1 | tee "$it_log"
 it_rc=${PIPESTATUS[0]}
 # The last line looks like "3 failed, 40 passed, 2 skipped in 61.2s" (any order).

@@ -72,14 +72,20 @@ def test_leastconn_sends_new_connections_away_from_a_busy_backend(backends, swit
     from clients import connect, exchange
     e1, e2 = backends.echo(), backends.echo()
     d = switchyard([service("web", free_address(), balance="leastconn", blue=[e1, e2])], workers=1)
-    held = [connect(d.listen()) for _ in range(4)]
+    # Let the readiness probe's session end first: it would count as a busy backend.
+    wait_until(lambda: e1.open_connections + e2.open_connections == 0, 3,
+               message="no session on either backend")
+    held = []
     try:
-        for s in held:
+        for _ in range(4):
+            s = connect(d.listen())
+            held.append(s)
             assert exchange(s, b"x") == b"x"
         # Four open sessions spread two and two; leastconn keeps them balanced.
         # (polled: a health check may hold a backend connection for a moment)
-        wait_until(lambda: (e1.open_connections, e2.open_connections) == (2, 2), 3,
-                   message="two sessions on each backend")
+        sessions = lambda: (e1.open_connections, e2.open_connections)  # noqa: E731
+        wait_until(lambda: sessions() == (2, 2), 3,
+                   message=lambda: f"two sessions on each backend (now {sessions()})")
     finally:
         for s in held:
             s.close()

@@ -13,13 +13,13 @@ admin:
 state_file: {tmp}/state.json
 workers: 2
 shutdown_grace: 1s
-log: {{ level: info }}
+log: { level: info }
 services:
   - name: web
     listen: 127.0.0.1:18080
     balance: roundrobin
-    split: {{ blue: 90, green: 10 }}
-    timeouts: {{ connect: 2s, idle: 300s }}
+    split: { blue: 90, green: 10 }
+    timeouts: { connect: 2s, idle: 300s }
     retries: 2
     max_connections: 100
     pools:
@@ -36,7 +36,7 @@ WEIGHT_COLUMN = 19    # the column of its value "2000" (1-based)
 
 def write(tmp_path, text, name="switchyard.yaml"):
     path = tmp_path / name
-    path.write_text(text.format(tmp=tmp_path))
+    path.write_text(text.replace("{tmp}", str(tmp_path)))
     return path
 
 
@@ -86,7 +86,7 @@ def test_check_rejects_an_unknown_key(tmp_path):
 @pytest.mark.parametrize("original,replacement,words", [
     ("idle: 300s", "idle: 300 parsecs", ["services[0].timeouts.idle"]),
     ("listen: 127.0.0.1:18080", "listen: example.com:80", ["services[0].listen"]),
-    ("127.0.0.1:19002", "127.0.0.1:19001", ["duplicate"]),
+    ("127.0.0.1:19002", "127.0.0.1:19001", ["services[0].pools.blue[1].address"]),
     ("split: { blue: 90, green: 10 }", "split: { blue: 90, green: 1001 }", ["services[0].split.green"]),
     ("    listen: 127.0.0.1:18080\n", "", ["listen"]),
 ], ids=["bad-duration", "host-name-address", "duplicate-backend", "split-out-of-range", "missing-listen"])

@@ -27,13 +27,34 @@ def recv_all(sock, timeout=10.0):
 
 
 def http_get(address, path="/", timeout=5.0):
-    """One HTTP/1.1 GET on a fresh connection; returns the response body as str."""
+    """One HTTP/1.1 GET on a fresh connection; returns the response body as str.
+    Reads Content-Length bytes of body when given (a server may keep the connection
+    open), otherwise until EOF."""
     with connect(address, timeout) as s:
+        s.settimeout(timeout)
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: switchyard-test\r\nConnection: close\r\n\r\n".encode())
-        raw = recv_all(s, timeout)
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"HTTP/1.1 200"):
-        raise AssertionError(f"not an HTTP 200 response from {address}: {raw[:200]!r}")
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if not sep or not head.startswith(b"HTTP/1.1 200"):
+            raise AssertionError(f"not an HTTP 200 response from {address}: {raw[:200]!r}")
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        if length is None:
+            body += recv_all(s, timeout)
+        else:
+            while len(body) < length:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise AssertionError(f"EOF after {len(body)} of {length} body bytes from {address}")
+                body += chunk
     return body.decode()
 
 

@@ -20,12 +20,22 @@ from waiters import wait_until
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Relative paths in the environment are taken from the directory the tests run in;
+# they are made absolute because the daemon runs with its temp dir as cwd.
 def switchyard_bin():
-    return os.environ.get("SWITCHYARD_BIN") or str(REPO / "build" / "switchyard")
+    return os.path.abspath(os.environ.get("SWITCHYARD_BIN") or REPO / "build" / "switchyard")
 
 
 def switchyardctl_bin():
-    return os.environ.get("SWITCHYARDCTL_BIN") or str(REPO / "build" / "switchyardctl")
+    """$SWITCHYARDCTL_BIN, else next to the daemon's binary: meson builds it in src/ctl/."""
+    if os.environ.get("SWITCHYARDCTL_BIN"):
+        return os.path.abspath(os.environ["SWITCHYARDCTL_BIN"])
+    build = Path(switchyard_bin()).parent
+    candidates = [build / "switchyardctl", build / "src" / "ctl" / "switchyardctl"]
+    for c in candidates:
+        if os.access(c, os.X_OK):
+            return str(c)
+    return str(candidates[0])
 
 
 # --- a tiny YAML writer (stdlib only): block mappings and sequences, quoted strings ---

@@ -6,6 +6,7 @@ import time
 def wait_until(predicate, timeout=5.0, interval=0.02, message=None):
     """Call `predicate` until it returns a truthy value; return that value.
 
+    `message` (a string, or a callable evaluated at the deadline) names what was awaited.
     Raises AssertionError after `timeout` seconds naming the last value seen
     (or the last exception the predicate raised), so a failure says why.
     """
@@ -21,7 +22,8 @@ def wait_until(predicate, timeout=5.0, interval=0.02, message=None):
         except Exception as exc:  # the predicate may legitimately fail while waiting
             last_exc = exc
         if time.monotonic() >= deadline:
-            what = message or getattr(predicate, "__name__", "condition")
+            what = message() if callable(message) else message
+            what = what or getattr(predicate, "__name__", "condition")
             if last_exc is not None:
                 detail = f"last error: {last_exc!r}"
             else:
