@@ -270,6 +270,7 @@ write_switchyard_config() {
       # One check at start, then rarely: HAProxy and nginx run none here, and
       # stray connects would disturb iperf3's stream setup.
       echo "    health: { interval: 60s }"
+      echo "    max_connections: $MAXCONN"
       echo "    pools:"
       echo "      blue: [ { address: 127.0.0.1:$3, weight: 100 } ]"
       echo "      green: []"
@@ -287,7 +288,10 @@ probe_engines() {
     mkdir -p "$d"
     write_switchyard_config "$e" "$d"
     rc=0; out=$("$SWITCHYARD_BIN" -c "$d/switchyard.yaml" --check 2>&1) || rc=$?
-    if [ "$rc" != 0 ]; then
+    if [ "$rc" -ge 128 ]; then
+      log "engine $e: switchyard --check crashed (signal $((rc - 128))) — skipped"
+      continue
+    elif [ "$rc" != 0 ]; then
       log "engine $e: config rejected (exit $rc): $(echo "$out" | sed -n 1,2p | tr '\n' ' ') — skipped"
       continue
     fi
@@ -410,7 +414,7 @@ done
 
 HAPROXY_V=$(haproxy -v 2>/dev/null | sed -n 1p | awk '{print $3}')
 NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
-SY_V=$([ -n "$SWITCHYARD_BIN" ] && "$SWITCHYARD_BIN" --version 2>/dev/null | sed -n 1p || echo "not built")
+SY_V=$([ -n "$SWITCHYARD_BIN" ] && "$SWITCHYARD_BIN" --version 2>/dev/null | sed -n 1p | sed 's/^switchyard //' || echo "not built")
 {
   echo "## switchyard benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
