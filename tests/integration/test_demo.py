@@ -9,7 +9,7 @@ import pytest
 from clients import http_get
 from daemon import accepts, switchyard_bin, switchyardctl_bin
 from netutil import port_is_free
-from waiters import wait_until
+from waiters import StopWaiting, wait_until
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def demo(tmp_path):
 
     def ready():
         if proc.poll() is not None:
-            raise AssertionError(f"--demo exited with {proc.returncode}:\n{log()[-3000:]}")
+            raise StopWaiting(f"--demo exited with {proc.returncode}:\n{log()[-3000:]}")
         return "ready" in log() and accepts("127.0.0.1:8080")
 
     try:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from netutil import split_address
-from waiters import wait_until
+from waiters import StopWaiting, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,6 +107,10 @@ class DaemonError(AssertionError):
     pass
 
 
+class DaemonDied(DaemonError, StopWaiting):
+    pass
+
+
 class SwitchyardDaemon:
     def __init__(self, workdir, services, *, workers=2, shutdown_grace="2s", log_level="info",
                  extra=None, args=(), env=None, name="switchyard"):
@@ -174,7 +178,7 @@ class SwitchyardDaemon:
 
         def ready():
             if self.proc.poll() is not None:
-                raise DaemonError(f"switchyard exited with {self.proc.returncode} before ready:\n"
+                raise DaemonDied(f"switchyard exited with {self.proc.returncode} before ready:\n"
                                   + self.log_tail())
             if "ready" not in self.log():
                 return False

@@ -3,6 +3,11 @@
 import time
 
 
+class StopWaiting(Exception):
+    """Raised by a predicate when waiting longer is pointless (the process died):
+    wait_until lets it through at once instead of retrying until the deadline."""
+
+
 def wait_until(predicate, timeout=5.0, interval=0.02, message=None):
     """Call `predicate` until it returns a truthy value; return that value.
 
@@ -19,6 +24,8 @@ def wait_until(predicate, timeout=5.0, interval=0.02, message=None):
             last_exc = None
             if last:
                 return last
+        except StopWaiting:
+            raise
         except Exception as exc:  # the predicate may legitimately fail while waiting
             last_exc = exc
         if time.monotonic() >= deadline:
