@@ -566,8 +566,8 @@ void Loader::loadService(const Val& v, ServiceConfig& out) {
     }
     MapView m(*this, v,
               {"name", "listen", "balance", "affinity", "split", "drain_timeout", "drain_spread",
-               "timeouts", "retries", "max_connections", "proxy_protocol", "health", "fallback",
-               "pools"});
+               "timeouts", "retries", "max_connections", "proxy_protocol", "accept_proxy",
+               "accept_proxy_timeout", "slow_start", "health", "fallback", "pools"});
     if (!m.valid()) return;
 
     for (auto required : {"name", "listen", "pools"}) {
@@ -629,6 +629,9 @@ void Loader::loadService(const Val& v, ServiceConfig& out) {
         word(p, {{"none", ProxyProtocol::None}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}},
              out.proxyProtocol);
     }
+    if (auto a = m.get("accept_proxy")) boolean(a, out.acceptProxy);
+    if (auto t = m.get("accept_proxy_timeout")) positiveDuration(t, out.acceptProxyTimeout);
+    if (auto s = m.get("slow_start")) duration(s, out.slowStart);
     loadHealth(m.get("health"), out.health);
     loadFallback(m.get("fallback"), out.fallback);
     if (auto p = m.get("pools")) loadPools(p, out);
@@ -776,7 +779,7 @@ void Loader::loadPools(const Val& v, ServiceConfig& out) {
                        "expected a backend { address: A, weight: W }, got " + describe(item));
                 continue;
             }
-            MapView bm(*this, b, {"address", "weight"});
+            MapView bm(*this, b, {"address", "weight", "max_connections"});
             if (!bm.valid()) continue;
             BackendConfig backend;
             bool ok = true;
@@ -799,6 +802,7 @@ void Loader::loadPools(const Val& v, ServiceConfig& out) {
                 ok = false;
             }
             if (auto w = bm.get("weight")) ok = integer(w, 0, kMaxWeight, backend.weight) && ok;
+            if (auto c = bm.get("max_connections")) ok = integer(c, 0, 1'000'000, backend.maxConnections) && ok;
             if (ok) out.pool(colour).push_back(backend);
         }
     }

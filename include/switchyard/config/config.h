@@ -50,6 +50,7 @@ struct Split {
 struct BackendConfig {
     Endpoint address;
     uint32_t weight = 100;   // 0..1000; 0 takes no new connections
+    uint32_t maxConnections = 0;   // open connections this backend takes at most; 0 = unlimited
     bool operator==(const BackendConfig&) const = default;
 };
 
@@ -108,6 +109,9 @@ struct ServiceConfig {
     uint32_t retries = 2;
     uint32_t maxConnections = 20000;
     ProxyProtocol proxyProtocol = ProxyProtocol::None;
+    bool acceptProxy = false;                // read a PROXY v1/v2 header from the client first
+    Duration acceptProxyTimeout{3000};       // ... within this long, or close
+    Duration slowStart{0};                   // ramp of a joining or returning backend; 0 = off
     HealthConfig health;
     FallbackConfig fallback;
     std::array<std::vector<BackendConfig>, 2> pools;   // indexed by Colour
