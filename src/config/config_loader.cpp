@@ -543,7 +543,7 @@ void Loader::loadMetrics(const Val& v, MetricsConfig& out) {
 }
 
 void Loader::loadLog(const Val& v, LogConfig& out) {
-    MapView m(*this, v, {"level", "access_log"});
+    MapView m(*this, v, {"level", "access_log", "access_log_path"});
     if (!m.valid()) return;
     if (auto l = m.get("level")) {
         word(l,
@@ -557,6 +557,7 @@ void Loader::loadLog(const Val& v, LogConfig& out) {
              out.level);
     }
     if (auto a = m.get("access_log")) boolean(a, out.accessLog);
+    if (auto p = m.get("access_log_path")) absolutePath(p, true, out.accessLogPath);
 }
 
 void Loader::loadService(const Val& v, ServiceConfig& out) {

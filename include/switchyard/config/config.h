@@ -137,6 +137,7 @@ struct MetricsConfig {
 struct LogConfig {
     LogLevel level = LogLevel::Info;
     bool accessLog = false;
+    std::string accessLogPath;          // empty: stderr (the journal under systemd)
     bool operator==(const LogConfig&) const = default;
 };
 
