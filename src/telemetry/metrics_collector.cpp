@@ -1,0 +1,261 @@
+#include "switchyard/telemetry/metrics_collector.h"
+
+#include <deque>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include <prometheus/text_serializer.h>
+
+#include "switchyard/telemetry/access_log.h"
+#include "switchyard/telemetry/histogram.h"
+#include "switchyard/telemetry/metrics_process.h"
+
+namespace switchyard::telemetry {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+constexpr std::array<double, 3> kQuantiles{0.5, 0.9, 0.99};
+constexpr std::array<const char*, 3> kQuantileLabels{"0.5", "0.9", "0.99"};
+
+// Families are created in the order they appear on /metrics and filled as the
+// view is walked once; empty families are dropped at the end.
+class Families {
+public:
+    MetricFamily& add(std::string name, std::string help, MetricType type) {
+        families_.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
+        return families_.back();
+    }
+    std::vector<MetricFamily> take() {
+        std::vector<MetricFamily> out;
+        out.reserve(families_.size());
+        for (auto& f : families_)
+            if (!f.metric.empty()) out.push_back(std::move(f));
+        return out;
+    }
+
+private:
+    std::deque<MetricFamily> families_;   // stable references while adding
+};
+
+void counter(MetricFamily& f, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.counter.value = value;
+    f.metric.push_back(std::move(m));
+}
+
+void gauge(MetricFamily& f, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.gauge.value = value;
+    f.metric.push_back(std::move(m));
+}
+
+void histogram(MetricFamily& f, Labels labels, const HistogramData& data) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    // The count is the sum of the buckets read, so +Inf always equals it even
+    // while a worker is between its bucket and count stores.
+    uint64_t total = 0;
+    for (uint64_t b : data.buckets) total += b;
+    for (double bound : latencyBucketBounds()) {
+        const auto micros = static_cast<uint64_t>(bound * 1e6 + 0.5);
+        m.histogram.bucket.push_back({data.countAtMost(micros), bound});
+    }
+    m.histogram.bucket.push_back({total, std::numeric_limits<double>::infinity()});
+    m.histogram.sample_count = total;
+    m.histogram.sample_sum = static_cast<double>(data.sumMicros) / 1e6;
+    f.metric.push_back(std::move(m));
+}
+
+Labels with(Labels base, const char* name, std::string value) {
+    base.push_back({name, std::move(value)});
+    return base;
+}
+
+double d(uint64_t v) { return static_cast<double>(v); }
+
+} // namespace
+
+const std::vector<double>& latencyBucketBounds() {
+    static const std::vector<double> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                            0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+    return bounds;
+}
+
+MetricsCollector::MetricsCollector(std::string version, std::string engine)
+    : version_(std::move(version)), engine_(std::move(engine)) {}
+
+void MetricsCollector::setView(MetricsViewPtr view) {
+    std::lock_guard lock(mutex_);
+    view_ = std::move(view);
+}
+
+MetricsViewPtr MetricsCollector::view() const {
+    std::lock_guard lock(mutex_);
+    return view_;
+}
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+    const MetricsViewPtr view = this->view();
+    Families fam;
+    constexpr auto C = MetricType::Counter;
+    constexpr auto G = MetricType::Gauge;
+
+    auto& buildInfo = fam.add("switchyard_build_info", "Version of switchyard and the data-path engine in use.", G);
+    gauge(buildInfo, {{"version", version_}, {"engine", engine_}}, 1);
+
+    auto& accepted = fam.add("switchyard_connections_accepted_total", "Client connections accepted.", C);
+    auto& active = fam.add("switchyard_connections_active",
+                           "Client connections open now, routed or still connecting.", G);
+    auto& closed = fam.add("switchyard_connections_closed_total",
+                           "Client connections ended, by reason; pool and backend are absent for connections "
+                           "that never reached a backend.", C);
+    auto& upActive = fam.add("switchyard_upstream_connections_active",
+                             "Proxied connections open now on the backend.", G);
+    auto& upDraining = fam.add("switchyard_upstream_connections_draining",
+                               "Proxied connections open now on a backend or pool that drains.", G);
+    auto& attempts = fam.add("switchyard_upstream_connect_attempts_total", "Upstream connects tried.", C);
+    auto& failures = fam.add("switchyard_upstream_connect_failures_total",
+                             "Upstream connects that failed for a reason of the backend's (refused, timed out).", C);
+    auto& localErrors = fam.add("switchyard_upstream_connect_local_errors_total",
+                                "Upstream connects that failed for a reason of this host's (EMFILE, EADDRNOTAVAIL); "
+                                "never counted against the backend.", C);
+    auto& established = fam.add("switchyard_upstream_connections_total", "Upstream connections established.", C);
+    auto& early = fam.add("switchyard_upstream_early_closes_total",
+                          "Upstream connections the backend closed or reset before sending a byte.", C);
+    auto& bytesIn = fam.add("switchyard_in_bytes_total", "Bytes relayed from clients to backends.", C);
+    auto& bytesOut = fam.add("switchyard_out_bytes_total", "Bytes relayed from backends to clients.", C);
+
+    auto& poolAttempts = fam.add("switchyard_pool_connect_attempts_total",
+                                 "Upstream connects tried, per pool (kept when backends are removed).", C);
+    auto& poolFailures = fam.add("switchyard_pool_connect_failures_total",
+                                 "Upstream connects that failed for a reason of the backend's, per pool.", C);
+    auto& poolEstablished = fam.add("switchyard_pool_connections_total", "Upstream connections established, per pool.", C);
+    auto& poolEarly = fam.add("switchyard_pool_early_closes_total",
+                              "Upstream connections closed or reset by the backend before its first byte, per pool.", C);
+    auto& poolIn = fam.add("switchyard_pool_in_bytes_total", "Bytes relayed from clients to the pool's backends.", C);
+    auto& poolOut = fam.add("switchyard_pool_out_bytes_total", "Bytes relayed from the pool's backends to clients.", C);
+    auto& connectHist = fam.add("switchyard_upstream_connect_seconds", "Time to establish upstream connections, per pool.",
+                                MetricType::Histogram);
+    auto& ttfbHist = fam.add("switchyard_upstream_ttfb_seconds",
+                             "Time to the first backend byte after the first client byte (after connect when the "
+                             "server speaks first), per pool.", MetricType::Histogram);
+    auto& connectQ = fam.add("switchyard_upstream_connect_quantile_seconds",
+                             "Upstream connect time quantiles since start, from a log-linear histogram (within 2%).", G);
+    auto& ttfbQ = fam.add("switchyard_upstream_ttfb_quantile_seconds",
+                          "Time-to-first-byte quantiles since start, from a log-linear histogram (within 2%).", G);
+
+    auto& backendUp = fam.add("switchyard_backend_up", "1 if the backend passes its health checks, else 0.", G);
+    auto& backendEjected = fam.add("switchyard_backend_ejected", "1 while outlier detection ejects the backend.", G);
+    auto& backendEjections = fam.add("switchyard_backend_ejections_total", "Outlier ejections of the backend.", C);
+    auto& backendWeight = fam.add("switchyard_backend_weight", "Backend weight after operator overrides.", G);
+    auto& backendAdmin = fam.add("switchyard_backend_admin_state",
+                                 "Operator state of the backend: 1 for the current state.", G);
+    auto& poolWeight = fam.add("switchyard_pool_weight", "Pool weight as the operator set it (split intent).", G);
+    auto& poolEffective = fam.add("switchyard_pool_effective_weight",
+                                  "Pool weight new connections get now (after offline pools and fallback).", G);
+    auto& poolOffline = fam.add("switchyard_pool_offline", "1 while the pool is offline.", G);
+    auto& generation = fam.add("switchyard_generation", "Changes of operator intent (if-generation counts these).", G);
+    auto& revision = fam.add("switchyard_revision", "Routing snapshots published for the service.", G);
+    auto& fallbackActive = fam.add("switchyard_fallback_active", "1 while a fallback overlay moves traffic.", G);
+    auto& fallbacks = fam.add("switchyard_fallbacks_total", "Fallbacks started.", C);
+    auto& rolloutActive = fam.add("switchyard_rollout_active", "1 while a rollout runs.", G);
+    auto& rolloutStep = fam.add("switchyard_rollout_step", "Current rollout step (1-based), 0 when none.", G);
+    auto& rolloutWeight = fam.add("switchyard_rollout_target_weight",
+                                  "Share of the rollout's target pool at the current step, 0..100.", G);
+    auto& rollouts = fam.add("switchyard_rollouts_total", "Rollouts ended, by outcome.", C);
+
+    auto& reloads = fam.add("switchyard_reloads_total", "Configuration reloads, by result.", C);
+    auto& saveFailures = fam.add("switchyard_state_save_failures_total", "State-file saves that failed.", C);
+    auto& accessDropped = fam.add("switchyard_access_log_dropped_total",
+                                  "Access-log lines dropped because the writer fell behind.", C);
+
+    if (view) {
+        for (const ServiceMetricsView& s : view->services) {
+            const Labels sl{{"service", s.name}};
+            if (s.accepted) counter(accepted, sl, d(s.accepted->load(std::memory_order_relaxed)));
+            if (s.active) gauge(active, sl, static_cast<double>(s.active->load(std::memory_order_relaxed)));
+            if (s.closedWithoutBackend)
+                for (const auto& r : view->serviceCloseReasons)
+                    counter(closed, with(sl, "reason", r.name),
+                            d((*s.closedWithoutBackend)[static_cast<std::size_t>(r.slot)].load(std::memory_order_relaxed)));
+            for (const PoolMetricsView& p : s.pools) {
+                const Labels pl = with(sl, "pool", p.colour);
+                for (const BackendMetricsView& b : p.backends) {
+                    const Labels bl = with(pl, "backend", b.address);
+                    if (b.traffic) {
+                        const TrafficTotals t = b.traffic->totals();
+                        for (const auto& r : view->backendCloseReasons)
+                            counter(closed, with(bl, "reason", r.name), d(t.closed[static_cast<std::size_t>(r.slot)]));
+                        counter(attempts, bl, d(t.connectAttempts));
+                        counter(failures, bl, d(t.connectFailures));
+                        counter(localErrors, bl, d(t.localErrors));
+                        counter(established, bl, d(t.connections));
+                        counter(early, bl, d(t.earlyCloses));
+                        counter(bytesIn, bl, d(t.bytesIn));
+                        counter(bytesOut, bl, d(t.bytesOut));
+                    }
+                    const double open = b.active ? static_cast<double>(b.active->load(std::memory_order_relaxed)) : 0;
+                    gauge(upActive, bl, open);
+                    gauge(upDraining, bl, b.draining ? open : 0);
+                    gauge(backendUp, bl, b.healthy ? 1 : 0);
+                    gauge(backendEjected, bl, b.ejected && b.ejected->load(std::memory_order_relaxed) ? 1 : 0);
+                    counter(backendEjections, bl, d(b.ejections));
+                    gauge(backendWeight, bl, b.weight);
+                    for (const char* state : {"enabled", "drain", "disabled"})
+                        gauge(backendAdmin, with(bl, "state", state), b.adminState == state ? 1 : 0);
+                }
+                if (p.counters) {
+                    const TrafficTotals t = p.counters->traffic.totals();
+                    counter(poolAttempts, pl, d(t.connectAttempts));
+                    counter(poolFailures, pl, d(t.connectFailures));
+                    counter(poolEstablished, pl, d(t.connections));
+                    counter(poolEarly, pl, d(t.earlyCloses));
+                    counter(poolIn, pl, d(t.bytesIn));
+                    counter(poolOut, pl, d(t.bytesOut));
+                    const HistogramData connect = p.counters->connectHistogram();
+                    const HistogramData ttfb = p.counters->ttfbHistogram();
+                    histogram(connectHist, pl, connect);
+                    histogram(ttfbHist, pl, ttfb);
+                    for (std::size_t i = 0; i < kQuantiles.size(); ++i) {
+                        gauge(connectQ, with(pl, "quantile", kQuantileLabels[i]), connect.quantile(kQuantiles[i]) / 1e6);
+                        gauge(ttfbQ, with(pl, "quantile", kQuantileLabels[i]), ttfb.quantile(kQuantiles[i]) / 1e6);
+                    }
+                }
+                gauge(poolWeight, pl, p.weight);
+                gauge(poolEffective, pl, p.effectiveWeight);
+                gauge(poolOffline, pl, p.offline ? 1 : 0);
+            }
+            gauge(generation, sl, d(s.generation));
+            gauge(revision, sl, d(s.revision));
+            gauge(fallbackActive, sl, s.fallbackActive ? 1 : 0);
+            counter(fallbacks, sl, d(s.fallbacks));
+            gauge(rolloutActive, sl, s.rollout.active ? 1 : 0);
+            gauge(rolloutStep, sl, s.rollout.step);
+            gauge(rolloutWeight, sl, s.rollout.targetWeight);
+            for (const auto& [outcome, n] : s.rollout.outcomes) counter(rollouts, with(sl, "outcome", outcome), d(n));
+        }
+        counter(reloads, {{"result", "ok"}}, d(view->reloadsOk));
+        counter(reloads, {{"result", "failed"}}, d(view->reloadsFailed));
+        counter(saveFailures, {}, d(view->saveFailures));
+    }
+    counter(accessDropped, {}, d(accessLogDropped()));
+
+    std::vector<MetricFamily> out = fam.take();
+    if (processMetrics_) appendProcessMetrics(out);
+    return out;
+}
+
+std::string toPrometheusText(const std::vector<prometheus::MetricFamily>& families) {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, families);
+    return out.str();
+}
+
+} // namespace switchyard::telemetry
