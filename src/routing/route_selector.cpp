@@ -147,7 +147,23 @@ int RouteSelector::pickBackend(const ServiceRoute& service, const PoolRoute& poo
                                const TriedSet& tried) {
     const std::size_t n = pool.backends.size();
     if (n == 0) return -1;
-    auto skip = [&tried](std::size_t i) { return tried.contains(static_cast<int>(i)); };
+    // A backend at its max_connections is passed over like a tried one, so its
+    // excess goes to the pool's others (for hash: each client's next choice).
+    // `active` counts established sessions only, so a burst of concurrent
+    // connects can overshoot the limit by the connects in flight.
+    auto skip = [&](std::size_t i) {
+        if (tried.contains(static_cast<int>(i))) return true;
+        const BackendRoute& b = pool.backends[i];
+        // Outlier ejection takes effect at the next pick, before the control
+        // thread has published anything; panic mode ignores it like health.
+        if (!service.panic && b.handle->ejected.load(std::memory_order_relaxed)) return true;
+        if (b.maxConnections == 0 || b.weight == 0) return false;
+        if (b.handle->active.load(std::memory_order_relaxed) < static_cast<int64_t>(b.maxConnections))
+            return false;
+        sawFullBackend_ = true;
+        b.handle->limitSkips.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    };
 
     const uint64_t sig = effectiveSignature(pool);
     bool current = pickers.signature == sig && pickers.weights.size() == n;
@@ -181,6 +197,7 @@ Pick RouteSelector::next(const ServiceRoute& service, Attempts& attempts) {
     }
 
     ServicePickers& sp = pickersFor(service);
+    sawFullBackend_ = false;
     if (!attempts.started) {
         attempts.started = true;
         attempts.firstPool = attempts.currentPool = pickPool(service, attempts.clientHash);
@@ -202,7 +219,10 @@ Pick RouteSelector::next(const ServiceRoute& service, Attempts& attempts) {
         attempts.currentPool = colour;
         index = tryPool(colour);
     }
-    if (index < 0) return Pick{colour, -1, nullptr};
+    if (index < 0) {
+        if (sawFullBackend_ && service.state) service.state->backendsFull.fetch_add(1, std::memory_order_relaxed);
+        return Pick{colour, -1, nullptr};
+    }
 
     attempts.tried[config::index(colour)].add(index);
     ++attempts.count;

@@ -68,6 +68,7 @@ private:
     static void syncPool(PoolPickers& pickers, const PoolRoute& pool, uint64_t signature);
 
     std::unordered_map<std::string, ServicePickers> services_;
+    bool sawFullBackend_ = false;   // during one next(): a backend was skipped at its limit
 };
 
 // Client bucket 0..9999 for affinity: client (stable per client address).

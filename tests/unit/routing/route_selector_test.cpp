@@ -479,3 +479,108 @@ TEST_CASE("Services dropped from the snapshot lose their positions", "[routing]"
     // Started over: 0 again rather than 1.
     CHECK(firstPick(selector, web).backendIndex == 0);
 }
+
+// ---- per-backend max_connections ------------------------------------------------
+
+TEST_CASE("A backend at its max_connections is passed over for the pool's others", "[routing][limits]") {
+    for (Balance balance : {Balance::RoundRobin, Balance::LeastConn, Balance::Hash}) {
+        auto snap = snapshotOf({ServiceBuilder("web").balance(balance).backends(Colour::Blue, {100, 100}).build()});
+        auto& backends = snap.services[0].pool(Colour::Blue).backends;
+        backends[0].maxConnections = 3;
+        backends[0].handle->active = 3;
+        RouteSelector selector;
+        selector.update(snap);
+        for (uint32_t i = 0; i < 50; ++i) {
+            INFO("balance " << static_cast<int>(balance) << " client " << i);
+            CHECK(firstPick(selector, snap.services[0], clientHash(i)).backendIndex == 1);
+        }
+        CHECK(backends[0].handle->limitSkips.load() >= 50);
+        // Below the limit again: it takes its share.
+        backends[0].handle->active = 2;
+        std::set<int> seen;
+        for (uint32_t i = 0; i < 50; ++i) seen.insert(firstPick(selector, snap.services[0], clientHash(i)).backendIndex);
+        CHECK(seen == std::set<int>{0, 1});
+    }
+}
+
+TEST_CASE("max_connections 0 means unlimited", "[routing][limits]") {
+    auto snap = snapshotOf({ServiceBuilder("web").backends(Colour::Blue, {100}).build()});
+    snap.services[0].pool(Colour::Blue).backends[0].handle->active = 1'000'000;
+    RouteSelector selector;
+    selector.update(snap);
+    CHECK(firstPick(selector, snap.services[0]).backendIndex == 0);
+}
+
+TEST_CASE("When every backend of the pool is full the pick goes the way of a failed pick, and is counted",
+          "[routing][limits]") {
+    SECTION("to the other pool") {
+        auto snap = snapshotOf({ServiceBuilder("web")
+                                    .split(100, 0)
+                                    .backends(Colour::Blue, {100, 100})
+                                    .backends(Colour::Green, {100})
+                                    .build()});
+        auto& blue = snap.services[0].pool(Colour::Blue).backends;
+        for (auto& b : blue) {
+            b.maxConnections = 1;
+            b.handle->active = 1;
+        }
+        RouteSelector selector;
+        selector.update(snap);
+        Attempts attempts;
+        attempts.started = true;
+        attempts.firstPool = attempts.currentPool = Colour::Blue;
+        const Pick p = selector.next(snap.services[0], attempts);
+        CHECK(p.pool == Colour::Green);
+        CHECK(p.backend != nullptr);
+        CHECK(snap.services[0].state->backendsFull.load() == 0);
+    }
+    SECTION("nowhere, under affinity: client") {
+        auto snap = snapshotOf({ServiceBuilder("web")
+                                    .affinity(Affinity::Client)
+                                    .backends(Colour::Blue, {100, 100})
+                                    .build()});
+        for (auto& b : snap.services[0].pool(Colour::Blue).backends) {
+            b.maxConnections = 2;
+            b.handle->active = 5;
+        }
+        RouteSelector selector;
+        selector.update(snap);
+        CHECK(firstPick(selector, snap.services[0]).backend == nullptr);
+        CHECK(snap.services[0].state->backendsFull.load() == 1);
+    }
+}
+
+// ---- affinity, exhaustively ------------------------------------------------------
+
+TEST_CASE("Under affinity: client, any sequence of splits moves each client only toward the pool whose "
+          "share grew",
+          "[routing]") {
+    RouteSelector selector;
+    // Up and down, with uneven totals: 1..999 weights in both pools.
+    const std::vector<std::pair<uint32_t, uint32_t>> splits{
+        {100, 0}, {99, 1}, {95, 5}, {75, 25}, {50, 50}, {0, 100}, {1, 3}, {997, 3}, {300, 700}, {1000, 1}, {1, 999}};
+    std::vector<Colour> previous;
+    double previousShare = -1;
+    for (const auto& [blue, green] : splits) {
+        auto service = ServiceBuilder("web")
+                           .affinity(Affinity::Client)
+                           .split(blue, green)
+                           .backends(Colour::Blue, {100})
+                           .backends(Colour::Green, {100})
+                           .build();
+        selector.update(snapshotOf({service}));
+        const double share = static_cast<double>(green) / (blue + green);
+        std::vector<Colour> now;
+        for (uint32_t i = 0; i < 20000; ++i) now.push_back(selector.pickPool(service, clientHash(i)));
+        if (!previous.empty()) {
+            for (uint32_t i = 0; i < 20000; ++i) {
+                if (now[i] == previous[i]) continue;
+                INFO("split " << blue << "/" << green << " client " << i);
+                // Green's share grew: only blue -> green; it shrank: only green -> blue.
+                CHECK((share > previousShare ? now[i] == Colour::Green : now[i] == Colour::Blue));
+            }
+        }
+        previous = std::move(now);
+        previousShare = share;
+    }
+}

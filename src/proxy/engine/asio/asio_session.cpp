@@ -8,6 +8,7 @@
 #include "switchyard/proxy/engine/asio/asio_worker.h"
 #include "switchyard/proxy/local_error.h"
 #include "switchyard/routing/consistent_hash.h"
+#include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
 
@@ -66,6 +67,38 @@ net::awaitable<void> AsioSession::run() {
         routing::ServiceState& state;
         ~ActiveGuard() { state.active.fetch_sub(1, std::memory_order_relaxed); }
     } activeGuard{*serviceState_};
+    // Access log (telemetry/access_log.h, off by default): one record as the session ends, whichever way.
+    struct AccessLogHook {
+        AsioSession& s;
+        const std::string& service;   // the snapshot's: valid until a backend is reached, then backend_ names it
+        const bool on = telemetry::accessLogEnabled();
+        const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+        tcp::endpoint client;
+        AccessLogHook(AsioSession& session, const std::string& name) : s(session), service(name) {
+            error_code ignored;
+            if (on) client = s.client_.remote_endpoint(ignored);
+        }
+        ~AccessLogHook() {
+            if (!on) return;
+            using std::chrono::duration_cast;
+            using std::chrono::microseconds;
+            const routing::BackendState* b = s.backend_.get();
+            telemetry::AccessRecord r;
+            r.client = client.data();
+            r.clientLen = static_cast<socklen_t>(client.size());
+            r.service = b ? std::string_view(b->service) : std::string_view(service);
+            if (b) {
+                r.pool = config::toString(b->colour);
+                r.backend = b->key;
+                r.connect = duration_cast<microseconds>(s.connectedAt_ - start);
+            }
+            r.bytesIn = s.totalBytes_[0] + s.bytes_[0];
+            r.bytesOut = s.totalBytes_[1] + s.bytes_[1];
+            r.duration = duration_cast<microseconds>(std::chrono::steady_clock::now() - start);
+            r.reason = toString(s.reason_);
+            telemetry::logAccess(r);
+        }
+    } accessLogHook{*this, service.name};
     if (active > static_cast<int64_t>(service.maxConnections)) {
         serviceState_->refusedAtLimit.fetch_add(1, std::memory_order_relaxed);
         serviceState_->closedWithoutBackend[static_cast<std::size_t>(CloseReason::ConnectionLimit)].fetch_add(
