@@ -13,8 +13,11 @@
 #include "switchyard/control/control_plane.h"
 #include "switchyard/daemon/demo.h"
 #include "switchyard/daemon/fd_limit.h"
+#include "switchyard/daemon/metrics_view_builder.h"
+#include "switchyard/daemon/systemd_notifier.h"
 #include "switchyard/daemon/socket_activation.h"
 #include "switchyard/proxy/worker.h"
+#include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
 
@@ -32,8 +35,9 @@ unsigned workerCount(const config::Config& config) {
 class Shutdown {
 public:
     Shutdown(net::io_context& context, control::ControlPlane& control, admin::AdminServer& admin,
-             std::vector<std::unique_ptr<proxy::Worker>>& workers, config::Duration grace)
-        : context_(context), control_(control), admin_(admin), workers_(workers), grace_(grace), timer_(context) {}
+             std::vector<std::unique_ptr<proxy::Worker>>& workers, config::Duration grace, SystemdNotifier& notifier)
+        : context_(context), control_(control), admin_(admin), workers_(workers), grace_(grace), timer_(context),
+          notifier_(notifier) {}
 
     void begin() {
         const auto log = telemetry::logger("daemon");
@@ -42,7 +46,7 @@ public:
             std::_Exit(0);
         }
         started_ = true;
-        ::sd_notify(0, "STOPPING=1");
+        notifier_.stopping();
         control_.stopAccepting();
         deadline_ = std::chrono::steady_clock::now() + grace_;
         log->info("stopping: no new connections; {} open connection(s) get up to {} ms to finish", open(),
@@ -63,6 +67,7 @@ private:
             if (left > 0) telemetry::logger("daemon")->warn("shutdown_grace over: closing {} connection(s)", left);
             for (auto& w : workers_) w->closeAllSessions();
             admin_.stop();
+            notifier_.stop();
             context_.stop();
             return;
         }
@@ -80,21 +85,23 @@ private:
     net::steady_timer timer_;
     std::chrono::steady_clock::time_point deadline_;
     bool started_ = false;
+    SystemdNotifier& notifier_;
 };
 
-void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Shutdown& shutdown) {
+void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Shutdown& shutdown,
+                    SystemdNotifier& notifier) {
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
         if (signal == SIGHUP) {
-            ::sd_notify(0, "RELOADING=1");
+            notifier.reloading();
             const auto report = control.reload();
             if (!report.outcome.ok)
                 telemetry::logger("daemon")->error("SIGHUP reload failed: {}", report.outcome.message);
-            ::sd_notify(0, "READY=1");
+            notifier.ready();
         } else {
             shutdown.begin();
         }
-        waitForSignals(signals, control, shutdown);
+        waitForSignals(signals, control, shutdown, notifier);
     });
 }
 
@@ -118,6 +125,12 @@ int runDaemon(DaemonOptions options) {
     }
     config::Config& config = options.config;
     raiseFileLimit(config);
+    if (config.log.accessLog) {
+        if (const std::string error = telemetry::setupAccessLog(true, config.log.accessLogPath); !error.empty()) {
+            log->error("cannot start: {}", error);
+            return 1;
+        }
+    }
 
     std::string engine = "epoll";
     if (config.engine == config::Engine::IoUring)
@@ -153,11 +166,34 @@ int runDaemon(DaemonOptions options) {
         return 1;
     }
 
-    Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace);
-    net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
-    waitForSignals(signals, control, shutdown);
+    // Metrics and access log follow the control plane (the log can be turned on and off by reload).
+    MetricsPublisher metrics(context, control, engine);
+    if (config.metrics.listen) {
+        if (auto ok = metrics.start(*config.metrics.listen); !ok) {
+            log->error("cannot start: {}", ok.errorText());
+            stopWorkers();
+            return 1;
+        }
+    }
+    control.onPublished([&control, log](const control::MasterState&) {
+        const config::LogConfig& wanted = control.config().log;
+        if (wanted.accessLog == telemetry::accessLogEnabled()) return;
+        if (const std::string error = telemetry::setupAccessLog(wanted.accessLog, wanted.accessLogPath); !error.empty())
+            log->error("access log: {}", error);
+    });
 
-    ::sd_notify(0, "READY=1");
+    SystemdNotifier notifier(context, workers, [&control, count, &engine] {
+        int64_t open = 0;
+        for (const auto& s : control.state().services) open += s.state ? s.state->active.load() : 0;
+        return fmt::format("{} service(s), {} open connection(s), {} worker(s), engine {}, revision {}",
+                           control.state().services.size(), open, count, engine, control.state().revision);
+    });
+    Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace, notifier);
+    net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
+    waitForSignals(signals, control, shutdown, notifier);
+
+    // Every listener is bound and the state file loaded by now.
+    notifier.ready();
     log->info("switchyard {} ready: {} service(s), {} worker(s), engine {}, admin socket {}", SWITCHYARD_VERSION,
               config.services.size(), count, engine, socketPath);
     if (options.demo) {
@@ -173,6 +209,8 @@ int runDaemon(DaemonOptions options) {
         }
     }
     stopWorkers();
+    metrics.stop();
+    telemetry::shutdownAccessLog();
     log->info("stopped");
     return 0;
 }

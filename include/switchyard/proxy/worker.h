@@ -5,6 +5,7 @@
 // posted onto the worker's loop and applied in order.
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,9 @@ public:
     virtual void closeAllSessions() = 0;
     // Open sessions, readable from any thread.
     virtual std::size_t sessionCount() const = 0;
+    // Runs `task` on this worker's loop (the systemd watchdog's heartbeat:
+    // a loop that runs it is alive).
+    virtual void post(std::function<void()> task) = 0;
     // Stops the loop and joins the thread.
     virtual void stop() = 0;
 };

@@ -33,6 +33,7 @@ public:
     void stopAccepting() override;
     void closeAllSessions() override;
     std::size_t sessionCount() const override { return sessionCount_.load(std::memory_order_relaxed); }
+    void post(std::function<void()> task) override { net::post(context_, std::move(task)); }
     void stop() override;
 
     // Used by sessions, on this worker's thread only.

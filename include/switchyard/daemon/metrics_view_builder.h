@@ -1,0 +1,64 @@
+#pragma once
+
+// Turns the control thread's MasterState into the immutable view the metrics
+// scrape reads (telemetry/metrics_view.h). Runs on the control thread only:
+// after every publish (ControlPlane::onPublished) and on a short timer, so
+// counters the control plane keeps outside snapshots (reloads, save failures)
+// reach the scrape within a second.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "switchyard/control/control_plane.h"
+#include "switchyard/telemetry/metrics_collector.h"
+#include "switchyard/telemetry/metrics_server.h"
+#include "switchyard/telemetry/metrics_view.h"
+
+namespace switchyard::daemon {
+
+// Rollout figures of one service. Until the rollout controller keeps its state
+// in ServiceEntry this exports "no rollout" (step 0) and zero outcomes; the
+// rollout owner fills `out` from the service's rollout state here.
+void fillRolloutMetrics(const control::ServiceEntry& service, telemetry::RolloutMetricsView& out);
+
+class MetricsViewBuilder {
+public:
+    telemetry::MetricsViewPtr build(const control::ControlPlane& control);
+
+private:
+    // Transitions the control thread has seen, keyed by service (and backend).
+    std::map<std::string, bool> fallbackWasActive_;
+    std::map<std::string, uint64_t> fallbacks_;
+    std::map<std::string, bool> ejectedBefore_;
+    std::map<std::string, uint64_t> ejections_;
+};
+
+// The daemon's metrics: collector, exposer and the view kept fresh on the
+// control thread (every publish, and every second for the counters that
+// change without one).
+class MetricsPublisher {
+public:
+    MetricsPublisher(boost::asio::io_context& context, control::ControlPlane& control, std::string engine);
+
+    // Serves /metrics at `listen`; call after the control plane started.
+    Result<bool> start(const config::Endpoint& listen);
+    void stop();
+    const std::shared_ptr<telemetry::MetricsCollector>& collector() const { return collector_; }
+
+private:
+    void refresh();
+    void arm();
+
+    control::ControlPlane& control_;
+    std::shared_ptr<telemetry::MetricsCollector> collector_;
+    telemetry::MetricsServer server_;
+    MetricsViewBuilder builder_;
+    boost::asio::steady_timer timer_;
+    bool running_ = false;
+};
+
+} // namespace switchyard::daemon

@@ -1,0 +1,68 @@
+#pragma once
+
+// systemd integration on the control thread: sd_notify READY/RELOADING/
+// STOPPING/STATUS, and the watchdog. With WatchdogSec set, WATCHDOG=1 is sent
+// only when every worker's event loop has run a task the control thread posted
+// since the previous ping: a stuck worker (or a stuck control thread) stops
+// the pings and systemd restarts the service. Without NOTIFY_SOCKET every call
+// is a no-op.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "switchyard/proxy/worker.h"
+
+namespace switchyard::daemon {
+
+class SystemdNotifier {
+public:
+    using StatusFn = std::function<std::string()>;
+
+    SystemdNotifier(boost::asio::io_context& context, std::vector<std::unique_ptr<proxy::Worker>>& workers,
+                    StatusFn status);
+    ~SystemdNotifier();
+
+    // READY=1 with the current STATUS=; the first call starts the watchdog and
+    // status timer (later calls end a reload).
+    void ready();
+    // RELOADING=1 (with MONOTONIC_USEC, as newer systemd wants it).
+    void reloading();
+    void stopping();
+    // Sends STATUS= now if it changed.
+    void updateStatus();
+    void stop();
+
+    bool active() const { return active_; }
+    // Zero when the service has no WatchdogSec.
+    std::chrono::microseconds watchdogTimeout() const { return watchdog_; }
+
+private:
+    void arm();
+    void tick();
+    bool workersAnswered() const;
+    void notify(const std::string& message);
+
+    boost::asio::io_context& context_;
+    std::vector<std::unique_ptr<proxy::Worker>>& workers_;
+    StatusFn status_;
+    bool active_ = false;
+    std::chrono::microseconds watchdog_{0};
+    std::chrono::milliseconds period_{2000};
+    boost::asio::steady_timer timer_;
+    std::string lastStatus_;
+    // Heartbeats: round N is posted to every worker; each stores N when its loop runs it.
+    uint64_t round_ = 0;
+    std::vector<std::shared_ptr<std::atomic<uint64_t>>> answered_;
+    bool warnedStuck_ = false;
+    bool armed_ = false;
+    bool stopped_ = false;
+};
+
+} // namespace switchyard::daemon

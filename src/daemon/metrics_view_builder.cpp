@@ -1,0 +1,129 @@
+#include "switchyard/daemon/metrics_view_builder.h"
+
+#include <memory>
+
+#include "switchyard/proxy/close_reason.h"
+
+namespace switchyard::daemon {
+namespace {
+
+// Reasons counted per backend (the session reached one) and per service (it never did).
+constexpr proxy::CloseReason kBackendReasons[] = {
+    proxy::CloseReason::ClientClose, proxy::CloseReason::BackendClose,  proxy::CloseReason::ClientReset,
+    proxy::CloseReason::BackendReset, proxy::CloseReason::IdleTimeout, proxy::CloseReason::DrainDeadline,
+    proxy::CloseReason::Shutdown,
+};
+constexpr proxy::CloseReason kServiceReasons[] = {
+    proxy::CloseReason::ConnectFailed, proxy::CloseReason::NoBackend, proxy::CloseReason::ConnectionLimit,
+};
+
+telemetry::CloseReasonLabel label(proxy::CloseReason r) {
+    return {static_cast<int>(r), proxy::toString(r)};
+}
+
+} // namespace
+
+void fillRolloutMetrics(const control::ServiceEntry& /*service*/, telemetry::RolloutMetricsView& out) {
+    out.active = false;
+    out.step = 0;
+    out.targetWeight = 0;
+    out.outcomes = {{"promoted", 0}, {"rolled_back", 0}, {"aborted", 0}};
+}
+
+telemetry::MetricsViewPtr MetricsViewBuilder::build(const control::ControlPlane& control) {
+    auto view = std::make_shared<telemetry::MetricsView>();
+    for (auto r : kBackendReasons) view->backendCloseReasons.push_back(label(r));
+    for (auto r : kServiceReasons) view->serviceCloseReasons.push_back(label(r));
+    view->reloadsOk = control.reloadsOk();
+    view->reloadsFailed = control.reloadsFailed();
+    view->saveFailures = control.saveFailures();
+
+    const control::MasterState& state = control.state();
+    view->services.reserve(state.services.size());
+    for (const control::ServiceEntry& s : state.services) {
+        telemetry::ServiceMetricsView sv;
+        sv.name = s.config.name;
+        sv.generation = s.generation;
+        sv.revision = s.revision;
+        sv.fallbackActive = s.fallback.active;
+        if (s.fallback.active && !fallbackWasActive_[sv.name]) ++fallbacks_[sv.name];
+        fallbackWasActive_[sv.name] = s.fallback.active;
+        sv.fallbacks = fallbacks_[sv.name];
+        if (s.state) {
+            // Aliasing pointers: they keep the ServiceState alive and point at one member.
+            sv.active = std::shared_ptr<const std::atomic<int64_t>>(s.state, &s.state->active);
+            sv.accepted = std::shared_ptr<const std::atomic<uint64_t>>(s.state, &s.state->accepted);
+            sv.closedWithoutBackend =
+                std::shared_ptr<const std::array<std::atomic<uint64_t>, 16>>(s.state, &s.state->closedWithoutBackend);
+        }
+        const config::Split effective = s.effectiveSplit();
+        for (auto colour : config::kColours) {
+            const control::PoolEntry& pool = s.pool(colour);
+            telemetry::PoolMetricsView& pv = sv.pools[config::index(colour)];
+            pv.colour = config::toString(colour);
+            pv.counters = s.poolCounters[config::index(colour)];
+            pv.weight = s.split.weight(colour);
+            pv.effectiveWeight = pool.offline ? 0 : effective.weight(colour);
+            pv.offline = pool.offline;
+            const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+            for (const control::BackendEntry& b : pool.backends) {
+                telemetry::BackendMetricsView bv;
+                bv.address = b.address.toString();
+                if (b.handle) {
+                    bv.traffic = std::shared_ptr<const telemetry::TrafficCounters>(b.handle, &b.handle->traffic);
+                    bv.active = std::shared_ptr<const std::atomic<int64_t>>(b.handle, &b.handle->active);
+                    bv.ejected = std::shared_ptr<const std::atomic<bool>>(b.handle, &b.handle->ejected);
+                    const std::string key = sv.name + '/' + pv.colour + '/' + bv.address;
+                    const bool ejected = b.handle->ejected.load(std::memory_order_relaxed);
+                    if (ejected && !ejectedBefore_[key]) ++ejections_[key];
+                    ejectedBefore_[key] = ejected;
+                    bv.ejections = ejections_[key];
+                }
+                bv.healthy = b.healthy;
+                bv.draining = poolDraining || b.adminState != control::AdminState::Enabled || b.removing;
+                bv.weight = b.weight;
+                bv.adminState = control::toString(b.adminState);
+                pv.backends.push_back(std::move(bv));
+            }
+        }
+        fillRolloutMetrics(s, sv.rollout);
+        view->services.push_back(std::move(sv));
+    }
+    return view;
+}
+
+MetricsPublisher::MetricsPublisher(boost::asio::io_context& context, control::ControlPlane& control,
+                                   std::string engine)
+    : control_(control),
+      collector_(std::make_shared<telemetry::MetricsCollector>(SWITCHYARD_VERSION, std::move(engine))),
+      server_(collector_), timer_(context) {}
+
+Result<bool> MetricsPublisher::start(const config::Endpoint& listen) {
+    refresh();
+    if (auto ok = server_.start(listen); !ok) return ok;
+    running_ = true;
+    control_.onPublished([this](const control::MasterState&) {
+        if (running_) refresh();
+    });
+    arm();
+    return true;
+}
+
+void MetricsPublisher::stop() {
+    running_ = false;
+    timer_.cancel();
+    server_.stop();
+}
+
+void MetricsPublisher::refresh() { collector_->setView(builder_.build(control_)); }
+
+void MetricsPublisher::arm() {
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || !running_) return;
+        refresh();
+        arm();
+    });
+}
+
+} // namespace switchyard::daemon
