@@ -1,0 +1,113 @@
+"""Access log: off by default; one line per closed connection, matching what the client did."""
+
+import re
+
+from clients import connect, echo_roundtrip, recv_all
+from daemon import service
+from netutil import dead_address, free_address
+from waiters import wait_until
+
+LINE = re.compile(r"client=(?P<client>\S+) service=(?P<service>\S+) pool=(?P<pool>\S+) backend=(?P<backend>\S+) "
+                  r"bytes_in=(?P<bytes_in>\d+) bytes_out=(?P<bytes_out>\d+) duration_ms=(?P<duration>[\d.]+) "
+                  r"connect_ms=(?P<connect>[\d.]+|-) reason=(?P<reason>\w+)$")
+
+
+def records(text):
+    return [m.groupdict() for m in (LINE.search(line) for line in text.splitlines()) if m]
+
+
+def roundtrip_from_known_port(address, payload):
+    """An echo round trip; returns the client's own address as the log prints it."""
+    s = connect(address)
+    try:
+        host, port = s.getsockname()[:2]
+        s.sendall(payload)
+        s.shutdown(1)
+        assert recv_all(s) == payload
+    finally:
+        s.close()
+    return f"{host}:{port}"
+
+
+def test_access_log_is_off_by_default(backends, switchyard):
+    d = switchyard([service("web", free_address(), blue=[backends.echo()])])
+    assert echo_roundtrip(d.listen(), b"hello") == b"hello"
+    d.stop()
+    assert records(d.log()) == []
+
+
+def test_each_closed_connection_writes_one_line_to_the_access_log_file(backends, switchyard, tmp_path):
+    blue, green = backends.echo(), backends.echo()
+    path = tmp_path / "access.log"
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])],
+                   extra={"log": {"level": "info", "access_log": True, "access_log_path": str(path)}})
+    made = {}
+    for n in (10, 2000, 70000):
+        made[roundtrip_from_known_port(d.listen(), b"a" * n)] = ("blue", blue.address, n)
+    assert d.admin("cutover web green")["ok"]
+    made[roundtrip_from_known_port(d.listen(), b"z" * 321)] = ("green", green.address, 321)
+
+    def logged():
+        got = {r["client"]: r for r in records(path.read_text()) if r["client"] in made}
+        return got if len(got) == len(made) else None
+    got = wait_until(logged, 5, 0.05, "a line for every connection")
+    for client, (pool, backend, n) in made.items():
+        r = got[client]
+        assert r["service"] == "web"
+        assert r["pool"] == pool
+        assert r["backend"] == backend
+        assert int(r["bytes_in"]) == n
+        assert int(r["bytes_out"]) == n
+        assert r["reason"] == "client_close"
+        assert r["connect"] != "-"
+        assert float(r["connect"]) <= float(r["duration"])
+    # Exactly one line per connection.
+    clients = [r["client"] for r in records(path.read_text())]
+    for client in made:
+        assert clients.count(client) == 1
+
+
+def test_a_connection_that_reaches_no_backend_is_logged_with_its_reason(backends, switchyard, tmp_path):
+    path = tmp_path / "access.log"
+    svc = service("web", free_address(), blue=[dead_address()], retries=0,
+                  health={"interval": "60s", "timeout": "1s", "fall": 3, "rise": 2})
+    d = switchyard([svc], extra={"log": {"level": "info", "access_log": True, "access_log_path": str(path)}})
+    s = connect(d.listen())
+    client = "%s:%d" % s.getsockname()[:2]
+    try:
+        recv_all(s, 5)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    r = wait_until(lambda: next((r for r in records(path.read_text()) if r["client"] == client), None), 5, 0.05,
+                   "the failed connection's line")
+    assert r["reason"] == "connect_failed"
+    assert r["pool"] == "-" and r["backend"] == "-" and r["connect"] == "-"
+    assert r["bytes_in"] == "0" and r["bytes_out"] == "0"
+
+
+def test_without_a_path_the_access_log_goes_to_stderr(backends, switchyard):
+    d = switchyard([service("web", free_address(), blue=[backends.echo()])],
+                   extra={"log": {"level": "info", "access_log": True}})
+    client = roundtrip_from_known_port(d.listen(), b"ping")
+    wait_until(lambda: any(r["client"] == client for r in records(d.log())), 5, 0.05, "the line on stderr")
+    line = next(line for line in d.log().splitlines() if f"client={client} " in line)
+    assert " access: " in line
+
+
+def test_reload_turns_the_access_log_on(backends, switchyard, tmp_path):
+    import signal
+    path = tmp_path / "access.log"
+    d = switchyard([service("web", free_address(), blue=[backends.echo()])],
+                   extra={"log": {"level": "info", "access_log": False, "access_log_path": str(path)}})
+    first = roundtrip_from_known_port(d.listen(), b"one")
+    d.config["log"] = {"level": "info", "access_log": True, "access_log_path": str(path)}
+    d.write_config()
+    d.send_signal(signal.SIGHUP)
+
+    def second_logged():
+        c = roundtrip_from_known_port(d.listen(), b"two")
+        return path.exists() and any(r["client"] == c for r in records(path.read_text()))
+    wait_until(second_logged, 5, 0.2, "a line once the reload turned the log on")
+    assert all(r["client"] != first for r in records(path.read_text()))

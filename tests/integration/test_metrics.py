@@ -1,0 +1,195 @@
+"""Prometheus metrics: after known traffic, /metrics shows exact counters and labels."""
+
+import re
+import signal
+import time
+import urllib.request
+
+from clients import echo_roundtrip
+from daemon import service
+from netutil import dead_address, free_address
+from waiters import wait_until
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(address):
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        return r.read().decode()
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value}"""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        labels = frozenset(LABEL.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())))
+
+
+def total(samples, name, **labels):
+    """Sum of every series of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def metrics_daemon(switchyard, services, **extra):
+    address = free_address()
+    cfg = {"metrics": {"listen": address}}
+    cfg.update(extra.pop("extra", {}))
+    d = switchyard(services, extra=cfg, **extra)
+    d.metrics_address = address
+    return d
+
+
+def settled(d, svc):
+    """Scrape once the readiness probe's connection has ended (every accepted one is closed)."""
+    def done():
+        s = parse(scrape(d.metrics_address))
+        accepted = value(s, "switchyard_connections_accepted_total", service=svc) or 0
+        closed = total(s, "switchyard_connections_closed_total", service=svc)
+        active = value(s, "switchyard_connections_active", service=svc)
+        return s if accepted >= 1 and closed == accepted and active == 0 else None
+    return wait_until(done, 5, 0.05, "the readiness probe's connection to end")
+
+
+def test_scrape_shows_per_pool_and_per_backend_traffic_exactly(backends, switchyard):
+    blue = [backends.echo(), backends.echo()]
+    green = [backends.echo()]
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=blue, green=green)])
+    before = settled(d, "web")
+
+    blue_sizes = [100, 2000, 30000, 7, 65536, 1]
+    green_sizes = [5000, 12, 999, 250000]
+    for n in blue_sizes:
+        assert echo_roundtrip(d.listen(), b"b" * n) == b"b" * n
+    assert d.admin("cutover web green")["ok"]
+    for n in green_sizes:
+        assert echo_roundtrip(d.listen(), b"g" * n) == b"g" * n
+
+    def after_traffic():
+        s = parse(scrape(d.metrics_address))
+        return s if value(s, "switchyard_connections_active", service="web") == 0 and \
+            total(s, "switchyard_connections_closed_total", service="web") == \
+            value(s, "switchyard_connections_accepted_total", service="web") else None
+    after = wait_until(after_traffic, 5, 0.05, "every connection to be counted as closed")
+
+    def delta(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert delta("switchyard_connections_accepted_total", service="web") == 10
+    for pool, sizes in (("blue", blue_sizes), ("green", green_sizes)):
+        n = len(sizes)
+        assert delta("switchyard_pool_connect_attempts_total", service="web", pool=pool) == n
+        assert delta("switchyard_pool_connections_total", service="web", pool=pool) == n
+        assert delta("switchyard_pool_connect_failures_total", service="web", pool=pool) == 0
+        assert delta("switchyard_pool_in_bytes_total", service="web", pool=pool) == sum(sizes)
+        assert delta("switchyard_pool_out_bytes_total", service="web", pool=pool) == sum(sizes)
+        # The same figures summed over the pool's backends.
+        assert delta("switchyard_upstream_connections_total", service="web", pool=pool) == n
+        assert delta("switchyard_in_bytes_total", service="web", pool=pool) == sum(sizes)
+        assert delta("switchyard_out_bytes_total", service="web", pool=pool) == sum(sizes)
+        # The client half-closes first in every round trip.
+        assert delta("switchyard_connections_closed_total", service="web", pool=pool, reason="client_close") == n
+        assert delta("switchyard_connections_closed_total", service="web", pool=pool) == n
+        assert delta("switchyard_upstream_connect_seconds_count", service="web", pool=pool) == n
+        assert delta("switchyard_upstream_connect_seconds_bucket", service="web", pool=pool, le="+Inf") == n
+        assert delta("switchyard_upstream_ttfb_seconds_count", service="web", pool=pool) == n
+    # Every backend of the service is labelled, with its address.
+    for b, pool in [(blue[0], "blue"), (blue[1], "blue"), (green[0], "green")]:
+        assert value(after, "switchyard_backend_up", service="web", pool=pool, backend=b.address) == 1
+        assert value(after, "switchyard_backend_weight", service="web", pool=pool, backend=b.address) == 100
+        assert value(after, "switchyard_upstream_connections_active", service="web", pool=pool,
+                     backend=b.address) == 0
+    # Intent and effective weights after the cutover; generation moved once.
+    assert value(after, "switchyard_pool_weight", service="web", pool="blue") == 0
+    assert value(after, "switchyard_pool_weight", service="web", pool="green") == 100
+    assert value(after, "switchyard_pool_effective_weight", service="web", pool="green") == 100
+    assert value(after, "switchyard_generation", service="web") == value(before, "switchyard_generation",
+                                                                          service="web") + 1
+    assert value(after, "switchyard_revision", service="web") > value(before, "switchyard_revision", service="web")
+    assert value(after, "switchyard_fallback_active", service="web") == 0
+    assert value(after, "switchyard_rollout_step", service="web") == 0
+    assert re.search(r'^switchyard_build_info\{version="[0-9][^"]*",engine="epoll"\} 1$', scrape(d.metrics_address), re.M)
+    assert value(after, "switchyard_reloads_total", result="ok") == 0
+    assert value(after, "switchyard_state_save_failures_total") == 0
+
+
+def test_connect_failures_are_counted_against_the_backend_and_the_close_reason(backends, switchyard):
+    dead = dead_address()
+    # A long health interval keeps the dead backend routable for the whole test.
+    svc = service("web", free_address(), blue=[dead], retries=0,
+                  health={"interval": "60s", "timeout": "1s", "fall": 3, "rise": 2})
+    d = metrics_daemon(switchyard, [svc])
+    before = settled(d, "web")
+    # Two, so that with the readiness probe's failure passive outlier detection
+    # (5 in a row by default) does not eject the backend meanwhile.
+    for _ in range(2):
+        try:
+            echo_roundtrip(d.listen(), b"x", timeout=5)
+        except OSError:
+            pass
+
+    def counted():
+        s = parse(scrape(d.metrics_address))
+        return s if total(s, "switchyard_connections_closed_total", service="web", reason="connect_failed") - \
+            total(before, "switchyard_connections_closed_total", service="web", reason="connect_failed") >= 2 else None
+    after = wait_until(counted, 5, 0.05, "two connect failures to be counted")
+
+    def delta(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+    assert delta("switchyard_connections_closed_total", service="web", reason="connect_failed") == 2
+    assert delta("switchyard_upstream_connect_attempts_total", service="web", pool="blue", backend=dead) == 2
+    assert delta("switchyard_upstream_connect_failures_total", service="web", pool="blue", backend=dead) == 2
+    assert delta("switchyard_pool_connect_failures_total", service="web", pool="blue") == 2
+    assert delta("switchyard_upstream_connections_total", service="web", pool="blue") == 0
+
+
+def test_reloads_are_counted_by_result(backends, switchyard):
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[backends.echo()])])
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: value(parse(scrape(d.metrics_address)), "switchyard_reloads_total", result="ok") == 1,
+               5, 0.05, "a successful reload to be counted")
+    d.config_path.write_text("services: [ {\n")   # broken YAML
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: value(parse(scrape(d.metrics_address)), "switchyard_reloads_total", result="failed") == 1,
+               5, 0.05, "a failed reload to be counted")
+    assert value(parse(scrape(d.metrics_address)), "switchyard_reloads_total", result="ok") == 1
+    assert d.running()
+
+
+def test_process_metrics_describe_the_daemon(backends, switchyard):
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[backends.echo()])])
+    s = parse(scrape(d.metrics_address))
+    assert value(s, "process_open_fds") > 3
+    assert value(s, "process_resident_memory_bytes") > 1_000_000
+    assert value(s, "process_cpu_seconds_total") >= 0
+    assert abs(value(s, "process_start_time_seconds") - time.time()) < 120
+    assert value(s, "switchyard_access_log_dropped_total") == 0
+
+
+def test_metrics_text_follows_prometheus_conventions(backends, switchyard):
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[backends.echo()])])
+    text = scrape(d.metrics_address)
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    for name, kind in types.items():
+        if kind == "counter":
+            assert name.endswith("_total"), name
+        if kind == "histogram":
+            assert name.endswith("_seconds"), name
+        if name.startswith("switchyard_") and "bytes" in name:
+            assert name.endswith("_bytes_total"), name
+    assert types["switchyard_upstream_connect_seconds"] == "histogram"
+    assert types["switchyard_upstream_ttfb_seconds"] == "histogram"
+    assert types["switchyard_build_info"] == "gauge"
