@@ -35,6 +35,8 @@ struct BackendState {
     // Connect failures and resets before the first byte in a row, all workers;
     // a success stores 0 only when it is not 0 already (passive outlier detection).
     std::atomic<uint32_t> consecutiveFailures{0};
+    // Picks that passed this backend over because it was at its max_connections.
+    std::atomic<uint64_t> limitSkips{0};
     // Set by the control thread when outlier detection ejects the backend.
     std::atomic<bool> ejected{false};
 

@@ -27,6 +27,9 @@ struct BackendRoute {
     // Weight for new connections after admin state, health and slow start:
     // 0 means this backend takes no new connections.
     uint32_t weight = 0;
+    // Per-backend max_connections: at handle->active >= this, picks pass the
+    // backend over for the pool's others. 0 = unlimited.
+    uint32_t maxConnections = 0;
     // Open connections close at drainDeadline (spread over the service's drain_spread).
     bool draining = false;
     TimePoint drainDeadline = kNoDeadline;
@@ -55,6 +58,12 @@ struct ServiceState {
     std::atomic<int64_t> active{0};
     std::atomic<uint64_t> accepted{0};
     std::atomic<uint64_t> refusedAtLimit{0};
+    // accept_proxy: headers that were malformed, cut short or late (timeouts
+    // are counted in both).
+    std::atomic<uint64_t> proxyHeaderErrors{0};
+    std::atomic<uint64_t> proxyHeaderTimeouts{0};
+    // Connections that found every pickable backend at its max_connections.
+    std::atomic<uint64_t> backendsFull{0};
     // Connections that ended before reaching any backend, by proxy::CloseReason.
     std::array<std::atomic<uint64_t>, 16> closedWithoutBackend{};
 };
@@ -65,6 +74,8 @@ struct ServiceRoute {
     config::Balance balance = config::Balance::RoundRobin;
     config::Affinity affinity = config::Affinity::None;
     config::ProxyProtocol proxyProtocol = config::ProxyProtocol::None;
+    bool acceptProxy = false;
+    config::Duration acceptProxyTimeout{3000};
     config::Duration connectTimeout{2000};
     config::Duration idleTimeout{300000};
     config::Duration drainSpread{3000};
