@@ -6,6 +6,7 @@
 
 #include "switchyard/admin/command_parser.h"
 #include "switchyard/admin/status_report.h"
+#include "switchyard/rollout/rollout_json.h"
 #include "switchyard/telemetry/logging.h"
 
 namespace switchyard::admin {
@@ -14,6 +15,24 @@ namespace {
 using nlohmann::json;
 
 json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
+
+rollout::RolloutPlan planFrom(const RolloutRequest& r) {
+    rollout::RolloutPlan p;
+    p.to = r.to;
+    p.steps = r.steps;
+    p.hold = r.hold;
+    p.maxHold = r.maxHold.value_or(r.hold * 4);
+    p.gates.maxErrorRate = r.maxErrorRate;
+    p.gates.maxConnectP99 = r.maxConnectP99;
+    p.gates.maxTtfbP99 = r.maxTtfbP99;
+    p.gates.maxErrorRateVsBaseline = r.maxErrorRateVsBaseline;
+    p.gates.minConnections = r.minConnections;
+    return p;
+}
+
+json rolloutJson(const control::ServiceEntry& s) {
+    return s.rollout ? rollout::statusJson(*s.rollout, control::rolloutNow(s)) : json(nullptr);
+}
 
 } // namespace
 
@@ -25,12 +44,21 @@ json CommandExecutor::changeReply(const control::Outcome& outcome, const std::st
     if (!outcome.ok) return errorReply(outcome.code, outcome.message);
     const control::ServiceEntry* s = control_.state().find(service);
     if (!s) return {{"ok", true}, {"service", service}};
-    return {{"ok", true},
-            {"service", service},
-            {"generation", s->generation},
-            {"revision", s->revision},
-            {"split", splitJson(s->split)},
-            {"effective_split", splitJson(s->effectiveSplit())}};
+    json reply = {{"ok", true},
+                  {"service", service},
+                  {"generation", s->generation},
+                  {"revision", s->revision},
+                  {"split", splitJson(s->split)},
+                  {"effective_split", splitJson(s->effectiveSplit())}};
+    if (!outcome.message.empty()) reply["warning"] = outcome.message;
+    return reply;
+}
+
+json CommandExecutor::rolloutReply(const control::Outcome& outcome, const std::string& service) {
+    json reply = changeReply(outcome, service);
+    if (outcome.ok)
+        if (const control::ServiceEntry* s = control_.state().find(service)) reply["rollout"] = rolloutJson(*s);
+    return reply;
 }
 
 json CommandExecutor::execute(const Command& c) {
@@ -88,16 +116,20 @@ json CommandExecutor::execute(const Command& c) {
                 {"services_removed", report.servicesRemoved}};
     }
     case CommandKind::Rollout:
-    case CommandKind::RolloutStatus:
+        return rolloutReply(control_.startRollout(c.service, planFrom(*c.rollout), guard), c.service);
+    case CommandKind::RolloutStatus: {
+        const control::ServiceEntry* s = control_.state().find(c.service);
+        if (!s) return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
+        return rolloutReply(control::Outcome::success(), c.service);
+    }
     case CommandKind::RolloutPause:
+        return rolloutReply(control_.rolloutAction(c.service, rollout::Action::Pause, guard), c.service);
     case CommandKind::RolloutResume:
+        return rolloutReply(control_.rolloutAction(c.service, rollout::Action::Resume, guard), c.service);
     case CommandKind::RolloutAbort:
+        return rolloutReply(control_.rolloutAction(c.service, rollout::Action::Abort, guard), c.service);
     case CommandKind::Promote:
-        if (!control_.state().find(c.service))
-            return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
-        return errorReply("not_supported", fmt::format("'{}' is not available in this version: progressive "
-                                                       "rollouts are not built yet",
-                                                       toString(c.kind)));
+        return rolloutReply(control_.rolloutAction(c.service, rollout::Action::Promote, guard), c.service);
     }
     return errorReply("unknown_command", "unknown command");
 }

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "switchyard/rollout/rollout_json.h"
+
 namespace switchyard::admin {
 namespace {
 
@@ -85,7 +87,7 @@ json serviceStatus(const control::ServiceEntry& service) {
         {"accepted_connections", service.state->accepted.load(std::memory_order_relaxed)},
         {"max_connections", c.maxConnections},
         {"fallback", fallback},
-        {"rollout", nullptr},
+        {"rollout", service.rollout ? rollout::statusJson(*service.rollout, control::rolloutNow(service)) : json(nullptr)},
         {"pools", pools},
     };
 }

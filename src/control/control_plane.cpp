@@ -1,6 +1,7 @@
 #include "switchyard/control/control_plane.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 
@@ -11,6 +12,7 @@
 #include "switchyard/config/config_loader.h"
 #include "switchyard/control/snapshot_builder.h"
 #include "switchyard/proxy/listen_socket.h"
+#include "switchyard/rollout/sli_window.h"
 #include "switchyard/telemetry/logging.h"
 
 namespace switchyard::control {
@@ -42,6 +44,21 @@ Result<bool> ControlPlane::start() {
         auto opened = openListeners(service);
         if (!opened) return Result<bool>(opened.errors());
     }
+    // A rollout the state file holds goes on: its step's window restarts, and the
+    // third restart within one step rolls it back (SPEC.md "Progressive rollout").
+    bool rolloutRestarted = false;
+    for (auto& service : initial.services) {
+        if (!service.rolloutActive()) continue;
+        const rollout::TickResult restarted = rollout::onRestart(*service.rollout, rolloutNow(service));
+        rolloutRestarted = true;
+        if (restarted.event == rollout::Event::RolledBack) {
+            applyRolloutSplit(service);
+            ++service.generation;
+            telemetry::logger("rollout")->warn("{}: {}", service.config.name, restarted.message);
+        } else {
+            telemetry::logger("rollout")->info("{}: {}", service.config.name, restarted.message);
+        }
+    }
     const auto now = routing::Clock::now();
     for (auto& service : initial.services) {
         // Nothing was flowing before start: no pool starts out draining.
@@ -50,6 +67,13 @@ Result<bool> ControlPlane::start() {
     }
     initial.revision = 1;
     publish(std::move(initial));
+    if (rolloutRestarted && store_.enabled()) {
+        // The restart count must reach the file, or a crash loop would never roll back.
+        if (auto saved = store_.save(state_); !saved) {
+            ++saveFailures_;
+            log->warn("state file not saved after restarting a rollout's window: {}", saved.errorText());
+        }
+    }
     scheduleHousekeeping();
     return true;
 }
@@ -120,7 +144,7 @@ Outcome ControlPlane::checkRoutable(const ServiceEntry& service, bool force) con
 }
 
 Outcome ControlPlane::change(const std::string& serviceName, const ChangeGuard& guard, bool movesIntent,
-                             const Mutation& mutate) {
+                             const Mutation& mutate, bool publishFirst) {
     const ServiceEntry* current = state_.find(serviceName);
     if (!current) return Outcome::failure("no_such_service", fmt::format("no service named '{}'", serviceName));
     if (guard.ifGeneration && *guard.ifGeneration != current->generation)
@@ -136,6 +160,19 @@ Outcome ControlPlane::change(const std::string& serviceName, const ChangeGuard& 
     ++service.revision;
     ++next.revision;
     updatePoolDrains(service, routing::Clock::now());
+    if (publishFirst) {
+        publish(std::move(next));
+        if (store_.enabled()) {
+            if (auto saved = store_.save(state_); !saved) {
+                ++saveFailures_;
+                telemetry::logger("control")->warn("{}: change published, state file not saved: {}", serviceName,
+                                                   saved.errorText());
+                return Outcome{true, {}, fmt::format("in effect, but the state file was not saved: {}",
+                                                     saved.errorText())};
+            }
+        }
+        return Outcome::success();
+    }
     if (store_.enabled()) {
         auto saved = store_.save(next);
         if (!saved) {
@@ -148,10 +185,31 @@ Outcome ControlPlane::change(const std::string& serviceName, const ChangeGuard& 
     return Outcome::success();
 }
 
+Outcome ControlPlane::yieldRollout(ServiceEntry& s, const ChangeGuard& guard, const char* command) const {
+    if (!s.rolloutActive()) return Outcome::success();
+    rollout::Rollout& r = *s.rollout;
+    if (!guard.force)
+        return Outcome::failure("rollout_active",
+                                fmt::format("{} has a rollout to {} in progress (step {}/{}, {}%, {}); use "
+                                            "rollout-abort or promote, or add force to abort it with this {}",
+                                            s.config.name, config::toString(r.target()), r.step + 1,
+                                            r.plan.steps.size(), r.percent(), rollout::toString(r.phase), command));
+    rollout::act(r, rollout::Action::Abort, rolloutNow(s), fmt::format("aborted by a forced {}", command));
+    applyRolloutSplit(s);
+    telemetry::logger("rollout")->warn("{}: {}", s.config.name, r.reason);
+    return Outcome::success();
+}
+
 Outcome ControlPlane::setSplit(const std::string& name, config::Split split, const ChangeGuard& guard) {
+    return setSplitFor(name, split, guard, "split");
+}
+
+Outcome ControlPlane::setSplitFor(const std::string& name, config::Split split, const ChangeGuard& guard,
+                                  const char* command) {
     return change(name, guard, true, [&](ServiceEntry& s) {
         if (split.blue == 0 && split.green == 0)
             return Outcome::failure("refused", "split blue=0 green=0 leaves no routable weight");
+        if (auto o = yieldRollout(s, guard, command); !o.ok) return o;
         if (split == s.split) return Outcome{true, "unchanged", {}};
         for (auto colour : config::kColours)
             if (split.weight(colour) > s.split.weight(colour))
@@ -169,11 +227,20 @@ Outcome ControlPlane::cutover(const std::string& name, config::Colour colour, co
     split.weight(colour) = 100;
     const ServiceEntry* s = state_.find(name);
     if (s && s->split.weight(config::other(colour)) == 0 && s->split.weight(colour) > 0) split = s->split;
-    return setSplit(name, split, guard);
+    return setSplitFor(name, split, guard, "cutover");
 }
 
 Outcome ControlPlane::rollback(const std::string& name, const ChangeGuard& guard) {
     return change(name, guard, true, [&](ServiceEntry& s) {
+        if (s.rolloutActive()) {
+            // Forced: aborting the rollout is the rollback (a whole rollout is one
+            // event); a second rollback brings its last split back.
+            const config::Split during = s.split;
+            if (auto o = yieldRollout(s, guard, "rollback"); !o.ok) return o;
+            s.rollbackSplit = during;
+            s.fallback = {};
+            return checkRoutable(s, guard.force);
+        }
         if (!s.rollbackSplit)
             return Outcome::failure("refused", fmt::format("{} has no earlier split to roll back to", name));
         const config::Split target = *s.rollbackSplit;
@@ -280,6 +347,7 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
         ServiceEntry fresh = makeServiceEntry(*cfg);
         const auto now = routing::Clock::now();
         // Keep identities (and so connection counts) of backends that stay;
+        if (auto o = yieldRollout(s, guard, "reset"); !o.ok) return o;
         // backends that only runtime changes had added drain out.
         for (auto colour : config::kColours) {
             auto& freshPool = fresh.pool(colour);
@@ -316,7 +384,9 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
     });
 }
 
-void ControlPlane::applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why) {
+        fresh.rollout = std::move(s.rollout);   // ended (or just aborted): its record stays for rollout-status
+void ControlPlane::applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why,
+                                  bool movesIntent) {
     MasterState next = state_;
     ServiceEntry* s = next.find(service);
     if (!s || !mutate(*s)) return;
@@ -325,6 +395,7 @@ void ControlPlane::applyAutomatic(const std::string& service, const ServiceMutat
     updatePoolDrains(*s, routing::Clock::now());
     publish(std::move(next));
     if (store_.enabled()) {
+    if (movesIntent) ++s->generation;
         if (auto saved = store_.save(state_); !saved) {
             ++saveFailures_;
             telemetry::logger("control")->warn("{}: state file not saved after {}: {}", service, why, saved.errorText());
@@ -429,6 +500,9 @@ ReloadReport ControlPlane::reload() {
     config_ = std::move(next);
     if (store_.enabled() && store_.path() != config_.stateFile)
         log->warn("state_file changed in the config; it takes effect at the next restart");
+            // The merge kept the rollout (the split was not replaced): keep its live window too.
+            if (service.rollout && old->rollout && old->rollout->id == service.rollout->id)
+                service.rollout = old->rollout;
     if (store_.enabled()) {
         if (auto saved = store_.save(fresh); !saved) {
             ++saveFailures_;
@@ -477,3 +551,141 @@ void ControlPlane::housekeeping() {
 }
 
 } // namespace switchyard::control
+// --- progressive rollouts ---
+
+rollout::Now rolloutNow(const ServiceEntry& service) {
+    rollout::Now now;
+    now.steady = routing::Clock::now();
+    now.unixMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    for (auto colour : config::kColours) {
+        rollout::PoolSample& sample = now.samples[config::index(colour)];
+        if (const auto& counters = service.poolCounters[config::index(colour)]) sample = rollout::samplePool(*counters);
+        for (const BackendEntry& b : service.pool(colour).backends)
+            sample.ejections += b.handle->ejections.load(std::memory_order_relaxed);
+    }
+    return now;
+}
+
+rollout::Signals rolloutSignals(const ServiceEntry& service) {
+    rollout::Signals signals;
+    if (!service.rollout) return signals;
+    const config::Colour target = service.rollout->target();
+    if (service.fallback.active) {
+        signals.targetFallback = service.fallback.from == target;
+        signals.baselineFallback = service.fallback.from != target;
+        signals.fallbackReason = service.fallback.reason;
+    }
+    for (const BackendEntry& b : service.pool(target).backends)
+        if (b.handle->ejected.load(std::memory_order_relaxed)) signals.ejectedTargets.push_back(b.address.toString());
+    return signals;
+}
+
+void applyRolloutSplit(ServiceEntry& service) {
+    const rollout::Rollout& r = *service.rollout;
+    service.split = r.split();
+    if (r.active() || r.phase == rollout::Phase::Promoted)
+        service.rollbackSplit = r.startSplit;
+    else
+        service.rollbackSplit = r.startRollbackSplit;
+}
+
+Outcome ControlPlane::startRollout(const std::string& name, const rollout::RolloutPlan& plan,
+                                   const ChangeGuard& guard) {
+    return change(name, guard, true, [&](ServiceEntry& s) {
+        if (plan.steps.empty()) return Outcome::failure("bad_argument", "rollout: no steps");
+        if (auto o = yieldRollout(s, guard, "rollout"); !o.ok) return o;
+        const config::Colour to = plan.to;
+        const char* toName = config::toString(to);
+        if (s.split.weight(config::other(to)) == 0 && s.split.weight(to) > 0 && !guard.force)
+            return Outcome::failure("refused", fmt::format("{} already sends all traffic to {}: nothing to roll out",
+                                                           name, toName));
+        if (auto o = checkTarget(s, to, guard.force); !o.ok) return o;
+        if (s.fallback.active && !guard.force)
+            return Outcome::failure("refused", fmt::format("{} is in fallback away from pool {} ({}); settle it "
+                                                           "first (use force to start anyway)",
+                                                           name, config::toString(s.fallback.from), s.fallback.reason));
+        // The id is the generation this change brings: it tells one rollout from the next.
+        s.rollout = rollout::begin(s.generation + 1, plan, s.split, s.rollbackSplit, rolloutNow(s));
+        applyRolloutSplit(s);
+        telemetry::logger("rollout")->info("{}: rollout to {} started at step 1/{} ({}%), hold {} ms", name, toName,
+                                           plan.steps.size(), plan.steps.front(), plan.hold.count());
+        return checkRoutable(s, guard.force);
+    });
+}
+
+Outcome ControlPlane::rolloutAction(const std::string& name, rollout::Action action, const ChangeGuard& guard) {
+    const bool publishFirst = action == rollout::Action::Abort;
+    return change(name, guard, true, [&](ServiceEntry& s) {
+        if (!s.rollout || !s.rollout->active())
+            return Outcome::failure("no_rollout",
+                                    s.rollout ? fmt::format("{} has no rollout in progress (the last one {}: {})", name,
+                                                            rollout::toString(s.rollout->phase), s.rollout->reason)
+                                              : fmt::format("{} has no rollout in progress", name));
+        if (action == rollout::Action::Promote)
+            if (auto o = checkTarget(s, s.rollout->target(), guard.force); !o.ok) return o;
+        if (auto refused = rollout::act(*s.rollout, action, rolloutNow(s)))
+            return Outcome::failure("refused", fmt::format("{}: {}", name, *refused));
+        applyRolloutSplit(s);
+        telemetry::logger("rollout")->info("{}: {} ({})", name, rollout::toString(action),
+                                           rollout::toString(s.rollout->phase));
+        return checkRoutable(s, guard.force);
+    }, publishFirst);
+}
+
+void ControlPlane::rolloutTick() {
+    const auto log = telemetry::logger("rollout");
+    std::vector<std::string> names;
+    for (const auto& s : state_.services)
+        if (s.rolloutActive()) names.push_back(s.config.name);
+    for (const auto& name : names) {
+        const ServiceEntry* current = state_.find(name);
+        if (!current || !current->rolloutActive()) continue;
+        rollout::Rollout next = *current->rollout;
+        const rollout::TickResult result = rollout::tick(next, rolloutNow(*current), rolloutSignals(*current));
+        switch (result.event) {
+        case rollout::Event::None:
+            break;
+        case rollout::Event::Advanced:
+        case rollout::Event::Canary:
+        case rollout::Event::Promoted: {
+            auto retry = std::find_if(rolloutRetryAt_.begin(), rolloutRetryAt_.end(),
+                                      [&](const auto& e) { return e.first == name; });
+            const auto now = routing::Clock::now();
+            if (retry != rolloutRetryAt_.end() && now < retry->second) break;
+            const Outcome o = change(name, {}, true, [&](ServiceEntry& s) {
+                s.rollout = next;
+                applyRolloutSplit(s);
+                return Outcome::success();
+            });
+            if (!o.ok) {
+                // Holding the step is safe; stepping forward unsaved is not (a restart would forget it).
+                log->error("{}: step not taken, retrying in 5s: {}", name, o.message);
+                if (retry == rolloutRetryAt_.end()) rolloutRetryAt_.emplace_back(name, now + std::chrono::seconds(5));
+                else retry->second = now + std::chrono::seconds(5);
+                break;
+            }
+            if (retry != rolloutRetryAt_.end()) rolloutRetryAt_.erase(retry);
+            log->info("{}: {}", name, result.message);
+            break;
+        }
+        case rollout::Event::RolledBack:
+            log->warn("{}: {}", name, result.message);
+            applyAutomatic(name, [&](ServiceEntry& s) {
+                s.rollout = next;
+                applyRolloutSplit(s);
+                return true;
+            }, "rollout rollback", /*movesIntent=*/true);
+            break;
+        case rollout::Event::Suspended:
+            log->warn("{}: {}", name, result.message);
+            applyAutomatic(name, [&](ServiceEntry& s) {
+                s.rollout = next;
+                return true;
+            }, "rollout suspension");
+            break;
+        }
+    }
+}
+

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "switchyard/rollout/rollout_json.h"
 #include "switchyard/util/unique_fd.h"
 
 namespace switchyard::control {
@@ -93,6 +94,7 @@ std::string serializeState(const MasterState& state) {
             {"rollback_split", s.rollbackSplit ? splitJson(*s.rollbackSplit) : json(nullptr)},
             {"fallback", fallback},
             {"pools", pools},
+            {"rollout", s.rollout ? rollout::persistJson(*s.rollout) : json(nullptr)},
         };
     }
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -133,6 +135,21 @@ Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& st
             } else {
                 report.replaced.push_back(fmt::format("{}: split (config changed to blue={} green={})", name,
                                                       s.config.split.blue, s.config.split.green));
+            }
+            // The rollout (plan, step, history) goes with the split it drives: if the
+            // config's split changed, an active rollout is dropped with the override.
+            if (saved.contains("rollout") && !saved.at("rollout").is_null()) {
+                rollout::Rollout r = rollout::restoreJson(saved.at("rollout"));
+                if (!r.active() || madeAgainst == s.config.split) {
+                    if (r.active())
+                        report.kept.push_back(fmt::format("{}: rollout to {} at step {}/{} ({}%, {})", name,
+                                                          config::toString(r.target()), r.step + 1, r.plan.steps.size(),
+                                                          r.percent(), rollout::toString(r.phase)));
+                    s.rollout = std::move(r);
+                } else {
+                    report.replaced.push_back(fmt::format("{}: rollout to {} (config split changed; rollout dropped)",
+                                                          name, config::toString(r.target())));
+                }
             }
             if (const json& fb = saved.at("fallback"); !fb.is_null()) {
                 s.fallback.active = true;

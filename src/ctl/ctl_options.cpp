@@ -110,7 +110,9 @@ std::string usageText() {
         "                       else /run/switchyard/admin.sock)\n"
         "      --json           print the daemon's JSON reply line as is\n"
         "      --wait           cutover: wait until the old pool has no connections left;\n"
-        "                       backend ... drain: wait until that backend has none left\n"
+        "                       backend ... drain: wait until that backend has none left;\n"
+        "                       rollout: show its progress until it ends (exit 0 promoted,\n"
+        "                       4 rolled back or aborted; Ctrl-C stops waiting, not the rollout)\n"
         "      --timeout D      give up after D in total (e.g. 30s, 5m); default: no total\n"
         "                       limit; each request waits at most 10s for its reply\n"
         "  -h, --help           this text\n"
@@ -130,7 +132,8 @@ std::string usageText() {
     text +=
         "\n"
         "Exit status: 0 ok, 1 command refused or failed, 2 usage error, 3 daemon unreachable,\n"
-        "5 an if-generation condition lost its race, 130 interrupted while waiting.\n"
+        "4 a rollout waited on ended without promotion, 5 an if-generation condition lost\n"
+        "its race, 130 interrupted while waiting.\n"
         "See docs/admin-protocol.md.\n";
     return text;
 }

@@ -16,6 +16,7 @@
 #include "ctl_options.h"
 #include "drain_waiter.h"
 #include "reply_printer.h"
+#include "rollout_waiter.h"
 
 using namespace switchyard;
 using namespace switchyard::ctl;
@@ -31,7 +32,7 @@ int usageError(const std::string& message) {
 }
 
 // What --wait waits for, or a usage error for commands it does not support.
-std::variant<std::monostate, DrainTarget, int> waitTarget(const std::string& line, const std::string& word) {
+std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std::string& line, const std::string& word) {
     auto parsed = admin::parseCommand(line);
     if (auto* err = std::get_if<admin::ParseError>(&parsed)) {
         // The daemon would say the same; saying it here spares a round trip.
@@ -44,6 +45,8 @@ std::variant<std::monostate, DrainTarget, int> waitTarget(const std::string& lin
         return DrainTarget{cmd.service, config::other(*cmd.colour), std::nullopt};
     case admin::CommandKind::BackendDrain:
         return DrainTarget{cmd.service, *cmd.colour, cmd.backend};
+    case admin::CommandKind::Rollout:
+        return RolloutWait{cmd.service, 0};   // the id comes with the reply
     default: {
         std::string what = word;
         if (cmd.kind == admin::CommandKind::BackendWeight || cmd.kind == admin::CommandKind::BackendDisable ||
@@ -84,10 +87,12 @@ int main(int argc, char** argv) {
 
     const std::string& word = options->words.front();
     std::optional<DrainTarget> target;
+    std::optional<RolloutWait> rolloutTarget;
     if (options->wait) {
         auto t = waitTarget(line, word);
         if (auto* code = std::get_if<int>(&t)) return *code;
-        target = std::get<DrainTarget>(t);
+        if (auto* r = std::get_if<RolloutWait>(&t)) rolloutTarget = *r;
+        else target = std::get<DrainTarget>(t);
     }
 
     std::optional<Clock::time_point> deadline;
@@ -121,10 +126,31 @@ int main(int argc, char** argv) {
         return parsed.value("code", "") == "generation_mismatch" ? kExitGenerationMismatch : kExitFailure;
     }
     if (!options->json) {
-        std::string out = word == "status" ? formatStatus(parsed) : formatChange(parsed, word);
+        std::string out;
+        if (word == "status") {
+            out = formatStatus(parsed);
+        } else if (parsed.contains("rollout")) {
+            // The rollout commands: the usual summary line, then the rollout readably.
+            json rest = parsed;
+            rest.erase("rollout");
+            out = formatChange(rest, word) + formatRollout(parsed["rollout"]);
+        } else {
+            out = formatChange(parsed, word);
+        }
         std::fputs(out.c_str(), stdout);
     }
     std::fflush(stdout);
+
+    if (rolloutTarget) {
+        const json& started = parsed["rollout"];
+        if (!started.is_object() || !started.contains("id")) {
+            std::fprintf(stderr, "switchyardctl: the rollout reply carries no rollout id; cannot wait\n");
+            return kExitFailure;
+        }
+        rolloutTarget->id = started["id"].get<uint64_t>();
+        installInterruptHandler();
+        return waitForRollout(client, *rolloutTarget, deadline, options->json);
+    }
 
     if (!target) return kExitOk;
     // Only now: Ctrl-C before the command was answered keeps its usual meaning.

@@ -18,6 +18,7 @@
 #include "switchyard/daemon/socket_activation.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/telemetry/access_log.h"
+#include "switchyard/rollout/rollout_driver.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
 
@@ -158,6 +159,9 @@ int runDaemon(DaemonOptions options) {
         return 1;
     }
     admin::CommandExecutor executor(control);
+    // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
+    rollout::RolloutDriver rolloutDriver(context, control);
+    rolloutDriver.start();
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
     if (auto ok = adminServer.start(socketPath, config.admin.socketMode); !ok) {

@@ -164,6 +164,9 @@ TickResult tick(Rollout& r, const Now& now, const Signals& signals) {
         for (const auto& b : signals.ejectedTargets) list += (list.empty() ? "" : ", ") + b;
         return rollBack(r, now, fmt::format("outlier detection ejected target backend {}", list));
     }
+    // An ejection that already ended still happened within the step.
+    if (const uint64_t ejections = r.targetWindow(now).ejections; ejections > 0)
+        return rollBack(r, now, fmt::format("outlier detection ejected {} target backend(s) during the step", ejections));
     if (r.phase == Phase::Suspended) return {};
     if (signals.baselineFallback) {
         if (!r.pausedAt) r.pausedAt = now.steady;

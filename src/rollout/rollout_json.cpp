@@ -64,7 +64,7 @@ RolloutPlan planFrom(const json& j) {
 }
 
 json persistSli(const PoolSli& s) {
-    return {{"attempts", s.attempts},         {"errors", s.errors},
+    return {{"attempts", s.attempts},         {"errors", s.errors}, {"ejections", s.ejections},
             {"connections", s.connections},   {"connect_samples", s.connectSamples},
             {"ttfb_samples", s.ttfbSamples},  {"connect_p50_ms", s.connectP50Ms},
             {"connect_p99_ms", s.connectP99Ms}, {"ttfb_p50_ms", s.ttfbP50Ms},
@@ -76,6 +76,7 @@ PoolSli sliFrom(const json& j) {
     s.attempts = j.at("attempts").get<uint64_t>();
     s.errors = j.at("errors").get<uint64_t>();
     s.connections = j.at("connections").get<uint64_t>();
+    s.ejections = j.value("ejections", uint64_t{0});
     s.connectSamples = j.at("connect_samples").get<uint64_t>();
     s.ttfbSamples = j.at("ttfb_samples").get<uint64_t>();
     s.connectP50Ms = j.at("connect_p50_ms").get<double>();
@@ -125,6 +126,7 @@ json sliJson(const PoolSli& s) {
             {"errors", s.errors},
             {"error_rate", round3(s.errorRate() * 1000.0) / 1000.0},
             {"connections", s.connections},
+            {"ejections", s.ejections},
             {"connect_samples", s.connectSamples},
             {"connect_p50_ms", round3(s.connectP50Ms)},
             {"connect_p99_ms", round3(s.connectP99Ms)},

@@ -27,6 +27,8 @@ PoolSli windowSli(const PoolSample& start, const PoolSample& end) {
     w.attempts = delta(end.attempts, from.attempts);
     w.errors = delta(end.failures, from.failures) + delta(end.earlyCloses, from.earlyCloses);
     w.connections = delta(end.connections, from.connections);
+    // A removed backend takes its ejections along: never count that as negative.
+    w.ejections = end.ejections > start.ejections ? end.ejections - start.ejections : 0;
     const telemetry::HistogramData connect = end.connect.minus(from.connect);
     const telemetry::HistogramData ttfb = end.ttfb.minus(from.ttfb);
     w.connectSamples = connect.count;

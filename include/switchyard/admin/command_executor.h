@@ -19,6 +19,8 @@ public:
 
 private:
     nlohmann::json changeReply(const control::Outcome& outcome, const std::string& service);
+    // changeReply plus the service's rollout (rollout-status and the rollout commands).
+    nlohmann::json rolloutReply(const control::Outcome& outcome, const std::string& service);
 
     control::ControlPlane& control_;
 };

@@ -19,6 +19,7 @@
 #include "switchyard/control/master_state.h"
 #include "switchyard/control/state_store.h"
 #include "switchyard/proxy/worker.h"
+#include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/util/result.h"
 
 namespace switchyard::control {
@@ -70,9 +71,25 @@ public:
     Outcome reset(const std::string& service, const ChangeGuard& guard);
     ReloadReport reload();
 
+    // --- progressive rollouts (rollout/rollout_controller.h; SPEC.md "Progressive rollout") ---
+    // Starting, pausing, resuming and promoting are operator changes (saved, then
+    // published). rollout-abort is a rollback: published first, saved best-effort,
+    // so a full disk never keeps a bad target in traffic (a failed save comes back
+    // as a success whose message says so).
+    Outcome startRollout(const std::string& service, const rollout::RolloutPlan& plan, const ChangeGuard& guard);
+    Outcome rolloutAction(const std::string& service, rollout::Action action, const ChangeGuard& guard);
+    // Advances every active rollout (the rollout driver's timer). A step forward is
+    // the daemon acting for the operator: it moves generation and is saved before it
+    // is published (a failed save holds the step and retries). A rollback or a
+    // suspension is automatic: published first, saved best-effort.
+    void rolloutTick();
+
     // --- automatic changes: published first, saved best-effort ---
     using ServiceMutation = std::function<bool(ServiceEntry&)>;   // returns true if it changed anything
-    void applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why);
+    // `movesIntent`: the change is intent the daemon changes on its own (a rollout's
+    // rollback), so it moves generation too.
+    void applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why,
+                        bool movesIntent = false);
 
     const MasterState& state() const { return state_; }
     const config::Config& config() const { return config_; }
@@ -95,8 +112,14 @@ public:
 
 private:
     using Mutation = std::function<Outcome(ServiceEntry&)>;
-    // Validate on a copy, save, publish: the operator-change path.
-    Outcome change(const std::string& service, const ChangeGuard& guard, bool movesIntent, const Mutation& mutate);
+    // Validate on a copy, save, publish: the operator-change path. `publishFirst`
+    // (rollout-abort): validate, publish, then save best-effort.
+    Outcome change(const std::string& service, const ChangeGuard& guard, bool movesIntent, const Mutation& mutate,
+                   bool publishFirst = false);
+    Outcome setSplitFor(const std::string& service, config::Split split, const ChangeGuard& guard, const char* command);
+    // A split-changing command during a rollout: refused (rollout_active) unless
+    // forced, which aborts the rollout first.
+    Outcome yieldRollout(ServiceEntry& service, const ChangeGuard& guard, const char* command) const;
     Outcome checkRoutable(const ServiceEntry& service, bool force) const;
     Outcome checkTarget(const ServiceEntry& service, config::Colour colour, bool force) const;
     void publish(MasterState next);
@@ -117,6 +140,16 @@ private:
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;
+    std::vector<std::pair<std::string, routing::TimePoint>> rolloutRetryAt_;   // after a failed step save
 };
+
+// What a service's rollout is fed now: the time and both pools' counter samples.
+rollout::Now rolloutNow(const ServiceEntry& service);
+// Health-side facts for a service's rollout: fallbacks, ejected target backends.
+rollout::Signals rolloutSignals(const ServiceEntry& service);
+// Sets split and rollbackSplit from the service's rollout: a whole rollout is one
+// split-changing event (SPEC.md "Rollback"); one that ended without promotion
+// leaves `rollback` as if it had never happened.
+void applyRolloutSplit(ServiceEntry& service);
 
 } // namespace switchyard::control

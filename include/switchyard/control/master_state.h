@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "switchyard/config/config.h"
+#include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/routing/routing_snapshot.h"
 
 namespace switchyard::control {
@@ -83,6 +84,9 @@ struct ServiceEntry {
 };
 
 struct MasterState {
+    // The active rollout, or the last one (kept for rollout-status); see rollout/.
+    std::optional<rollout::Rollout> rollout;
+    bool rolloutActive() const { return rollout && rollout->active(); }
     std::vector<ServiceEntry> services;
     uint64_t revision = 0;                        // every published snapshot
 

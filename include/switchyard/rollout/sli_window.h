@@ -17,6 +17,7 @@ struct PoolSample {
     uint64_t failures = 0;       // ... that failed for the backend's reason (local errors never count)
     uint64_t earlyCloses = 0;    // backend closed or reset before its first byte
     uint64_t connections = 0;    // upstream connections established
+    uint64_t ejections = 0;      // outlier ejections of the pool's backends (filled by the control plane)
     telemetry::HistogramData connect;
     telemetry::HistogramData ttfb;
 };
@@ -28,6 +29,7 @@ struct PoolSli {
     uint64_t attempts = 0;
     uint64_t errors = 0;         // failures + early closes
     uint64_t connections = 0;
+    uint64_t ejections = 0;
     uint64_t connectSamples = 0;
     uint64_t ttfbSamples = 0;
     double connectP50Ms = 0;

@@ -333,3 +333,11 @@ TEST_CASE("a rollout to blue moves blue's share", "[rollout][controller]") {
     REQUIRE(tick(r, h.now(), {}).event == Event::Advanced);
     CHECK(r.split() == config::Split{100, 0});
 }
+
+TEST_CASE("an ejection that ended within the step still fails it", "[rollout][controller]") {
+    Harness h;
+    Rollout r = start(h);
+    h.green.sample.ejections += 1;
+    CHECK(tick(r, h.now(), {}).event == Event::RolledBack);
+    CHECK(r.steps[0].reason == "outlier detection ejected 1 target backend(s) during the step");
+}
