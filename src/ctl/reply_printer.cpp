@@ -94,6 +94,13 @@ std::string fallbackText(const json& fb) {
 std::string rolloutText(const json& rollout, const std::string& service) {
     if (rollout.is_null()) return "none";
     if (!rollout.is_object()) return text(rollout);
+    if (rollout.contains("state") && rollout.contains("to") && rollout.contains("step")) {
+        std::string out = fmt::format("{} to {}, step {}/{} ({}%)", text(field(rollout, "state")),
+                                      text(field(rollout, "to")), text(field(rollout, "step")),
+                                      text(field(rollout, "steps_total")), text(field(rollout, "percent")));
+        if (field(rollout, "reason").is_string()) out += ": " + text(field(rollout, "reason"));
+        return out + fmt::format(" (details: switchyardctl rollout-status {})", service);
+    }
     std::string out;
     for (auto it = rollout.begin(); it != rollout.end(); ++it) {
         if (it->is_structured()) continue;

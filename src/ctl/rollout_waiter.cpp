@@ -54,7 +54,7 @@ std::string gateText(const json& g) {
     const bool ms = name == "max_connect_p99" || name == "max_ttfb_p99";
     std::string reading;
     if (name == "min_connections")
-        reading = fmt::format("{} of {}", str(field(g, "samples")), str(field(g, "limit")));
+        reading = fmt::format("{} of {}", str(field(g, "samples")), static_cast<long long>(num(field(g, "limit"))));
     else if (ms)
         reading = fmt::format("{:.1f}ms vs {:.1f}ms, {} samples", num(field(g, "observed")), num(field(g, "limit")),
                               str(field(g, "samples")));
@@ -86,7 +86,10 @@ std::string rolloutProgressLine(const json& r) {
             line += " · " + formatMsLeft(static_cast<long long>(num(field(w, "time_left_ms")))) + " left";
         else
             line += " · clock " + str(field(w, "clock"));
-        if (field(w, "enough_samples") == json(false)) line += " (waiting for min_connections)";
+        const json& gates = field(w, "gates");
+        if (gates.is_array() && !gates.empty() && field(gates[0], "gate") == "min_connections")
+            line += fmt::format(" · samples {}/{}", str(field(gates[0], "samples")),
+                                static_cast<long long>(num(field(gates[0], "limit"))));
     }
     return line;
 }
@@ -103,9 +106,9 @@ std::string formatRollout(const json& r) {
         for (const json& g : field(w, "gates")) out += "    " + gateText(g) + "\n";
     }
     for (const json& s : field(r, "history")) {
-        std::string line = fmt::format("  step {:>3}%  {:<8}", str(field(s, "percent")), str(field(s, "verdict")));
+        std::string line = fmt::format("  step {:>3}%  {}", str(field(s, "percent")), str(field(s, "verdict")));
         if (field(s, "window_ms").is_number())
-            line += fmt::format("  window {:.1f}s", num(field(s, "window_ms")) / 1000.0);
+            line += fmt::format("  (window {:.1f}s)", num(field(s, "window_ms")) / 1000.0);
         if (num(field(s, "restarts")) > 0) line += fmt::format("  restarts {}", str(field(s, "restarts")));
         out += line + "\n";
         if (field(s, "reason").is_string()) out += "      " + str(field(s, "reason")) + "\n";
