@@ -364,6 +364,7 @@ private:
     void loadTimeouts(const Val& v, Timeouts& out);
     void loadHealth(const Val& v, HealthConfig& out);
     void loadFallback(const Val& v, FallbackConfig& out);
+    void loadOutlierDetection(const Val& v, OutlierDetectionConfig& out);
     void loadPools(const Val& v, ServiceConfig& out);
 
     std::string source_;
@@ -568,7 +569,8 @@ void Loader::loadService(const Val& v, ServiceConfig& out) {
     MapView m(*this, v,
               {"name", "listen", "balance", "affinity", "split", "drain_timeout", "drain_spread",
                "timeouts", "retries", "max_connections", "proxy_protocol", "accept_proxy",
-               "accept_proxy_timeout", "slow_start", "health", "fallback", "pools"});
+               "accept_proxy_timeout", "slow_start", "health", "fallback",
+               "outlier_detection", "pools"});
     if (!m.valid()) return;
 
     for (auto required : {"name", "listen", "pools"}) {
@@ -635,6 +637,7 @@ void Loader::loadService(const Val& v, ServiceConfig& out) {
     if (auto s = m.get("slow_start")) duration(s, out.slowStart);
     loadHealth(m.get("health"), out.health);
     loadFallback(m.get("fallback"), out.fallback);
+    loadOutlierDetection(m.get("outlier_detection"), out.outlierDetection);
     if (auto p = m.get("pools")) loadPools(p, out);
 }
 
@@ -747,6 +750,25 @@ void Loader::loadFallback(const Val& v, FallbackConfig& out) {
     }
     if (auto r = m.get("restore")) word(r, {{"manual", Restore::Manual}, {"auto", Restore::Auto}}, out.restore);
     if (auto h = m.get("hold")) duration(h, out.hold);
+}
+
+void Loader::loadOutlierDetection(const Val& v, OutlierDetectionConfig& out) {
+    if (!v) return;
+    MapView m(*this, v, {"enabled", "consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent"});
+    if (!m.valid()) return;
+    if (auto e = m.get("enabled")) boolean(e, out.enabled);
+    if (auto c = m.get("consecutive_failures")) integer(c, 1, 1000, out.consecutiveFailures);
+    Val base = m.get("base_ejection");
+    Val max = m.get("max_ejection");
+    const bool baseOk = !base || positiveDuration(base, out.baseEjection);
+    const bool maxOk = !max || positiveDuration(max, out.maxEjection);
+    if (baseOk && maxOk && out.maxEjection < out.baseEjection) {
+        const Val& at = max ? max : base;
+        report(at.mark, max ? max.path : m.childPath("max_ejection"),
+               "max_ejection " + formatDuration(out.maxEjection) + " is shorter than base_ejection " +
+                   formatDuration(out.baseEjection));
+    }
+    if (auto p = m.get("max_ejection_percent")) integer(p, 0, 100, out.maxEjectionPercent);
 }
 
 void Loader::loadPools(const Val& v, ServiceConfig& out) {

@@ -91,6 +91,17 @@ struct FallbackConfig {
     bool operator==(const FallbackConfig&) const = default;
 };
 
+// Passive outlier detection: consecutive connect failures or resets before
+// the first byte, seen on real traffic, eject a backend for a while.
+struct OutlierDetectionConfig {
+    bool enabled = true;
+    uint32_t consecutiveFailures = 5;
+    Duration baseEjection{10000};       // doubles on repeat
+    Duration maxEjection{300000};       // the doubling stops here
+    uint32_t maxEjectionPercent = 50;   // of a pool's backends at once
+    bool operator==(const OutlierDetectionConfig&) const = default;
+};
+
 struct Timeouts {
     Duration connect{2000};
     Duration idle{300000};
@@ -114,6 +125,7 @@ struct ServiceConfig {
     Duration slowStart{0};                   // ramp of a joining or returning backend; 0 = off
     HealthConfig health;
     FallbackConfig fallback;
+    OutlierDetectionConfig outlierDetection;
     std::array<std::vector<BackendConfig>, 2> pools;   // indexed by Colour
 
     std::vector<BackendConfig>& pool(Colour c) { return pools[index(c)]; }

@@ -37,8 +37,12 @@ struct BackendState {
     std::atomic<uint32_t> consecutiveFailures{0};
     // Picks that passed this backend over because it was at its max_connections.
     std::atomic<uint64_t> limitSkips{0};
-    // Set by the control thread when outlier detection ejects the backend.
+    // Set when outlier detection ejects the backend: by the worker whose failure
+    // completes the run (so the next pick skips it at once), or cleared by the
+    // control thread when the ejection ends or was one too many.
     std::atomic<bool> ejected{false};
+    // Ejections recorded by the control thread, ever (status, metrics, rollout gates).
+    std::atomic<uint32_t> ejections{0};
 
     // Per-worker traffic counters of this backend, and of its pool.
     telemetry::TrafficCounters traffic;

@@ -66,6 +66,8 @@ struct ServiceState {
     std::atomic<uint64_t> backendsFull{0};
     // Connections that ended before reaching any backend, by proxy::CloseReason.
     std::array<std::atomic<uint64_t>, 16> closedWithoutBackend{};
+    // Automatic fallbacks engaged so far (the control thread counts, metrics read).
+    std::atomic<uint64_t> fallbacks{0};
 };
 
 struct ServiceRoute {
@@ -85,6 +87,14 @@ struct ServiceRoute {
     uint64_t generation = 0;
     uint64_t revision = 0;
     std::shared_ptr<ServiceState> state;
+    // Panic mode: no pool carrying traffic has a healthy backend, so health and
+    // outlier ejections are ignored (backend weights already say so).
+    bool panic = false;
+    // Passive outlier detection: a worker that sees a backend's run of failures
+    // reach this sets its `ejected` flag (0 = off), keeping at most
+    // outlierMaxEjectionPercent of a pool ejected (health/outlier_trip.h).
+    uint32_t outlierConsecutiveFailures = 0;
+    uint32_t outlierMaxEjectionPercent = 50;
 
     PoolRoute& pool(config::Colour c) { return pools[config::index(c)]; }
     const PoolRoute& pool(config::Colour c) const { return pools[config::index(c)]; }
