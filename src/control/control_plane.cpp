@@ -286,6 +286,7 @@ Outcome ControlPlane::setBackendAdminState(const std::string& name, config::Colo
         if (b->removing)
             return Outcome::failure("refused", fmt::format("backend {} is being removed", address.toString()));
         if (b->adminState == adminState) return Outcome{true, "unchanged", {}};
+        if (adminState == AdminState::Enabled) markBackendReturned(*b, routing::Clock::now());
         b->adminState = adminState;
         b->drainDeadline = adminState == AdminState::Enabled ? routing::kNoDeadline
                                                              : routing::Clock::now() + s.config.drainTimeout;
@@ -305,6 +306,7 @@ Outcome ControlPlane::addBackend(const std::string& name, config::Colour colour,
                     existing->removing = false;
                     existing->drainDeadline = routing::kNoDeadline;
                     existing->weight = weight;
+                    markBackendReturned(*existing, routing::Clock::now());
                     return Outcome::success();
                 }
                 return Outcome::failure("already_exists", fmt::format("{} already has backend {} in pool {}", name,
@@ -313,6 +315,7 @@ Outcome ControlPlane::addBackend(const std::string& name, config::Colour colour,
         }
         BackendEntry entry = makeBackendEntry(s, colour, config::BackendConfig{address, weight});
         entry.addedAtRuntime = true;
+        markBackendReturned(entry, routing::Clock::now());
         s.pool(colour).backends.push_back(std::move(entry));
         return Outcome::success();
     });
@@ -358,8 +361,10 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
                     b.healthy = old->healthy;
                     b.checked = old->checked;
                     b.lastFailure = old->lastFailure;
+                    b.rampStart = old->rampStart;
                 } else {
                     b.handle = makeBackendEntry(s, colour, {b.address, b.configWeight}).handle;
+                    markBackendReturned(b, now);
                 }
             }
             for (auto& old : oldPool.backends)
@@ -436,8 +441,12 @@ ReloadReport ControlPlane::reload() {
                     b.healthy = ob->healthy;
                     b.checked = ob->checked;
                     b.lastFailure = ob->lastFailure;
+                    b.rampStart = ob->rampStart;
                 } else {
                     b.handle = makeBackendEntry(service, colour, {b.address, b.configWeight}).handle;
+                    // A backend the new config brings in joins with slow start,
+                    // unless its whole service is new (nothing flowed yet).
+                    markBackendReturned(b, routing::Clock::now());
                 }
             }
     }
@@ -529,8 +538,30 @@ void ControlPlane::scheduleHousekeeping() {
 }
 
 void ControlPlane::housekeeping() {
-    // Removed backends leave the state once their drain deadline passed.
     const auto now = routing::Clock::now();
+    // Slow start: a ramping backend's weight grows with time, so a new snapshot
+    // each second lets traffic follow it; the one after the ramp ends gives the
+    // full weight. An automatic change (revision, not generation), and not
+    // saved: ramps are not state-file state.
+    // Finished ramps are cleared in place (moving nothing anyone may point at).
+    bool weightsMove = false;
+    for (auto& service : state_.services) {
+        bool moved = false;
+        for (auto& pool : service.pools)
+            for (auto& b : pool.backends) {
+                if (b.rampStart == kNoRamp) continue;
+                moved |= service.config.slowStart.count() > 0 && b.takesNewConnections();
+                if (!ramping(b, service.config.slowStart, now)) b.rampStart = kNoRamp;
+            }
+        if (moved) ++service.revision;
+        weightsMove |= moved;
+    }
+    if (weightsMove) {
+        MasterState next = state_;
+        ++next.revision;
+        publish(std::move(next));
+    }
+    // Removed backends leave the state once their drain deadline passed.
     for (const auto& service : state_.services) {
         bool due = false;
         for (const auto& pool : service.pools)

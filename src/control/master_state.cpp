@@ -1,5 +1,9 @@
 #include "switchyard/control/master_state.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
 namespace switchyard::control {
 
 const char* toString(AdminState s) {
@@ -59,9 +63,33 @@ BackendEntry makeBackendEntry(const ServiceEntry& service, config::Colour colour
     entry.address = backend.address;
     entry.configWeight = backend.weight;
     entry.weight = backend.weight;
+    entry.maxConnections = backend.maxConnections;
     entry.handle = std::make_shared<routing::BackendState>(service.config.name, colour, backend.address,
                                                            service.poolCounters[config::index(colour)]);
     return entry;
+}
+
+void markBackendReturned(BackendEntry& backend, routing::TimePoint now) {
+    backend.rampStart = now;
+}
+
+uint32_t slowStartWeight(uint32_t weight, routing::TimePoint rampStart, config::Duration slowStart,
+                         routing::TimePoint now) {
+    if (weight == 0 || slowStart.count() <= 0 || rampStart == kNoRamp) return weight;
+    const auto elapsed = now - rampStart;
+    if (elapsed >= slowStart) return weight;
+    const double fraction = std::max(0.1, std::chrono::duration<double>(elapsed) / slowStart);
+    const auto ramped = static_cast<uint32_t>(std::lround(weight * fraction));
+    return std::clamp<uint32_t>(ramped, 1, weight);
+}
+
+uint32_t effectiveBackendWeight(const BackendEntry& backend, config::Duration slowStart, routing::TimePoint now) {
+    if (!backend.takesNewConnections()) return 0;
+    return slowStartWeight(backend.weight, backend.rampStart, slowStart, now);
+}
+
+bool ramping(const BackendEntry& backend, config::Duration slowStart, routing::TimePoint now) {
+    return backend.rampStart != kNoRamp && slowStart.count() > 0 && now - backend.rampStart < slowStart;
 }
 
 ServiceEntry makeServiceEntry(const config::ServiceConfig& config) {

@@ -16,7 +16,7 @@ void updatePoolDrains(ServiceEntry& service, routing::TimePoint now) {
     }
 }
 
-routing::SnapshotPtr buildSnapshot(const MasterState& state) {
+routing::SnapshotPtr buildSnapshot(const MasterState& state, routing::TimePoint now) {
     auto snapshot = std::make_shared<routing::RoutingSnapshot>();
     snapshot->revision = state.revision;
     snapshot->services.reserve(state.services.size());
@@ -28,6 +28,8 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state) {
         route.balance = c.balance;
         route.affinity = c.affinity;
         route.proxyProtocol = c.proxyProtocol;
+        route.acceptProxy = c.acceptProxy;
+        route.acceptProxyTimeout = c.acceptProxyTimeout;
         route.connectTimeout = c.timeouts.connect;
         route.idleTimeout = c.timeouts.idle;
         route.drainSpread = c.drainSpread;
@@ -49,7 +51,8 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state) {
             for (const BackendEntry& backend : pool.backends) {
                 routing::BackendRoute b;
                 b.handle = backend.handle;
-                b.weight = backend.takesNewConnections() ? backend.weight : 0;
+                b.weight = effectiveBackendWeight(backend, c.slowStart, now);
+                b.maxConnections = backend.maxConnections;
                 const bool backendDraining = backend.adminState != AdminState::Enabled || backend.removing;
                 b.draining = out.draining || backendDraining;
                 b.drainDeadline = std::min(out.drainDeadline,

@@ -24,6 +24,8 @@ namespace switchyard::control {
 enum class AdminState { Enabled, Drain, Disabled };
 const char* toString(AdminState s);
 
+inline constexpr routing::TimePoint kNoRamp = routing::TimePoint::min();
+
 struct BackendEntry {
     config::Endpoint address;
     uint32_t configWeight = 100;          // the config file's value ("made against")
@@ -33,6 +35,9 @@ struct BackendEntry {
     bool removing = false;                // `remove`: drains, then disappears
     routing::TimePoint drainDeadline = routing::kNoDeadline;   // set by drain/disable/remove
     routing::BackendHandle handle;
+    uint32_t maxConnections = 0;          // per-backend limit from the config; 0 = unlimited
+    // Slow start: when the backend joined or came back; kNoRamp once the ramp is over.
+    routing::TimePoint rampStart = kNoRamp;
 
     // Health (issue: active checks). Backends start assumed up.
     bool healthy = true;
@@ -93,6 +98,24 @@ struct MasterState {
     ServiceEntry* find(std::string_view name);
     const ServiceEntry* find(std::string_view name) const;
 };
+
+// Slow start (service key slow_start). Call when a backend joins (add, reload)
+// or returns to service (health up again, enabled again): its effective weight
+// then ramps from a tenth to its full weight over slow_start. Harmless when
+// slow_start is 0. The control plane re-publishes once a second during a ramp.
+void markBackendReturned(BackendEntry& backend, routing::TimePoint now);
+
+// weight x max(0.1, elapsed / slowStart), at least 1 for a non-zero weight;
+// the full weight when there is no ramp or it is over.
+uint32_t slowStartWeight(uint32_t weight, routing::TimePoint rampStart, config::Duration slowStart,
+                         routing::TimePoint now);
+
+// What a backend's new connections are weighted by now: 0 if it takes none,
+// else its weight after slow start. Snapshots and status use this.
+uint32_t effectiveBackendWeight(const BackendEntry& backend, config::Duration slowStart, routing::TimePoint now);
+
+// True while the backend's ramp is still running at `now`.
+bool ramping(const BackendEntry& backend, config::Duration slowStart, routing::TimePoint now);
 
 // A service entry straight from its config (no overrides).
 ServiceEntry makeServiceEntry(const config::ServiceConfig& config);

@@ -11,6 +11,7 @@ namespace switchyard::control {
 // Updates pool drain deadlines for the effective split at `now`.
 void updatePoolDrains(ServiceEntry& service, routing::TimePoint now);
 
-routing::SnapshotPtr buildSnapshot(const MasterState& state);
+// `now` places slow-start ramps (tests pass a fake clock).
+routing::SnapshotPtr buildSnapshot(const MasterState& state, routing::TimePoint now = routing::Clock::now());
 
 } // namespace switchyard::control
