@@ -1,5 +1,6 @@
 #include "switchyard/proxy/engine/asio/asio_session.h"
 
+#include <array>
 #include <cstring>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -7,6 +8,7 @@
 
 #include "switchyard/proxy/engine/asio/asio_worker.h"
 #include "switchyard/proxy/local_error.h"
+#include "switchyard/proxy/proxy_protocol.h"
 #include "switchyard/routing/consistent_hash.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
@@ -110,12 +112,18 @@ net::awaitable<void> AsioSession::run() {
     error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
     const auto idleTimeout = service.idleTimeout;
+    learnAddresses(service.proxyProtocol != config::ProxyProtocol::None);
+    if (service.acceptProxy && !co_await acceptProxyHeader(service)) {
+        close(reason_);
+        co_return;
+    }
     if (!co_await connectBackend(service)) {
         serviceState_->closedWithoutBackend[static_cast<std::size_t>(reason_)].fetch_add(1, std::memory_order_relaxed);
         log->debug("conn {}: service {}: {}", id_, service.name, toString(reason_));
         close(reason_);
         co_return;
     }
+    const config::ProxyProtocol proxyProtocol = service.proxyProtocol;
     snapshot.reset();
 
     backend_->active.fetch_add(1, std::memory_order_relaxed);
@@ -125,7 +133,10 @@ net::awaitable<void> AsioSession::run() {
     lastActivity_ = std::chrono::steady_clock::now();
 
     connectedAt_ = lastActivity_;
-    co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(idleTimeout));
+    // The PROXY header goes first, before any client byte (and with the bytes
+    // that came in with an accepted header); a backend that fails it skips the relay.
+    if (co_await sendPreamble(proxyProtocol))
+        co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(idleTimeout));
 
     backend_->active.fetch_sub(1, std::memory_order_relaxed);
     if (bytes_[1] == 0 && (reason_ == CloseReason::BackendClose || reason_ == CloseReason::BackendReset)) {
@@ -170,10 +181,93 @@ void AsioSession::noteFirstBytes(Direction direction, std::chrono::steady_clock:
         backend_->consecutiveFailures.store(0, std::memory_order_relaxed);
 }
 
+void AsioSession::learnAddresses(bool needLocal) {
+    error_code ec;
+    const tcp::endpoint peer = client_.remote_endpoint(ec);
+    if (ec) return;   // a client already gone hashes as 0 and gets "PROXY UNKNOWN"
+    clientHash_ = routing::hashClientAddress(peer.data(), static_cast<socklen_t>(peer.size()));
+    if (!needLocal) return;
+    const tcp::endpoint local = client_.local_endpoint(ec);
+    if (ec) return;
+    auto source = ProxyEndpoint::fromSockaddr(peer.data(), static_cast<socklen_t>(peer.size()));
+    auto destination = ProxyEndpoint::fromSockaddr(local.data(), static_cast<socklen_t>(local.size()));
+    if (source && destination) addresses_ = ProxyAddresses{*source, *destination};
+}
+
+net::awaitable<AsioSession::HeaderRead> AsioSession::readProxyHeader(ProxyHeaderDecoder& decoder) {
+    std::array<uint8_t, 1024> buffer;
+    bool any = false;
+    for (;;) {
+        error_code ec;
+        const std::size_t n =
+            co_await client_.async_read_some(net::buffer(buffer), net::redirect_error(net::use_awaitable, ec));
+        if (ec) co_return !any && ec == net::error::eof ? HeaderRead::ClientGone : HeaderRead::Failed;
+        any = true;
+        switch (decoder.feed({buffer.data(), n})) {
+        case ProxyHeaderDecoder::Status::NeedMore: continue;
+        case ProxyHeaderDecoder::Status::Error: co_return HeaderRead::Failed;
+        case ProxyHeaderDecoder::Status::Done:
+            // What came after the header is the client's: it goes to the backend first.
+            earlyClientBytes_.assign(buffer.begin() + static_cast<std::ptrdiff_t>(decoder.consumed()),
+                                     buffer.begin() + static_cast<std::ptrdiff_t>(n));
+            co_return HeaderRead::Ok;
+        }
+    }
+}
+
+net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute& service) {
+    static const auto log = telemetry::logger("proxy");
+    ProxyHeaderDecoder decoder;
+    net::steady_timer timer(worker_.context());
+    timer.expires_after(service.acceptProxyTimeout);
+    const auto result = co_await (readProxyHeader(decoder) || timer.async_wait(net::use_awaitable));
+    if (haveReason_) co_return false;   // closed from outside (shutdown) meanwhile
+    const bool timedOut = result.index() == 1;
+    const HeaderRead read = timedOut ? HeaderRead::Failed : std::get<0>(result);
+    if (read == HeaderRead::Ok) {
+        if (const auto& a = decoder.header().addresses) {
+            // Affinity, hash balancing and the header toward backends follow
+            // the client the balancer in front saw. LOCAL and UNKNOWN keep the
+            // connection's own addresses, as the spec says.
+            addresses_ = *a;
+            sockaddr_storage source{};
+            const socklen_t len = a->source.toSockaddr(source);
+            clientHash_ = routing::hashClientAddress(reinterpret_cast<const sockaddr*>(&source), len);
+        }
+        co_return true;
+    }
+    // A client that connects and leaves without a byte (a TCP health check of
+    // the balancer in front) is not a protocol error.
+    noteReason(read == HeaderRead::ClientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
+    serviceState_->closedWithoutBackend[static_cast<std::size_t>(reason_)].fetch_add(1, std::memory_order_relaxed);
+    if (read == HeaderRead::ClientGone) co_return false;
+    serviceState_->proxyHeaderErrors.fetch_add(1, std::memory_order_relaxed);
+    if (timedOut) serviceState_->proxyHeaderTimeouts.fetch_add(1, std::memory_order_relaxed);
+    log->debug("conn {}: service {}: closing: PROXY header {}", id_, service.name,
+               timedOut ? "not complete within " + config::formatDuration(service.acceptProxyTimeout)
+                        : decoder.error().empty() ? std::string("cut short") : decoder.error());
+    co_return false;
+}
+
+net::awaitable<bool> AsioSession::sendPreamble(config::ProxyProtocol version) {
+    std::string preamble = encodeProxyHeader(version, addresses_);
+    if (!earlyClientBytes_.empty()) {
+        preamble.append(earlyClientBytes_.begin(), earlyClientBytes_.end());
+        bytes_[static_cast<std::size_t>(Direction::ClientToBackend)] += earlyClientBytes_.size();
+        noteFirstBytes(Direction::ClientToBackend, std::chrono::steady_clock::now());
+        earlyClientBytes_ = {};
+    }
+    if (preamble.empty()) co_return true;
+    error_code ec;
+    co_await net::async_write(upstream_, net::buffer(preamble), net::redirect_error(net::use_awaitable, ec));
+    if (!ec) co_return true;
+    noteReason(CloseReason::BackendReset);
+    co_return false;
+}
+
 net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& service) {
     routing::Attempts attempts;
-    const auto peer = client_.remote_endpoint();
-    attempts.clientHash = routing::hashClientAddress(peer.data(), static_cast<socklen_t>(peer.size()));
+    attempts.clientHash = clientHash_;   // learnAddresses(), or the PROXY header's source
     for (uint32_t attempt = 0; attempt <= service.retries; ++attempt) {
         const routing::Pick pick = worker_.selector().next(service, attempts);
         if (!pick.backend) {

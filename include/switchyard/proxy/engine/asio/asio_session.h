@@ -4,16 +4,21 @@
 // retries, relays both ways, ends. The coroutine frame and this object own
 // both sockets; nothing is shared with other threads.
 //
-//   Routing --connect ok--> Relaying --both sides done / error / idle / drain--> Closed
-//      \--no backend left or all attempts failed----------------------------------^
+//   (accept_proxy: Header --ok-->) Routing --connect ok--> (PROXY header out) Relaying
+//      Relaying --both sides done / error / idle / drain--> Closed
+//   Header --malformed / timeout / client gone--> Closed
+//   Routing --no backend left or all attempts failed--> Closed
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/intrusive/list_hook.hpp>
 
 #include "switchyard/proxy/close_reason.h"
+#include "switchyard/proxy/proxy_protocol.h"
 #include "switchyard/routing/routing_snapshot.h"
 
 namespace switchyard::proxy::asio_engine {
@@ -45,6 +50,15 @@ public:
 private:
     enum class Direction { ClientToBackend = 0, BackendToClient = 1 };
 
+    enum class HeaderRead { Ok, ClientGone, Failed };
+
+    // Client hash (and, for proxy_protocol, both addresses) from the socket.
+    void learnAddresses(bool needLocal);
+    // accept_proxy: reads and checks the PROXY header within the timeout.
+    net::awaitable<bool> acceptProxyHeader(const routing::ServiceRoute& service);
+    net::awaitable<HeaderRead> readProxyHeader(ProxyHeaderDecoder& decoder);
+    // Writes the PROXY header and bytes read with an accepted one, if any.
+    net::awaitable<bool> sendPreamble(config::ProxyProtocol version);
     net::awaitable<bool> connectBackend(const routing::ServiceRoute& service);
     net::awaitable<boost::system::error_code> connectOnce(routing::BackendState& backend,
                                                           std::chrono::milliseconds timeout);
@@ -69,6 +83,9 @@ private:
     bool sawBackendByte_ = false;
     uint64_t bytes_[2] = {0, 0};        // not yet added to the counters
     uint64_t totalBytes_[2] = {0, 0};
+    uint64_t clientHash_ = 0;
+    std::optional<ProxyAddresses> addresses_;   // client and destination for the PROXY header
+    std::vector<uint8_t> earlyClientBytes_;     // came in with the accepted PROXY header
     uint32_t unflushedReads_ = 0;
     bool done_[2] = {false, false};
     bool haveReason_ = false;
