@@ -21,6 +21,7 @@ json deadlineJson(routing::TimePoint deadline, routing::TimePoint now) {
 
 json serviceStatus(const control::ServiceEntry& service) {
     const auto now = routing::Clock::now();
+    const auto& c = service.config;
     const config::Split effective = service.effectiveSplit();
     json pools = json::object();
     for (auto colour : config::kColours) {
@@ -41,7 +42,11 @@ json serviceStatus(const control::ServiceEntry& service) {
             backends.push_back({
                 {"address", b.address.toString()},
                 {"weight", b.weight},
-                {"effective_weight", b.takesNewConnections() && !pool.offline ? b.weight : 0},
+                {"effective_weight", pool.offline ? 0 : control::effectiveBackendWeight(b, c.slowStart, now)},
+                {"slow_start_remaining_ms",
+                 control::ramping(b, c.slowStart, now) ? deadlineJson(b.rampStart + c.slowStart, now) : json(nullptr)},
+                {"max_connections", b.maxConnections == 0 ? json(nullptr) : json(b.maxConnections)},
+                {"limit_skips", b.handle->limitSkips.load(std::memory_order_relaxed)},
                 {"admin_state", b.removing ? "removing" : toString(b.adminState)},
                 {"health", b.healthy ? "up" : "down"},
                 {"checked", b.checked},
@@ -72,7 +77,7 @@ json serviceStatus(const control::ServiceEntry& service) {
         fallback["reason"] = service.fallback.reason;
         fallback["since"] = service.fallback.sinceUnixMs;
     }
-    const auto& c = service.config;
+    const routing::ServiceState& st = *service.state;
     return {
         {"name", c.name},
         {"listen", c.listen.toString()},
@@ -86,6 +91,13 @@ json serviceStatus(const control::ServiceEntry& service) {
         {"active_connections", service.state->active.load(std::memory_order_relaxed)},
         {"accepted_connections", service.state->accepted.load(std::memory_order_relaxed)},
         {"max_connections", c.maxConnections},
+        {"refused_at_limit", st.refusedAtLimit.load(std::memory_order_relaxed)},
+        {"backends_full", st.backendsFull.load(std::memory_order_relaxed)},
+        {"proxy_protocol", config::toString(c.proxyProtocol)},
+        {"accept_proxy", c.acceptProxy},
+        {"proxy_header_errors", st.proxyHeaderErrors.load(std::memory_order_relaxed)},
+        {"proxy_header_timeouts", st.proxyHeaderTimeouts.load(std::memory_order_relaxed)},
+        {"slow_start_ms", c.slowStart.count()},
         {"fallback", fallback},
         {"rollout", service.rollout ? rollout::statusJson(*service.rollout, control::rolloutNow(service)) : json(nullptr)},
         {"pools", pools},
