@@ -42,7 +42,9 @@ json serviceStatus(const control::ServiceEntry& service) {
             backends.push_back({
                 {"address", b.address.toString()},
                 {"weight", b.weight},
-                {"effective_weight", pool.offline ? 0 : control::effectiveBackendWeight(b, c.slowStart, now)},
+                {"effective_weight", pool.offline                                                 ? 0
+                                     : service.panic && b.takesNewConnectionsIgnoringHealth() ? b.weight
+                                                        : control::effectiveBackendWeight(b, c.slowStart, now)},
                 {"slow_start_remaining_ms",
                  control::ramping(b, c.slowStart, now) ? deadlineJson(b.rampStart + c.slowStart, now) : json(nullptr)},
                 {"max_connections", b.maxConnections == 0 ? json(nullptr) : json(b.maxConnections)},
@@ -51,6 +53,8 @@ json serviceStatus(const control::ServiceEntry& service) {
                 {"health", b.healthy ? "up" : "down"},
                 {"checked", b.checked},
                 {"last_failure", b.lastFailure.empty() ? json(nullptr) : json(b.lastFailure)},
+                {"ejected", b.handle->ejected.load(std::memory_order_relaxed)},
+                {"ejections", b.handle->ejections.load(std::memory_order_relaxed)},
                 {"active", draining ? 0 : active},
                 {"draining_connections", draining ? active : 0},
                 {"drain_deadline_ms", draining ? deadlineJson(deadline, now) : json(nullptr)},
@@ -77,6 +81,7 @@ json serviceStatus(const control::ServiceEntry& service) {
         fallback["reason"] = service.fallback.reason;
         fallback["since"] = service.fallback.sinceUnixMs;
     }
+    fallback["count"] = service.state->fallbacks.load(std::memory_order_relaxed);
     const routing::ServiceState& st = *service.state;
     return {
         {"name", c.name},
@@ -99,6 +104,7 @@ json serviceStatus(const control::ServiceEntry& service) {
         {"proxy_header_timeouts", st.proxyHeaderTimeouts.load(std::memory_order_relaxed)},
         {"slow_start_ms", c.slowStart.count()},
         {"fallback", fallback},
+        {"panic", service.panic},
         {"rollout", service.rollout ? rollout::statusJson(*service.rollout, control::rolloutNow(service)) : json(nullptr)},
         {"pools", pools},
     };

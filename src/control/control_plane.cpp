@@ -210,7 +210,12 @@ Outcome ControlPlane::setSplitFor(const std::string& name, config::Split split, 
         if (split.blue == 0 && split.green == 0)
             return Outcome::failure("refused", "split blue=0 green=0 leaves no routable weight");
         if (auto o = yieldRollout(s, guard, command); !o.ok) return o;
-        if (split == s.split) return Outcome{true, "unchanged", {}};
+        if (split == s.split) {
+            // Setting the split it already has acknowledges a fallback (restore: manual).
+            if (!s.fallback.active) return Outcome{true, "unchanged", {}};
+            s.fallback = {};
+            return checkRoutable(s, guard.force);
+        }
         for (auto colour : config::kColours)
             if (split.weight(colour) > s.split.weight(colour))
                 if (auto o = checkTarget(s, colour, guard.force); !o.ok) return o;
@@ -347,10 +352,10 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
     const config::ServiceConfig* cfg = config_.findService(name);
     return change(name, guard, true, [&](ServiceEntry& s) {
         if (!cfg) return Outcome::failure("no_such_service", fmt::format("no service named '{}'", name));
+        if (auto o = yieldRollout(s, guard, "reset"); !o.ok) return o;
         ServiceEntry fresh = makeServiceEntry(*cfg);
         const auto now = routing::Clock::now();
         // Keep identities (and so connection counts) of backends that stay;
-        if (auto o = yieldRollout(s, guard, "reset"); !o.ok) return o;
         // backends that only runtime changes had added drain out.
         for (auto colour : config::kColours) {
             auto& freshPool = fresh.pool(colour);
@@ -384,23 +389,23 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
         fresh.revision = s.revision;
         fresh.state = s.state;
         fresh.poolCounters = s.poolCounters;
+        fresh.rollout = std::move(s.rollout);   // ended (or just aborted): its record stays for rollout-status
         s = std::move(fresh);
         return Outcome::success();
     });
 }
 
-        fresh.rollout = std::move(s.rollout);   // ended (or just aborted): its record stays for rollout-status
 void ControlPlane::applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why,
                                   bool movesIntent) {
     MasterState next = state_;
     ServiceEntry* s = next.find(service);
     if (!s || !mutate(*s)) return;
+    if (movesIntent) ++s->generation;
     ++s->revision;
     ++next.revision;
     updatePoolDrains(*s, routing::Clock::now());
     publish(std::move(next));
     if (store_.enabled()) {
-    if (movesIntent) ++s->generation;
         if (auto saved = store_.save(state_); !saved) {
             ++saveFailures_;
             telemetry::logger("control")->warn("{}: state file not saved after {}: {}", service, why, saved.errorText());
@@ -500,7 +505,11 @@ ReloadReport ControlPlane::reload() {
             }
         }
         if (old) {
+            // The merge kept the rollout (the split was not replaced): keep its live window too.
+            if (service.rollout && old->rollout && old->rollout->id == service.rollout->id)
+                service.rollout = old->rollout;
             service.fallback = old->fallback;
+            service.panic = old->panic;   // the health monitor re-decides it next turn
             service.revision = old->revision + 1;
         }
         updatePoolDrains(service, now);
@@ -509,9 +518,6 @@ ReloadReport ControlPlane::reload() {
     config_ = std::move(next);
     if (store_.enabled() && store_.path() != config_.stateFile)
         log->warn("state_file changed in the config; it takes effect at the next restart");
-            // The merge kept the rollout (the split was not replaced): keep its live window too.
-            if (service.rollout && old->rollout && old->rollout->id == service.rollout->id)
-                service.rollout = old->rollout;
     if (store_.enabled()) {
         if (auto saved = store_.save(fresh); !saved) {
             ++saveFailures_;
@@ -581,7 +587,6 @@ void ControlPlane::housekeeping() {
     }
 }
 
-} // namespace switchyard::control
 // --- progressive rollouts ---
 
 rollout::Now rolloutNow(const ServiceEntry& service) {
@@ -720,3 +725,4 @@ void ControlPlane::rolloutTick() {
     }
 }
 
+} // namespace switchyard::control

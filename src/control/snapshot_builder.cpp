@@ -38,6 +38,10 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state, routing::TimePoint 
         route.generation = service.generation;
         route.revision = service.revision;
         route.state = service.state;
+        route.panic = service.panic;
+        route.outlierConsecutiveFailures =
+            c.outlierDetection.enabled ? c.outlierDetection.consecutiveFailures : 0;
+        route.outlierMaxEjectionPercent = c.outlierDetection.maxEjectionPercent;
         const config::Split effective = service.effectiveSplit();
         for (auto colour : config::kColours) {
             const PoolEntry& pool = service.pool(colour);
@@ -52,6 +56,9 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state, routing::TimePoint 
                 routing::BackendRoute b;
                 b.handle = backend.handle;
                 b.weight = effectiveBackendWeight(backend, c.slowStart, now);
+                // Panic mode: the least bad is every enabled backend, whatever its health.
+                if (service.panic && b.weight == 0 && backend.takesNewConnectionsIgnoringHealth())
+                    b.weight = backend.weight;
                 b.maxConnections = backend.maxConnections;
                 const bool backendDraining = backend.adminState != AdminState::Enabled || backend.removing;
                 b.draining = out.draining || backendDraining;

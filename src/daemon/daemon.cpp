@@ -16,6 +16,7 @@
 #include "switchyard/daemon/metrics_view_builder.h"
 #include "switchyard/daemon/systemd_notifier.h"
 #include "switchyard/daemon/socket_activation.h"
+#include "switchyard/health/health_monitor.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/rollout/rollout_driver.h"
@@ -158,6 +159,9 @@ int runDaemon(DaemonOptions options) {
         stopWorkers();
         return 1;
     }
+    // Active checks, outlier ejections and fallback decisions run on this (the control) thread.
+    health::HealthMonitor healthMonitor(context, control);
+    healthMonitor.start();
     admin::CommandExecutor executor(control);
     // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
     rollout::RolloutDriver rolloutDriver(context, control);

@@ -47,6 +47,10 @@ struct BackendEntry {
     bool takesNewConnections() const {
         return adminState == AdminState::Enabled && !removing && healthy && weight > 0;
     }
+    // What panic mode routes to: health (and outlier ejection) ignored.
+    bool takesNewConnectionsIgnoringHealth() const {
+        return adminState == AdminState::Enabled && !removing && weight > 0;
+    }
 };
 
 struct PoolEntry {
@@ -80,6 +84,12 @@ struct ServiceEntry {
     // Traffic counters per pool; they outlive snapshots and reloads.
     std::array<telemetry::PoolCountersPtr, 2> poolCounters;
     FallbackState fallback;
+    // Panic mode (health/fallback_policy.h): no pool carrying traffic has a
+    // healthy backend, so snapshots route to enabled backends regardless of health.
+    bool panic = false;
+    // The active rollout, or the last one (kept for rollout-status); see rollout/.
+    std::optional<rollout::Rollout> rollout;
+    bool rolloutActive() const { return rollout && rollout->active(); }
 
     PoolEntry& pool(config::Colour c) { return pools[config::index(c)]; }
     const PoolEntry& pool(config::Colour c) const { return pools[config::index(c)]; }
@@ -89,9 +99,6 @@ struct ServiceEntry {
 };
 
 struct MasterState {
-    // The active rollout, or the last one (kept for rollout-status); see rollout/.
-    std::optional<rollout::Rollout> rollout;
-    bool rolloutActive() const { return rollout && rollout->active(); }
     std::vector<ServiceEntry> services;
     uint64_t revision = 0;                        // every published snapshot
 

@@ -6,6 +6,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <netinet/tcp.h>
 
+#include "switchyard/health/outlier_trip.h"
 #include "switchyard/proxy/engine/asio/asio_worker.h"
 #include "switchyard/proxy/local_error.h"
 #include "switchyard/proxy/proxy_protocol.h"
@@ -143,7 +144,11 @@ net::awaitable<void> AsioSession::run() {
         // Closed or reset before its first byte: an error for rollout gates and outlier detection.
         backend_->traffic.slot(worker_.index()).earlyCloses.add();
         backend_->pool->traffic.slot(worker_.index()).earlyCloses.add();
-        backend_->consecutiveFailures.fetch_add(1, std::memory_order_relaxed);
+        const uint32_t run = backend_->consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
+        // The routing snapshot was let go after connect; a failure run long enough
+        // to matter is rare, so loading the current one here costs nothing.
+        if (auto current = worker_.snapshot(); current && serviceIndex_ < current->services.size())
+            health::noteBackendFailure(current->services[serviceIndex_], *backend_, run);
     }
     flushBytes();
     backend_->traffic.slot(worker_.index()).closed[static_cast<std::size_t>(reason_)].add();
@@ -295,7 +300,9 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
         } else {
             counters.connectFailures.add();
             poolCounters.connectFailures.add();
-            handle->consecutiveFailures.fetch_add(1, std::memory_order_relaxed);
+            const uint32_t run = handle->consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
+            // Reaching the outlier threshold ejects it before this connection's retry picks.
+            health::noteBackendFailure(service, *handle, run);
         }
     }
     noteReason(CloseReason::ConnectFailed);

@@ -1,0 +1,78 @@
+#pragma once
+
+// Runs on the control thread's io_context and drives everything health does:
+// one check loop per backend that is not disabled or being removed (spread by
+// jitter, bounded by the timeout), the rise/fall state of each, the outlier
+// detector's 100 ms poll, and the fallback/panic policy of each service.
+// Every change reaches the routing snapshot through
+// ControlPlane::applyAutomatic (published first, saved best-effort; moves
+// `revision`, never `generation`).
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "switchyard/control/control_plane.h"
+#include "switchyard/health/check_state.h"
+#include "switchyard/health/fallback_policy.h"
+#include "switchyard/health/health_check.h"
+#include "switchyard/health/outlier_detector.h"
+
+namespace switchyard::health {
+
+class HealthMonitor {
+public:
+    HealthMonitor(boost::asio::io_context& context, control::ControlPlane& control);
+    ~HealthMonitor();
+    HealthMonitor(const HealthMonitor&) = delete;
+    HealthMonitor& operator=(const HealthMonitor&) = delete;
+
+    // Starts checking every backend and listens for published changes.
+    void start();
+    // Stops every check loop and the poll (shutdown).
+    void stop();
+
+private:
+    struct Checker;
+    struct PendingResult {
+        std::string service;
+        routing::BackendHandle backend;
+        bool healthy = true;
+        std::string failure;   // non-empty when this check failed
+        CheckState::Change change = CheckState::Change::None;
+    };
+
+    boost::asio::awaitable<void> checkLoop(std::shared_ptr<Checker> checker);
+    void onResult(Checker& checker, const CheckResult& result);
+    void flushResults();
+    void syncCheckers();
+    void scheduleEvaluate();
+    void evaluate();
+    void evaluateService(const std::string& name);
+    // Applies a fallback decision, then the panic flag that follows, to `s`;
+    // logs and counts. True if `s` changed.
+    bool settle(control::ServiceEntry& s, const FallbackDecision& d);
+    void schedulePoll();
+    std::chrono::milliseconds jitter(std::chrono::milliseconds upTo);
+
+    boost::asio::io_context& context_;
+    control::ControlPlane& control_;
+    boost::asio::steady_timer pollTimer_;
+    std::unordered_map<const routing::BackendState*, std::shared_ptr<Checker>> checkers_;
+    std::unordered_map<std::string, FallbackPolicy> policies_;
+    OutlierDetector outliers_;
+    std::vector<PendingResult> pending_;
+    bool flushPosted_ = false;
+    bool evaluatePosted_ = false;
+    bool stopped_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    std::mt19937_64 random_{std::random_device{}()};
+};
+
+} // namespace switchyard::health
