@@ -495,8 +495,8 @@ TEST_CASE("A backend at its max_connections is passed over for the pool's others
             CHECK(firstPick(selector, snap.services[0], clientHash(i)).backendIndex == 1);
         }
         CHECK(backends[0].handle->limitSkips.load() >= 50);
-        // Below the limit again: it takes its share.
-        backends[0].handle->active = 2;
+        // Below the limit again (and as loaded as the other, for leastconn): it takes its share.
+        backends[0].handle->active = 0;
         std::set<int> seen;
         for (uint32_t i = 0; i < 50; ++i) seen.insert(firstPick(selector, snap.services[0], clientHash(i)).backendIndex);
         CHECK(seen == std::set<int>{0, 1});
