@@ -1,0 +1,218 @@
+"""switchyardctl against the real daemon: output, --json, exit codes 0/1/2/3/5,
+socket resolution, if-generation races, --wait."""
+
+import json
+import os
+import re
+import subprocess
+import threading
+
+import pytest
+
+from clients import connect, exchange, http_get
+from daemon import service, switchyardctl_bin
+from netutil import free_address
+from waiters import wait_until
+
+
+def run_ctl(*args, env=None, timeout=15):
+    full = dict(os.environ)
+    full.pop("SWITCHYARD_SOCKET", None)
+    full.update(env or {})
+    return subprocess.run([switchyardctl_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout, env=full)
+
+
+@pytest.fixture
+def web(backends, switchyard):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green],
+                            drain_timeout="5s", drain_spread="100ms")], workers=1)
+    d.blue, d.green = blue, green
+    return d
+
+
+def generation(d):
+    return d.admin("status web")["services"][0]["generation"]
+
+
+def test_change_prints_a_summary_and_exits_0(web):
+    gen = generation(web)
+    r = web.ctl("split", "web", "blue=90", "green=10")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == f"web: split blue=90 green=10 (generation {gen + 1})"
+    assert r.stderr == ""
+    assert web.admin("status web")["services"][0]["split"] == {"blue": 90, "green": 10}
+
+
+def test_status_prints_a_table(web):
+    r = web.ctl("status")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "web" in out and web.listen() in out
+    assert web.blue.address in out and web.green.address in out
+    assert "generation" in out
+
+
+def test_json_prints_the_raw_reply_line(web):
+    gen = generation(web)
+    r = web.ctl("--json", "cutover", "web", "green")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("\n") and r.stdout.count("\n") == 1, r.stdout
+    reply = json.loads(r.stdout)
+    assert reply["ok"] is True and reply["service"] == "web"
+    assert reply["generation"] == gen + 1
+    assert reply["split"] == {"blue": 0, "green": 100}
+    # flags may follow the command words
+    r = web.ctl("status", "web", "--json")
+    assert r.returncode == 0
+    status = json.loads(r.stdout)
+    direct = web.admin("status web")
+    assert set(status) == set(direct)
+    assert status["services"][0]["split"] == direct["services"][0]["split"]
+    assert status["services"][0]["generation"] == direct["services"][0]["generation"]
+
+
+def test_json_on_a_refusal_prints_the_reply_and_exits_1(web):
+    r = web.ctl("--json", "status", "nope")
+    assert r.returncode == 1
+    reply = json.loads(r.stdout)
+    assert reply == {"ok": False, "code": "no_such_service", "error": reply["error"]}
+    assert r.stderr == f"switchyardctl: {reply['error']} (no_such_service)\n"
+
+
+@pytest.mark.parametrize("args,code", [
+    (("status", "nope"), "no_such_service"),
+    (("split", "nope", "blue=1", "green=1"), "no_such_service"),
+    (("backend", "web", "blue", "127.0.0.1:1", "drain"), "no_such_backend"),
+    (("split", "web", "blue=x", "green=1"), "bad_argument"),
+    (("frobnicate",), "unknown_command"),
+    (("rollback", "web"), "refused"),
+    (("split", "web", "blue=0", "green=0"), "refused"),
+])
+def test_refusals_exit_1_with_the_error_and_code_on_stderr(web, args, code):
+    direct = web.admin(" ".join(args))
+    assert direct["ok"] is False and direct["code"] == code, direct
+    r = web.ctl(*args)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr == f"switchyardctl: {direct['error']} ({code})\n"
+
+
+def test_already_exists_exits_1(web):
+    r = web.ctl("add", "web", "green", web.blue.address)
+    assert r.returncode == 1
+    assert r.stderr.startswith("switchyardctl: ") and r.stderr.endswith("(already_exists)\n"), r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    (),
+    ("--bogus", "status"),
+    ("--wait", "split", "web", "blue=1", "green=1"),
+    ("split", "web", "blue=1\nsplit", "green=1"),
+    ("--timeout", "soon", "status"),
+])
+def test_usage_errors_exit_2_and_send_nothing(web, args):
+    gen = generation(web)
+    r = web.ctl(*args)
+    assert r.returncode == 2, (args, r.returncode, r.stderr)
+    assert r.stderr.startswith("switchyardctl: ") or "usage" in r.stderr.lower(), r.stderr
+    assert generation(web) == gen
+
+
+def test_wait_on_split_names_the_command():
+    r = run_ctl("-s", "/nonexistent/admin.sock", "split", "web", "blue=1", "green=1", "--wait")
+    assert r.returncode == 2
+    assert "--wait is not supported for split" in r.stderr
+
+
+def test_unreachable_daemon_exits_3_naming_the_socket(tmp_path):
+    path = str(tmp_path / "missing" / "admin.sock")
+    r = run_ctl("-s", path, "status")
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert r.stderr.startswith(f"switchyardctl: cannot reach switchyard at {path}: "), r.stderr
+    assert r.stdout == ""
+    # via the environment, too
+    r = run_ctl("status", env={"SWITCHYARD_SOCKET": path})
+    assert r.returncode == 3 and path in r.stderr, r.stderr
+
+
+def test_socket_from_environment_and_s_wins_over_it(web, tmp_path):
+    r = run_ctl("status", "web", env={"SWITCHYARD_SOCKET": web.socket_path})
+    assert r.returncode == 0, r.stderr
+    r = run_ctl("-s", web.socket_path, "status", "web",
+                env={"SWITCHYARD_SOCKET": str(tmp_path / "nothing.sock")})
+    assert r.returncode == 0, r.stderr
+    r = run_ctl("-s", str(tmp_path / "nothing.sock"), "status",
+                env={"SWITCHYARD_SOCKET": web.socket_path})
+    assert r.returncode == 3
+
+
+def test_if_generation_mismatch_exits_5(web):
+    gen = generation(web)
+    r = web.ctl("cutover", "web", "green", f"if-generation={gen + 7}")
+    assert r.returncode == 5, (r.returncode, r.stderr)
+    assert r.stderr.endswith("(generation_mismatch)\n"), r.stderr
+    r = web.ctl("cutover", "web", "green", f"if-generation={gen}")
+    assert r.returncode == 0, r.stderr
+
+
+def test_if_generation_races_exactly_one_client_wins(web):
+    for round_ in range(10):
+        # both differ from the current split: a no-op would win without moving generation
+        splits = [(f"blue={10 + round_}", "green=90"), ("blue=90", f"green={10 + round_}")]
+        gen = generation(web)
+        barrier = threading.Barrier(2)
+        results = [None, None]
+
+        def racer(i):
+            barrier.wait(5)
+            results[i] = web.ctl("split", "web", *splits[i], f"if-generation={gen}")
+
+        threads = [threading.Thread(target=racer, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        codes = sorted(r.returncode for r in results)
+        assert codes == [0, 5], (round_, [(r.returncode, r.stderr) for r in results])
+        winner = 0 if results[0].returncode == 0 else 1
+        s = web.admin("status web")["services"][0]
+        assert s["generation"] == gen + 1
+        want = dict(kv.split("=") for kv in splits[winner])
+        assert s["split"] == {k: int(v) for k, v in want.items()}
+
+
+def test_cutover_wait_returns_when_the_old_pool_has_drained(backends, switchyard):
+    echo = backends.echo()
+    green = backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[echo], green=[green],
+                            drain_timeout="20s", drain_spread="100ms")], workers=1)
+    wait_until(lambda: echo.open_connections == 0, 3, message="readiness probe to end")
+    held = connect(d.listen())
+    try:
+        assert exchange(held, b"hi") == b"hi"
+        # --timeout: gives up with exit 1 while the connection is open; the change stays
+        r = d.ctl("cutover", "web", "green", "--wait", "--timeout", "600ms")
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert re.search(r"timed out with 1 connections? left on blue", r.stderr), r.stderr
+        assert d.admin("status web")["services"][0]["split"] == {"blue": 0, "green": 100}
+        proc = subprocess.Popen([switchyardctl_bin(), "-s", d.socket_path, "cutover", "web", "green",
+                                 "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: "left on blue" in (proc.stderr.readline() or ""), 5,
+                   message="ctl to report it is waiting")
+        assert proc.poll() is None, "ctl returned while a blue connection was open"
+    finally:
+        held.close()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, (out, err)
+    assert out.splitlines()[-1] == "web: blue drained", out
+    assert http_get(d.listen()) == "green-1"
+
+
+def test_help_and_version(web):
+    r = web.ctl("help")
+    assert r.returncode == 0
+    assert any(line.startswith("split ") for line in r.stdout.splitlines()), r.stdout
+    r = run_ctl("--version")
+    assert r.returncode == 0 and r.stdout.startswith("switchyardctl ")
