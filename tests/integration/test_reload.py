@@ -1,0 +1,201 @@
+"""reload and SIGHUP: broken files keep the old config, backends come and go, and the
+override rule of SPEC "State file and config"."""
+
+import copy
+import re
+import signal
+from collections import Counter
+
+from clients import connect, exchange, http_get
+from daemon import backend, service
+from netutil import free_address
+from waiters import wait_until
+
+
+def svc(d, name="web"):
+    reply = d.admin(f"status {name}")
+    assert reply["ok"] is True, reply
+    return reply["services"][0]
+
+
+def names(d, n, name=None):
+    return Counter(http_get(d.listen(name)) for _ in range(n))
+
+
+def pool_of(d, colour):
+    return [(b["address"], b["weight"], b["admin_state"]) for b in svc(d)["pools"][colour]["backends"]]
+
+
+def rewrite(d, mutate):
+    """Edit the daemon's config (a deep copy) and write it to its file."""
+    config = copy.deepcopy(d.config)
+    mutate(config)
+    d.write_config(config)
+    return config
+
+
+def web_config(d):
+    return next(s for s in d.config["services"] if s["name"] == "web")
+
+
+def test_reload_with_a_broken_file_keeps_the_old_config_and_traffic(backends, switchyard):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])], workers=1)
+    assert d.admin("split web blue=50 green=50")["ok"] is True
+    before = svc(d)
+    good = d.config_path.read_text()
+    broken = good + "bogus_key: 1\n"
+    bad_line = len(good.splitlines()) + 1
+    d.config_path.write_text(broken)
+    reply = d.admin("reload")
+    assert reply["ok"] is False, reply
+    assert isinstance(reply["code"], str) and reply["code"], reply
+    assert re.search(rf"{re.escape(str(d.config_path))}:{bad_line}:\d+", reply["error"]), reply
+    assert "bogus_key" in reply["error"], reply
+    # the ctl sees a refusal too (systemd's ExecReload relies on it)
+    r = d.ctl("reload")
+    assert r.returncode == 1 and str(d.config_path) in r.stderr, r.stderr
+    after = svc(d)
+    assert after["split"] == before["split"] and after["generation"] == before["generation"]
+    counts = names(d, 10)
+    assert counts == {"blue-1": 5, "green-1": 5}, counts
+    # a YAML syntax error is no different
+    d.config_path.write_text(good.replace("services:", "services: [", 1))
+    reply = d.admin("reload")
+    assert reply["ok"] is False and str(d.config_path) in reply["error"], reply
+    assert http_get(d.listen()) in ("blue-1", "green-1")
+    # fixed: reload works again and kept the runtime split
+    d.config_path.write_text(good)
+    reply = d.admin("reload")
+    assert reply["ok"] is True, reply
+    assert svc(d)["split"] == {"blue": 50, "green": 50}
+
+
+def test_reload_adds_one_backend_and_removes_another_keeping_open_connections(backends, switchyard):
+    b1, b3 = backends.name("blue-1"), backends.name("blue-3")
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[b1, echo], drain_timeout="5s",
+                            drain_spread="100ms")], workers=1)
+    held = None
+    for _ in range(4):
+        s = connect(d.listen())
+        s.sendall(b"ping")
+        s.settimeout(5)
+        data = s.recv(100)
+        if data == b"ping":
+            held = s
+            break
+        s.close()
+    assert held is not None, "no connection reached the echo backend"
+    try:
+        def edit(config):
+            config["services"][0]["pools"]["blue"] = [backend(b1.address), backend(b3.address)]
+        rewrite(d, edit)
+        reply = d.admin("reload")
+        assert reply["ok"] is True, reply
+        addresses = [a for a, _, _ in pool_of(d, "blue")]
+        assert b3.address in addresses and b1.address in addresses
+        assert names(d, 6) == {"blue-1": 3, "blue-3": 3}
+        assert exchange(held, b"still open") == b"still open"
+    finally:
+        held.close()
+    wait_until(lambda: [a for a, _, _ in pool_of(d, "blue")] == [b1.address, b3.address], 8,
+               message="removed backend to leave the pool")
+
+
+def test_override_rule_changed_config_field_wins_other_overrides_kept(backends, switchyard):
+    b1, b2 = backends.name("blue-1"), backends.name("blue-2")
+    green = backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[b1, b2], green=[green])], workers=1)
+    assert d.admin("split web blue=50 green=50")["ok"] is True
+    assert d.admin(f"backend web blue {b1.address} weight=7")["ok"] is True
+
+    # 1. the config's split changes; b1's weight in the config does not
+    def new_split(config):
+        config["services"][0]["split"] = {"blue": 80, "green": 20}
+    d.config = rewrite(d, new_split)
+    reply = d.admin("reload")
+    assert reply["ok"] is True, reply
+    s = svc(d)
+    assert s["split"] == {"blue": 80, "green": 20}
+    assert (b1.address, 7, "enabled") in pool_of(d, "blue")
+    kept, replaced = " ".join(reply["overrides_kept"]), " ".join(reply["overrides_replaced"])
+    assert b1.address in kept and "split" not in kept, reply
+    assert "split" in replaced and b1.address not in replaced, reply
+
+    # 2. an unchanged config keeps every override, and says so
+    assert d.admin("split web blue=40 green=60")["ok"] is True
+    reply = d.admin("reload")
+    assert reply["ok"] is True and reply["overrides_replaced"] == [], reply
+    kept = " ".join(reply["overrides_kept"])
+    assert "split" in kept and b1.address in kept, reply
+    assert svc(d)["split"] == {"blue": 40, "green": 60}
+
+    # 3. b1's config weight changes; the split in the config does not
+    def new_weight(config):
+        config["services"][0]["pools"]["blue"][0]["weight"] = 50
+    d.config = rewrite(d, new_weight)
+    reply = d.admin("reload")
+    assert reply["ok"] is True, reply
+    assert svc(d)["split"] == {"blue": 40, "green": 60}
+    assert (b1.address, 50, "enabled") in pool_of(d, "blue")
+    kept, replaced = " ".join(reply["overrides_kept"]), " ".join(reply["overrides_replaced"])
+    assert "split" in kept and b1.address not in kept, reply
+    assert b1.address in replaced and "split" not in replaced, reply
+
+
+def test_override_rule_applies_to_a_restart_after_the_file_was_edited(backends, switchyard):
+    b1, green = backends.name("blue-1"), backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[b1], green=[green])], workers=1)
+    assert d.admin("cutover web green")["ok"] is True
+    assert d.admin("pool web blue offline")["ok"] is True
+    d.stop()
+
+    def edit(config):
+        config["services"][0]["split"] = {"blue": 30, "green": 70}
+    d.config = rewrite(d, edit)
+    d.start()
+    s = svc(d)
+    assert s["split"] == {"blue": 30, "green": 70}
+    assert s["pools"]["blue"]["state"] == "offline"
+    assert names(d, 5) == {"green-1": 5}
+
+
+def test_sighup_reloads(backends, switchyard):
+    b1, b2 = backends.name("blue-1"), backends.name("blue-2")
+    d = switchyard([service("web", free_address(), blue=[b1])], workers=1)
+
+    def edit(config):
+        config["services"][0]["pools"]["blue"].append(backend(b2.address))
+    d.config = rewrite(d, edit)
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(pool_of(d, "blue")) == 2, 5, message="SIGHUP to load the new backend")
+    assert names(d, 4) == {"blue-1": 2, "blue-2": 2}
+    # a broken file on SIGHUP: still running, old config kept, the log says why
+    good_lines = len(d.config_path.read_text().splitlines())
+    d.config_path.write_text(d.config_path.read_text() + "nonsense: [\n")
+    d.send_signal(signal.SIGHUP)
+    # an unclosed flow sequence is reported where YAML notices it: that line or the next
+    where = re.compile(rf"{re.escape(str(d.config_path))}:({good_lines + 1}|{good_lines + 2}):\d+")
+    wait_until(lambda: any(where.search(line) and " error " in line for line in d.log().splitlines()),
+               5, message="the failed reload to be logged as an error naming file:line:col")
+    assert d.running()
+    assert names(d, 4) == {"blue-1": 2, "blue-2": 2}
+
+
+def test_reload_adds_and_removes_services(backends, switchyard):
+    b1, o1 = backends.name("blue-1"), backends.name("other-1")
+    d = switchyard([service("web", free_address(), blue=[b1]),
+                    service("old", free_address(), blue=[backends.name("old-1")])], workers=1)
+    new_listen = free_address()
+
+    def edit(config):
+        config["services"] = [config["services"][0], service("new", new_listen, blue=[o1])]
+    d.config = rewrite(d, edit)
+    reply = d.admin("reload")
+    assert reply["ok"] is True, reply
+    assert reply["services_added"] == ["new"] and reply["services_removed"] == ["old"], reply
+    d.services = d.config["services"]
+    assert http_get(new_listen) == "other-1"
+    assert d.admin("status old")["code"] == "no_such_service"
+    assert http_get(d.listen("web")) == "blue-1"
