@@ -199,3 +199,20 @@ def test_reload_adds_and_removes_services(backends, switchyard):
     assert http_get(new_listen) == "other-1"
     assert d.admin("status old")["code"] == "no_such_service"
     assert http_get(d.listen("web")) == "blue-1"
+
+
+def test_a_changed_config_value_without_an_override_is_not_listed_as_replaced(backends, switchyard):
+    b1, green = backends.name("blue-1"), backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[b1], green=[green])], workers=1)
+
+    def edit(config):
+        config["services"][0]["split"] = {"blue": 80, "green": 20}
+        config["services"][0]["pools"]["blue"][0]["weight"] = 60
+    d.config = rewrite(d, edit)
+    reply = d.admin("reload")
+    assert reply["ok"] is True, reply
+    # nothing was overridden at runtime: nothing was kept, nothing replaced
+    assert reply["overrides_kept"] == [] and reply["overrides_replaced"] == [], reply
+    s = svc(d)
+    assert s["split"] == {"blue": 80, "green": 20}
+    assert pool_of(d, "blue") == [(b1.address, 60, "enabled")]

@@ -138,6 +138,21 @@ def test_restart_keeps_runtime_added_and_removed_backends(backends, switchyard):
     assert [(b["address"], b["weight"]) for b in pool] == [(extra.address, 20)]
 
 
+def test_reset_is_saved_a_restart_after_it_uses_the_config(backends, switchyard):
+    d, blue, green = web(backends, switchyard)
+    assert d.admin("cutover web green")["ok"] is True
+    assert d.admin(f"backend web blue {blue.address} weight=5")["ok"] is True
+    assert d.admin("reset web")["ok"] is True
+    gen = svc(d)["generation"]
+    d.stop()
+    d.start()
+    s = svc(d)
+    assert s["split"] == {"blue": 100, "green": 0}
+    assert s["pools"]["blue"]["backends"][0]["weight"] == 100
+    assert s["generation"] == gen
+    assert names(d, 4) == {"blue-1": 4}
+
+
 def _bad_files(d):
     return glob.glob(d.state_file + ".bad-*")
 
