@@ -154,14 +154,8 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
 }
 
 void AsioWorker::sessionConnected(AsioSession& session) {
-    routing::BackendState* backend = session.backend().get();
-    byBackend_[backend].push_back(session);
-    // Routed just before its backend started draining: it drains too.
-    if (auto it = draining_.find(backend); it != draining_.end()) {
-        session.setScheduledDrain(it->second.first);
-        drainQueue_.push({it->second.first, session.id(), it->second.first});
-        armDrainTimer();
-    }
+    drains_.add(session);
+    armDrainTimer();
 }
 
 void AsioWorker::sessionEnded(uint64_t id) {
@@ -169,10 +163,7 @@ void AsioWorker::sessionEnded(uint64_t id) {
     if (it == sessions_.end()) return;
     routing::BackendState* backend = it->second->backend().get();
     sessions_.erase(it);   // the auto-unlink hook leaves its backend list
-    if (backend) {
-        if (auto list = byBackend_.find(backend); list != byBackend_.end() && list->second.empty())
-            byBackend_.erase(list);
-    }
+    drains_.forget(backend);
     sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
 }
 
@@ -184,37 +175,13 @@ void AsioWorker::applySnapshot(routing::SnapshotPtr snapshot) {
         for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
             if (snapshot_->services[i].name == l->service) l->serviceIndex = i;
     }
-    draining_.clear();
-    for (const auto& service : snapshot_->services)
-        for (const auto& pool : service.pools)
-            for (const auto& backend : pool.backends)
-                if (backend.draining && backend.drainDeadline != routing::kNoDeadline)
-                    draining_[backend.handle.get()] = {backend.drainDeadline, service.drainSpread};
-    for (const auto& [backend, drain] : draining_) scheduleDrain(backend, drain.first, drain.second);
-}
-
-void AsioWorker::scheduleDrain(routing::BackendState* backend, routing::TimePoint deadline,
-                               std::chrono::milliseconds spread) {
-    auto it = byBackend_.find(backend);
-    if (it == byBackend_.end()) return;
-    std::vector<AsioSession*> pending;
-    for (AsioSession& s : it->second)
-        if (s.scheduledDrain() != deadline) pending.push_back(&s);
-    if (pending.empty()) return;
-    // Closes spread evenly over [deadline - spread, deadline] so the clients
-    // do not all reconnect in the same instant.
-    const auto n = static_cast<int64_t>(pending.size());
-    for (int64_t i = 0; i < n; ++i) {
-        const auto at = deadline - spread + spread * (i + 1) / n;
-        pending[static_cast<std::size_t>(i)]->setScheduledDrain(deadline);
-        drainQueue_.push({at, pending[static_cast<std::size_t>(i)]->id(), deadline});
-    }
+    drains_.apply(*snapshot_);
     armDrainTimer();
 }
 
 void AsioWorker::armDrainTimer() {
-    if (drainQueue_.empty()) return;
-    const auto next = drainQueue_.top().at;
+    const auto next = drains_.nextAt();
+    if (next == routing::kNoDeadline) return;
     if (next >= drainTimerAt_ && drainTimerAt_ != routing::kNoDeadline) return;
     drainTimerAt_ = next;
     drainTimer_.expires_at(next);
@@ -227,21 +194,13 @@ void AsioWorker::armDrainTimer() {
 
 void AsioWorker::onDrainTimer() {
     const auto now = routing::Clock::now();
-    std::size_t closed = 0;
-    while (!drainQueue_.empty() && drainQueue_.top().at <= now) {
-        const DrainEntry entry = drainQueue_.top();
-        drainQueue_.pop();
-        auto it = sessions_.find(entry.sessionId);
-        if (it == sessions_.end() || it->second->scheduledDrain() != entry.deadline) continue;
-        // Still draining with that deadline? A pool that came back stops its drain.
-        auto drain = draining_.find(it->second->backend().get());
-        if (drain == draining_.end() || drain->second.first != entry.deadline) {
-            it->second->setScheduledDrain(routing::kNoDeadline);
-            continue;
-        }
-        it->second->close(CloseReason::DrainDeadline);
-        ++closed;
-    }
+    const std::size_t closed = drains_.runDue(
+        now,
+        [this](uint64_t id) -> AsioSession* {
+            auto it = sessions_.find(id);
+            return it == sessions_.end() ? nullptr : it->second.get();
+        },
+        [](AsioSession& s) { s.close(CloseReason::DrainDeadline); });
     if (closed > 0)
         telemetry::logger("proxy")->info("worker {}: drain deadline closed {} connection(s)", index_, closed);
     armDrainTimer();

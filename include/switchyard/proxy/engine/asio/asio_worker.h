@@ -5,16 +5,15 @@
 
 #include <atomic>
 #include <memory>
-#include <queue>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <boost/asio.hpp>
-#include <boost/intrusive/list.hpp>
 
 #include "switchyard/proxy/buffer_pool.h"
+#include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/engine/asio/asio_session.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/routing/route_selector.h"
@@ -51,19 +50,9 @@ private:
         std::size_t serviceIndex = static_cast<std::size_t>(-1);
         tcp::acceptor acceptor;
     };
-    struct DrainEntry {
-        routing::TimePoint at;
-        uint64_t sessionId;
-        routing::TimePoint deadline;
-        bool operator>(const DrainEntry& o) const { return at > o.at; }
-    };
-    using SessionList = boost::intrusive::list<AsioSession, boost::intrusive::constant_time_size<false>>;
-
     net::awaitable<void> acceptLoop(std::shared_ptr<Listener> listener);
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();
-    void scheduleDrain(routing::BackendState* backend, routing::TimePoint deadline,
-                       std::chrono::milliseconds spread);
     void armDrainTimer();
     void onDrainTimer();
 
@@ -76,10 +65,7 @@ private:
     BufferPool buffers_;
     std::vector<std::shared_ptr<Listener>> listeners_;
     std::unordered_map<uint64_t, std::unique_ptr<AsioSession>> sessions_;
-    std::unordered_map<routing::BackendState*, SessionList> byBackend_;
-    // Backends draining in the current snapshot: deadline and spread.
-    std::unordered_map<routing::BackendState*, std::pair<routing::TimePoint, std::chrono::milliseconds>> draining_;
-    std::priority_queue<DrainEntry, std::vector<DrainEntry>, std::greater<>> drainQueue_;
+    DrainSchedule<AsioSession> drains_;
     net::steady_timer drainTimer_{context_};
     routing::TimePoint drainTimerAt_ = routing::kNoDeadline;
     uint64_t nextSessionId_ = 1;
