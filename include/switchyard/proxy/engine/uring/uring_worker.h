@@ -1,0 +1,129 @@
+#pragma once
+
+// The io_uring engine's worker: one ring (SINGLE_ISSUER | DEFER_TASKRUN where
+// the kernel has them) on one thread, a provided buffer ring, multishot accept
+// per listener, the sessions it accepted and their drain schedule. Calls from
+// other threads are queued under a mutex and announced through an eventfd
+// that the ring reads.
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <liburing.h>
+
+#include "switchyard/proxy/drain_schedule.h"
+#include "switchyard/proxy/engine/uring/buffer_ring.h"
+#include "switchyard/proxy/engine/uring/uring_ops.h"
+#include "switchyard/proxy/engine/uring/uring_session.h"
+#include "switchyard/proxy/worker.h"
+#include "switchyard/routing/route_selector.h"
+
+namespace switchyard::proxy::uring_engine {
+
+// Ring set-up shared by the workers and the start-up self-check.
+struct RingSetup {
+    unsigned entries = 4096;
+    bool singleIssuer = false;   // what the kernel accepted
+};
+// Initialises `ring` with the fastest flags the kernel accepts; 0 or -errno.
+int initRing(io_uring& ring, RingSetup& setup);
+
+class alignas(16) UringWorker final : public Worker {
+public:
+    static constexpr unsigned kBufferCount = 1024;
+    static constexpr unsigned kBufferSize = 16 * 1024;
+
+    explicit UringWorker(unsigned index);
+    ~UringWorker() override;
+
+    void start() override;
+    void addListener(std::string service, UniqueFd listenFd) override;
+    void removeListener(const std::string& service) override;
+    void publish(routing::SnapshotPtr snapshot) override;
+    void stopAccepting() override;
+    void closeAllSessions() override;
+    std::size_t sessionCount() const override { return sessionCount_.load(std::memory_order_relaxed); }
+    void post(std::function<void()> task) override;
+    void stop() override;
+
+    // Used by sessions, on this worker's thread only.
+    io_uring_sqe* sqe();
+    // Makes room for `n` SQEs that must go in one submission (a linked pair).
+    void reserve(unsigned n);
+    // A timespec that lives until the next submit (timeouts read it then).
+    __kernel_timespec* timespecAt(routing::TimePoint at);
+    __kernel_timespec* timespecIn(std::chrono::milliseconds in);
+    BufferRing& buffers() { return *buffers_; }
+    void recycle(uint16_t buffer) { buffers_->recycle(buffer); }
+    void waitForBuffer(UringSession* session, int direction) { bufferWaiters_.emplace_back(session, direction); }
+    void cancelBufferWait(UringSession* session, int direction);
+    const routing::SnapshotPtr& snapshot() const { return snapshot_; }
+    routing::RouteSelector& selector() { return selector_; }
+    unsigned index() const { return index_; }
+    // The time the current batch of completions started: close enough for idle bookkeeping.
+    SteadyTime now() const { return now_; }
+    void sessionConnected(UringSession& session);
+    void sessionEnded(UringSession* session);
+
+private:
+    struct alignas(16) Listener {
+        std::string service;
+        std::size_t serviceIndex = static_cast<std::size_t>(-1);
+        UniqueFd fd;
+        bool active = true;
+        uint32_t pending = 0;
+    };
+
+    void run();
+    bool setUp();
+    void tearDown();
+    void onCompletion(const io_uring_cqe& cqe);
+    void armWakeup();
+    void runTasks();
+    void armAccept(Listener& listener);
+    void onAccept(Listener& listener, const io_uring_cqe& cqe);
+    void retireListener(Listener& listener);
+    void reapListeners();
+    void applySnapshot(routing::SnapshotPtr snapshot);
+    void closeAllSessionsNow();
+    void armDrainTimer();
+    void onDrainTimer(int res);
+    void serveBufferWaiters();
+
+    const unsigned index_;
+    io_uring ring_{};
+    bool ringReady_ = false;
+    RingSetup setup_;
+    std::unique_ptr<BufferRing> buffers_;
+    UniqueFd wakeFd_;
+    uint64_t wakeValue_ = 0;
+    std::thread thread_;
+    std::atomic<bool> running_{false};
+    bool stopping_ = false;
+
+    std::mutex tasksMutex_;
+    std::vector<std::function<void()>> tasks_;
+
+    SteadyTime now_{};
+    std::deque<__kernel_timespec> timespecs_;
+    routing::SnapshotPtr snapshot_;
+    routing::RouteSelector selector_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Listener>> retiring_;
+    std::unordered_map<uint64_t, std::unique_ptr<UringSession>> sessions_;
+    DrainSchedule<UringSession> drains_;
+    routing::TimePoint drainTimerAt_ = routing::kNoDeadline;
+    std::deque<std::pair<UringSession*, int>> bufferWaiters_;
+    uint64_t nextSessionId_ = 1;
+    std::atomic<std::size_t> sessionCount_{0};
+};
+
+} // namespace switchyard::proxy::uring_engine

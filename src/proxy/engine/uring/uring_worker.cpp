@@ -1,0 +1,375 @@
+#include "switchyard/proxy/engine/uring/uring_worker.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "switchyard/proxy/engine/uring/uring_engine.h"
+#include "switchyard/proxy/local_error.h"
+#include "switchyard/telemetry/logging.h"
+
+namespace switchyard::proxy {
+
+std::unique_ptr<Worker> makeUringWorker(unsigned index) {
+    return std::make_unique<uring_engine::UringWorker>(index);
+}
+
+namespace uring_engine {
+namespace {
+
+const auto& log() {
+    static const auto logger = telemetry::logger("proxy");
+    return logger;
+}
+
+} // namespace
+
+int initRing(io_uring& ring, RingSetup& setup) {
+    // Fastest first: one submitter thread, completions' task work run only when
+    // the loop asks for events; older kernels refuse the flags (EINVAL).
+    const unsigned attempts[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int rc = -EINVAL;
+    for (const unsigned flags : attempts) {
+        io_uring_params params{};
+        params.flags = flags | IORING_SETUP_CQSIZE;
+        params.cq_entries = setup.entries * 4;
+        rc = io_uring_queue_init_params(setup.entries, &ring, &params);
+        if (rc == 0) {
+            setup.singleIssuer = (flags & IORING_SETUP_SINGLE_ISSUER) != 0;
+            return 0;
+        }
+        if (rc != -EINVAL) return rc;
+    }
+    return rc;
+}
+
+UringWorker::UringWorker(unsigned index) : index_(index) {
+    wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
+}
+
+UringWorker::~UringWorker() { stop(); }
+
+void UringWorker::start() {
+    running_.store(true);
+    thread_ = std::thread([this] { run(); });
+}
+
+void UringWorker::stop() {
+    if (!thread_.joinable()) return;
+    post([this] {
+        closeAllSessionsNow();
+        stopping_ = true;
+    });
+    thread_.join();
+}
+
+void UringWorker::post(std::function<void()> task) {
+    {
+        std::lock_guard lock(tasksMutex_);
+        tasks_.push_back(std::move(task));
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wakeFd_.get(), &one, sizeof one);
+}
+
+void UringWorker::addListener(std::string service, UniqueFd listenFd) {
+    auto fd = std::make_shared<UniqueFd>(std::move(listenFd));
+    post([this, service = std::move(service), fd] {
+        auto listener = std::make_unique<Listener>();
+        listener->service = service;
+        listener->fd = std::move(*fd);
+        if (snapshot_) {
+            for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
+                if (snapshot_->services[i].name == service) listener->serviceIndex = i;
+        }
+        armAccept(*listener);
+        listeners_.push_back(std::move(listener));
+    });
+}
+
+void UringWorker::removeListener(const std::string& service) {
+    post([this, service] {
+        std::erase_if(listeners_, [&](std::unique_ptr<Listener>& l) {
+            if (l->service != service) return false;
+            retireListener(*l);
+            retiring_.push_back(std::move(l));
+            return true;
+        });
+    });
+}
+
+void UringWorker::stopAccepting() {
+    post([this] {
+        for (auto& l : listeners_) {
+            retireListener(*l);
+            retiring_.push_back(std::move(l));
+        }
+        listeners_.clear();
+    });
+}
+
+void UringWorker::closeAllSessions() {
+    post([this] { closeAllSessionsNow(); });
+}
+
+void UringWorker::publish(routing::SnapshotPtr snapshot) {
+    post([this, snapshot = std::move(snapshot)]() mutable { applySnapshot(std::move(snapshot)); });
+}
+
+io_uring_sqe* UringWorker::sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (!sqe) {
+        // Full: hand what is queued to the kernel (timespecs stay alive until the loop's submit).
+        io_uring_submit(&ring_);
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+}
+
+void UringWorker::reserve(unsigned n) {
+    if (io_uring_sq_space_left(&ring_) < n) io_uring_submit(&ring_);
+}
+
+__kernel_timespec* UringWorker::timespecAt(routing::TimePoint at) {
+    // Absolute CLOCK_MONOTONIC, which is what steady_clock reads.
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+    return &timespecs_.emplace_back(__kernel_timespec{ns / 1'000'000'000, ns % 1'000'000'000});
+}
+
+__kernel_timespec* UringWorker::timespecIn(std::chrono::milliseconds in) {
+    const auto ms = in.count();
+    return &timespecs_.emplace_back(__kernel_timespec{ms / 1000, (ms % 1000) * 1'000'000});
+}
+
+bool UringWorker::setUp() {
+    if (!wakeFd_.valid()) {
+        log()->critical("worker {}: io_uring engine: eventfd: {}", index_, std::strerror(errno));
+        return false;
+    }
+    if (const int rc = initRing(ring_, setup_); rc < 0) {
+        log()->critical("worker {}: io_uring engine: cannot set up the ring: {}", index_, std::strerror(-rc));
+        return false;
+    }
+    ringReady_ = true;
+    int err = 0;
+    buffers_ = BufferRing::create(ring_, 0, kBufferCount, kBufferSize, &err);
+    if (!buffers_) {
+        log()->critical("worker {}: io_uring engine: cannot register the buffer ring: {}", index_,
+                        std::strerror(err));
+        return false;
+    }
+    log()->debug("worker {}: io_uring ring ready ({}single issuer, defer taskrun)", index_,
+                 setup_.singleIssuer ? "" : "no ");
+    armWakeup();
+    return true;
+}
+
+void UringWorker::run() {
+    if (!setUp()) {
+        tearDown();
+        return;
+    }
+    while (!stopping_) {
+        const int rc = io_uring_submit_and_wait(&ring_, 1);
+        timespecs_.clear();
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
+            log()->error("worker {}: io_uring_submit_and_wait: {}", index_, std::strerror(-rc));
+        now_ = std::chrono::steady_clock::now();
+        unsigned head = 0;
+        unsigned seen = 0;
+        io_uring_cqe* cqe = nullptr;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            onCompletion(*cqe);
+            ++seen;
+        }
+        io_uring_cq_advance(&ring_, seen);
+        serveBufferWaiters();
+        if (!retiring_.empty()) reapListeners();
+    }
+    tearDown();
+}
+
+void UringWorker::tearDown() {
+    // Only at exit (after closeAllSessions): what is left is dropped without waiting.
+    sessions_.clear();
+    sessionCount_.store(0, std::memory_order_relaxed);
+    listeners_.clear();
+    retiring_.clear();
+    buffers_.reset();
+    if (ringReady_) io_uring_queue_exit(&ring_);
+    ringReady_ = false;
+    running_.store(false);
+}
+
+void UringWorker::onCompletion(const io_uring_cqe& cqe) {
+    const uint64_t data = cqe.user_data;
+    const Op op = opOf(data);
+    switch (op) {
+    case Op::Ignore: return;
+    case Op::Wakeup:
+        runTasks();
+        if (!stopping_) armWakeup();
+        return;
+    case Op::DrainTimer: onDrainTimer(cqe.res); return;
+    case Op::Accept: onAccept(*ownerOf<Listener>(data), cqe); return;
+    case Op::AcceptBackoff: {
+        Listener& l = *ownerOf<Listener>(data);
+        --l.pending;
+        if (l.active) armAccept(l);
+        return;
+    }
+    default: ownerOf<UringSession>(data)->onCompletion(op, cqe); return;
+    }
+}
+
+void UringWorker::armWakeup() {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_read(s, wakeFd_.get(), &wakeValue_, sizeof wakeValue_, 0);
+    io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Wakeup));
+}
+
+void UringWorker::runTasks() {
+    std::vector<std::function<void()>> tasks;
+    {
+        std::lock_guard lock(tasksMutex_);
+        tasks.swap(tasks_);
+    }
+    for (auto& task : tasks) task();
+}
+
+void UringWorker::armAccept(Listener& listener) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_multishot_accept(s, listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::Accept));
+    ++listener.pending;
+}
+
+void UringWorker::onAccept(Listener& listener, const io_uring_cqe& cqe) {
+    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    if (!more) --listener.pending;
+    const int res = cqe.res;
+    if (res >= 0) {
+        if (!listener.active || listener.serviceIndex == static_cast<std::size_t>(-1)) {
+            ::close(res);
+        } else {
+            const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
+            auto session = std::make_unique<UringSession>(*this, res, id, listener.serviceIndex);
+            UringSession* raw = session.get();
+            sessions_.emplace(id, std::move(session));
+            sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+            raw->start();
+        }
+    } else if (res != -ECANCELED && isLocalError(-res)) {
+        // Out of fds or memory: the connection stays queued; back off instead
+        // of spinning on a listener that stays readable.
+        log()->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms", index_, listener.service,
+                    std::strerror(-res));
+        if (!more && listener.active) {
+            io_uring_sqe* s = sqe();
+            io_uring_prep_timeout(s, timespecIn(std::chrono::milliseconds(100)), 0, 0);
+            io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::AcceptBackoff));
+            ++listener.pending;
+        }
+        return;
+    }
+    if (!more && listener.active) armAccept(listener);
+}
+
+void UringWorker::retireListener(Listener& listener) {
+    listener.active = false;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel_fd(s, listener.fd.get(), IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Ignore));
+}
+
+void UringWorker::reapListeners() {
+    // The socket closes only once its accept completed for the last time.
+    std::erase_if(retiring_, [](const std::unique_ptr<Listener>& l) { return l->pending == 0; });
+}
+
+void UringWorker::applySnapshot(routing::SnapshotPtr snapshot) {
+    snapshot_ = std::move(snapshot);
+    selector_.update(*snapshot_);
+    for (auto& l : listeners_) {
+        l->serviceIndex = static_cast<std::size_t>(-1);
+        for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
+            if (snapshot_->services[i].name == l->service) l->serviceIndex = i;
+    }
+    drains_.apply(*snapshot_);
+    armDrainTimer();
+}
+
+void UringWorker::closeAllSessionsNow() {
+    std::vector<UringSession*> open;
+    open.reserve(sessions_.size());
+    for (auto& [id, session] : sessions_) open.push_back(session.get());
+    for (UringSession* s : open) s->closeFromOutside(CloseReason::Shutdown);
+}
+
+void UringWorker::sessionConnected(UringSession& session) {
+    drains_.add(session);
+    armDrainTimer();
+}
+
+void UringWorker::sessionEnded(UringSession* session) {
+    routing::BackendState* backend = session->backend().get();
+    sessions_.erase(session->id());   // the auto-unlink hook leaves its backend list
+    drains_.forget(backend);
+    sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+void UringWorker::armDrainTimer() {
+    const auto next = drains_.nextAt();
+    if (next == routing::kNoDeadline) return;
+    if (drainTimerAt_ != routing::kNoDeadline) {
+        if (next >= drainTimerAt_) return;
+        io_uring_sqe* s = sqe();
+        io_uring_prep_timeout_remove(s, encodeUserData(nullptr, Op::DrainTimer), 0);
+        io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Ignore));
+    }
+    drainTimerAt_ = next;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_timeout(s, timespecAt(next), 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::DrainTimer));
+}
+
+void UringWorker::onDrainTimer(int res) {
+    if (res == -ECANCELED) return;   // replaced by an earlier one
+    drainTimerAt_ = routing::kNoDeadline;
+    const std::size_t closed = drains_.runDue(
+        routing::Clock::now(),
+        [this](uint64_t id) -> UringSession* {
+            auto it = sessions_.find(id);
+            return it == sessions_.end() ? nullptr : it->second.get();
+        },
+        [](UringSession& s) { s.closeFromOutside(CloseReason::DrainDeadline); });
+    if (closed > 0) log()->info("worker {}: drain deadline closed {} connection(s)", index_, closed);
+    armDrainTimer();
+}
+
+void UringWorker::cancelBufferWait(UringSession* session, int direction) {
+    std::erase_if(bufferWaiters_, [&](const std::pair<UringSession*, int>& w) {
+        return w.first == session && w.second == direction;
+    });
+}
+
+void UringWorker::serveBufferWaiters() {
+    // Wake no more recvs than there are buffers; one that loses the race waits again.
+    unsigned budget = buffers_->count() - buffers_->outstanding();
+    while (budget > 0 && !bufferWaiters_.empty()) {
+        const auto [session, direction] = bufferWaiters_.front();
+        bufferWaiters_.pop_front();
+        --budget;
+        session->bufferAvailable(direction);
+    }
+}
+
+} // namespace uring_engine
+} // namespace switchyard::proxy
