@@ -130,6 +130,9 @@ class SwitchyardDaemon:
         }
         if workers is not None:
             config["workers"] = workers
+        # SWITCHYARD_TEST_ENGINE=io_uring|epoll runs the suite on that engine.
+        if os.environ.get("SWITCHYARD_TEST_ENGINE"):
+            config["engine"] = os.environ["SWITCHYARD_TEST_ENGINE"]
         config.update(extra or {})
         config["services"] = self.services
         self.config = config
