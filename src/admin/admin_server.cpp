@@ -120,25 +120,35 @@ net::awaitable<void> AdminServer::acceptLoop() {
             co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
             continue;
         }
-        if (clients_ >= kMaxAdminClients) {
-            const std::string reply =
-                CommandExecutor::errorReply("busy", fmt::format("too many admin clients (limit {})", kMaxAdminClients))
-                    .dump() + "\n";
-            net::write(socket, net::buffer(reply), ec);
-            continue;
-        }
+        if (clients_.size() >= kMaxAdminClients) evictIdlest();
         net::co_spawn(context_, serveClient(std::move(socket)), net::detached);
     }
+}
+
+void AdminServer::evictIdlest() {
+    auto idlest = clients_.begin();
+    for (auto it = clients_.begin(); it != clients_.end(); ++it)
+        if (it->lastActivity < idlest->lastActivity) idlest = it;
+    if (idlest == clients_.end()) return;
+    telemetry::logger("admin")->warn("admin: {} clients connected (the limit): closing the one idle longest",
+                                     clients_.size());
+    error_code ec;
+    idlest->socket->close(ec);
+    // Its coroutine leaves the list when it sees the close; until then it
+    // must not be picked again.
+    idlest->lastActivity = std::chrono::steady_clock::time_point::max();
 }
 
 net::awaitable<void> AdminServer::serveClient(local::socket socket) {
     using namespace net::experimental::awaitable_operators;
     const auto log = telemetry::logger("admin");
-    ++clients_;
-    struct Count {
-        std::size_t& n;
-        ~Count() { --n; }
-    } count{clients_};
+    clients_.push_back({&socket, std::chrono::steady_clock::now()});
+    const auto self = std::prev(clients_.end());
+    struct Leave {
+        std::list<Client>& clients;
+        std::list<Client>::iterator self;
+        ~Leave() { clients.erase(self); }
+    } leave{clients_, self};
     const std::string who = peerDescription(socket);
     std::string pending;
     net::steady_timer idle(context_);
@@ -161,6 +171,7 @@ net::awaitable<void> AdminServer::serveClient(local::socket socket) {
             co_return;
         }
         if (ec) co_return;   // EOF or error: the client left
+        self->lastActivity = std::chrono::steady_clock::now();
         std::string line = pending.substr(0, n - 1);
         pending.erase(0, n);
         if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -132,7 +132,9 @@ Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& st
                     report.kept.push_back(fmt::format("{}: split blue={} green={}", name, savedSplit.blue, savedSplit.green));
                 s.split = savedSplit;
                 if (!saved.at("rollback_split").is_null()) s.rollbackSplit = splitFrom(saved.at("rollback_split"));
-            } else {
+            } else if (!(savedSplit == madeAgainst)) {
+                // Only an override can be replaced: a split that simply followed
+                // the config is not one.
                 report.replaced.push_back(fmt::format("{}: split (config changed to blue={} green={})", name,
                                                       s.config.split.blue, s.config.split.green));
             }

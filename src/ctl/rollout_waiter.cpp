@@ -123,7 +123,9 @@ int waitForRollout(const AdminClient& client, const RolloutWait& target, std::op
     bool liveLineShown = false;
     std::string lastKey;
     Clock::time_point lastLine{};
-    std::optional<Clock::time_point> unreachableSince;
+    // A plain time point and flag: GCC 12 warns (wrongly) that an optional may be used uninitialized.
+    bool unreachable = false;
+    Clock::time_point unreachableSince{};
 
     auto endLine = [&] {
         if (tty && liveLineShown) std::fputs("\r\033[K", stdout);
@@ -170,8 +172,11 @@ int waitForRollout(const AdminClient& client, const RolloutWait& target, std::op
         if (reply.status == AdminReply::Status::Interrupted) return stopped();
         if (reply.status == AdminReply::Status::Unreachable || reply.status == AdminReply::Status::Failed) {
             if (interruptRequested()) return stopped();
-            if (!unreachableSince) unreachableSince = now;
-            if (now - *unreachableSince >= kUnreachableGrace) {
+            if (!unreachable) {
+                unreachable = true;
+                unreachableSince = now;
+            }
+            if (now - unreachableSince >= kUnreachableGrace) {
                 endLine();
                 std::fprintf(stderr, "switchyardctl: cannot reach switchyard at %s for %llds: %s (stopped waiting)\n",
                              client.socketPath().c_str(),
@@ -182,7 +187,7 @@ int waitForRollout(const AdminClient& client, const RolloutWait& target, std::op
             pause(std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval));
             continue;
         }
-        unreachableSince.reset();
+        unreachable = false;
         json parsed = json::parse(reply.line, nullptr, false);
         if (parsed.is_discarded() || !parsed.is_object()) {
             endLine();

@@ -1,5 +1,6 @@
 #include "switchyard/daemon/daemon.h"
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -19,8 +20,8 @@
 #include "switchyard/health/health_monitor.h"
 #include "switchyard/proxy/engine/uring/uring_engine.h"
 #include "switchyard/proxy/worker.h"
-#include "switchyard/telemetry/access_log.h"
 #include "switchyard/rollout/rollout_driver.h"
+#include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
 
@@ -51,6 +52,10 @@ public:
         started_ = true;
         notifier_.stopping();
         control_.stopAccepting();
+        // Worker calls run in order: once this runs on a worker, its listeners
+        // are closed and every connection it accepted is a counted session.
+        // Until all workers got there, "0 open" could miss a just-accepted one.
+        for (auto& w : workers_) w->post([stopped = stoppedWorkers_] { stopped->fetch_add(1); });
         deadline_ = std::chrono::steady_clock::now() + grace_;
         log->info("stopping: no new connections; {} open connection(s) get up to {} ms to finish", open(),
                   grace_.count());
@@ -66,7 +71,8 @@ private:
 
     void poll() {
         const std::size_t left = open();
-        if (left == 0 || std::chrono::steady_clock::now() >= deadline_) {
+        const bool allStopped = stoppedWorkers_->load() == workers_.size();
+        if ((left == 0 && allStopped) || std::chrono::steady_clock::now() >= deadline_) {
             if (left > 0) telemetry::logger("daemon")->warn("shutdown_grace over: closing {} connection(s)", left);
             for (auto& w : workers_) w->closeAllSessions();
             admin_.stop();
@@ -89,6 +95,7 @@ private:
     std::chrono::steady_clock::time_point deadline_;
     bool started_ = false;
     SystemdNotifier& notifier_;
+    std::shared_ptr<std::atomic<std::size_t>> stoppedWorkers_ = std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Shutdown& shutdown,
@@ -185,10 +192,10 @@ int runDaemon(DaemonOptions options) {
     // Active checks, outlier ejections and fallback decisions run on this (the control) thread.
     health::HealthMonitor healthMonitor(context, control);
     healthMonitor.start();
-    admin::CommandExecutor executor(control);
     // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
     rollout::RolloutDriver rolloutDriver(context, control);
     rolloutDriver.start();
+    admin::CommandExecutor executor(control);
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
     if (auto ok = adminServer.start(socketPath, config.admin.socketMode); !ok) {

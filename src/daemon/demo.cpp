@@ -1,5 +1,7 @@
 #include "switchyard/daemon/demo.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include <boost/asio.hpp>
@@ -13,12 +15,20 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
 
+std::string lowercase(std::string text) {
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+}
+
 // Answers each HTTP request (a blank line ends its head) with the name; a
 // non-HTTP line gets the bare name back, so `nc` works too.
 net::awaitable<void> serveDemoClient(tcp::socket socket, std::string name) {
     const std::string http = fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n"
                                          "\r\n{}\n",
                                          name.size() + 1, name);
+    const std::string httpClose = fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n"
+                                              "Connection: close\r\n\r\n{}\n",
+                                              name.size() + 1, name);
     const std::string plain = name + "\n";
     std::string pending;
     char data[4096];
@@ -31,10 +41,15 @@ net::awaitable<void> serveDemoClient(tcp::socket socket, std::string name) {
             const bool looksHttp = pending.find(" HTTP/1.") != std::string::npos;
             const auto end = pending.find(looksHttp ? "\r\n\r\n" : "\n");
             if (end == std::string::npos) break;
+            const std::string head = lowercase(pending.substr(0, end));
             pending.erase(0, end + (looksHttp ? 4 : 1));
-            co_await net::async_write(socket, net::buffer(looksHttp ? http : plain),
+            // HTTP/1.0 and "Connection: close" end the connection after the answer.
+            const bool close = looksHttp && (head.find("connection: close") != std::string::npos ||
+                                             (head.find(" http/1.0") != std::string::npos &&
+                                              head.find("connection: keep-alive") == std::string::npos));
+            co_await net::async_write(socket, net::buffer(looksHttp ? (close ? httpClose : http) : plain),
                                       net::redirect_error(net::use_awaitable, ec));
-            if (ec) co_return;
+            if (ec || close) co_return;
         }
         if (pending.size() > 65536) co_return;
     }

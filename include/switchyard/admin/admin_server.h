@@ -4,7 +4,9 @@
 // the control thread (the one writer). Bounded: line length, client count and
 // idle time, so nothing a client sends can starve the daemon.
 
+#include <chrono>
 #include <cstddef>
+#include <list>
 #include <memory>
 #include <string>
 
@@ -16,8 +18,10 @@
 
 namespace switchyard::admin {
 
-inline constexpr std::size_t kMaxAdminClients = 64;
-inline constexpr std::chrono::seconds kAdminIdleTimeout{300};
+// At the limit, a new client evicts the one idle longest, so clients that
+// connect and never send cannot lock operators out.
+inline constexpr std::size_t kMaxAdminClients = 128;
+inline constexpr std::chrono::seconds kAdminIdleTimeout{60};
 
 // The socket path SPEC.md prescribes when the config names none: the first of
 // $XDG_RUNTIME_DIR/switchyard/admin.sock and /run/switchyard/admin.sock whose
@@ -43,7 +47,12 @@ private:
     CommandExecutor& executor_;
     std::string path_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
-    std::size_t clients_ = 0;
+    struct Client {
+        boost::asio::local::stream_protocol::socket* socket;
+        std::chrono::steady_clock::time_point lastActivity;
+    };
+    void evictIdlest();
+    std::list<Client> clients_;
 };
 
 } // namespace switchyard::admin

@@ -76,7 +76,7 @@ void AsioWorker::addListener(std::string service, UniqueFd listenFd) {
                 if (snapshot_->services[i].name == service) listener->serviceIndex = i;
         }
         listeners_.push_back(listener);
-        net::co_spawn(context_, acceptLoop(listener), net::detached);
+        if (listener->serviceIndex != static_cast<std::size_t>(-1)) startAccepting(listener);
     });
 }
 
@@ -113,14 +113,23 @@ void AsioWorker::publish(routing::SnapshotPtr snapshot) {
     net::post(context_, [this, snapshot = std::move(snapshot)]() mutable { applySnapshot(std::move(snapshot)); });
 }
 
+void AsioWorker::startAccepting(const std::shared_ptr<Listener>& listener) {
+    if (listener->accepting || !listener->acceptor.is_open()) return;
+    listener->accepting = true;
+    net::co_spawn(context_, acceptLoop(listener), net::detached);
+}
+
 net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) {
     static const auto log = telemetry::logger("proxy");
     net::steady_timer backoff(context_);
     for (;;) {
         error_code ec;
         tcp::socket socket = co_await listener->acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
-        if (ec == net::error::operation_aborted || !listener->acceptor.is_open()) co_return;
+        if (ec == net::error::operation_aborted) co_return;
+        // A connection accepted just before the listener closed (SIGTERM, a
+        // restart) is served, never dropped: its client already counts on it.
         if (ec) {
+            if (!listener->acceptor.is_open()) co_return;
             // Out of fds or memory: the connection stays queued; back off
             // instead of spinning on a listener that stays readable.
             if (isLocalError(ec.value())) {
@@ -150,6 +159,7 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
             }
             sessionEnded(id);
         });
+        if (!listener->acceptor.is_open()) co_return;
     }
 }
 
@@ -174,6 +184,7 @@ void AsioWorker::applySnapshot(routing::SnapshotPtr snapshot) {
         l->serviceIndex = static_cast<std::size_t>(-1);
         for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
             if (snapshot_->services[i].name == l->service) l->serviceIndex = i;
+        if (l->serviceIndex != static_cast<std::size_t>(-1)) startAccepting(l);
     }
     drains_.apply(*snapshot_);
     armDrainTimer();

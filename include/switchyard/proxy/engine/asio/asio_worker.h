@@ -49,7 +49,12 @@ private:
         std::string service;
         std::size_t serviceIndex = static_cast<std::size_t>(-1);
         tcp::acceptor acceptor;
+        // Accepting starts once a snapshot names the service: connections
+        // queued in an inherited socket's backlog must not meet a worker that
+        // cannot route them yet.
+        bool accepting = false;
     };
+    void startAccepting(const std::shared_ptr<Listener>& listener);
     net::awaitable<void> acceptLoop(std::shared_ptr<Listener> listener);
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();

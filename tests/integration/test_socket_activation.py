@@ -1,0 +1,112 @@
+"""Socket activation: a restart must not refuse connections. The test plays systemd:
+it owns the listening socket and hands it to each daemon as LISTEN_FDS, so
+connections that arrive between the old process and the new one wait in the
+kernel's backlog."""
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from clients import http_get
+from daemon import service, switchyard_bin
+from netutil import free_address, split_address
+from waiters import wait_until
+
+
+def start_activated(d, listener):
+    """Start daemon `d` with `listener` passed as fd 3, the way systemd does."""
+    fd = listener.fileno()
+    script = f'exec 3<&{fd}; LISTEN_FDS=1 LISTEN_PID=$$ LISTEN_FDNAMES=web exec "$0" -c "$1"'
+    d._stderr = open(d.stderr_path, "ab")
+    d._stdout = open(d.stdout_path, "ab")
+    d.proc = subprocess.Popen(["bash", "-c", script, switchyard_bin(), str(d.config_path)],
+                              pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=d._stdout,
+                              stderr=d._stderr, cwd=str(d.workdir))
+    d.wait_ready()
+
+
+def test_restart_with_inherited_socket_refuses_no_connection(backends, switchyard):
+    blue = backends.name("blue")
+    address = free_address()
+    host, port, family = split_address(address)
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+
+    d = switchyard([service("web", address, blue=[blue], health={"interval": "60s"})], start=False,
+                   shutdown_grace="1s")
+    start_activated(d, listener)
+    assert "inherited from systemd" in d.log()
+
+    results = {"ok": 0, "failed": []}
+    stop = threading.Event()
+
+    def load():
+        end = time.monotonic() + 15
+        while not stop.is_set() and time.monotonic() < end:
+            try:
+                body = http_get(address, timeout=5)
+                if body == "blue":
+                    results["ok"] += 1
+                else:
+                    results["failed"].append(body)
+            except OSError as exc:
+                results["failed"].append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: results["ok"] > 50, 5, message="traffic through the first process")
+
+    # Restart: the old process stops, the new one takes over the same socket.
+    d.send_signal()
+    assert d.wait_exit(5) == 0
+    before = results["ok"]
+    start_activated(d, listener)
+    wait_until(lambda: results["ok"] > before + 50, 10, message="traffic through the second process")
+    stop.set()
+    for t in threads:
+        t.join(10)
+    listener.close()
+    assert results["failed"] == []
+    # Every answer came through the backend; each process also ran one health check at start.
+    assert blue.connections == results["ok"] + 2
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="systemd-socket-activate not installed")
+def test_systemd_socket_activate_hands_the_socket_to_every_worker(backends, switchyard):
+    blue = backends.name("blue")
+    address = free_address()
+    d = switchyard([service("web", address, blue=[blue])], start=False, workers=2)
+    d._stderr = open(d.stderr_path, "ab")
+    d._stdout = open(d.stdout_path, "ab")
+    d.proc = subprocess.Popen(["systemd-socket-activate", "-l", address, "--fdname=web",
+                               switchyard_bin(), "-c", str(d.config_path)],
+                              stdin=subprocess.DEVNULL, stdout=d._stdout, stderr=d._stderr,
+                              cwd=str(d.workdir))
+    # systemd-socket-activate starts the daemon on the first connection, which
+    # then waits in the backlog for it.
+    wait_until(lambda: "Listening on" in d.log(), 5, message="systemd-socket-activate listening")
+    assert http_get(address, timeout=10) == "blue"
+    d.wait_ready()
+    assert [http_get(address) for _ in range(20)] == ["blue"] * 20
+    assert "inherited from systemd" in d.log()
+    # Both workers accept from the one inherited socket (fd 3 and a dup per
+    # worker share its inode), and no per-worker SO_REUSEPORT listener exists.
+    fds = [os.readlink(f"/proc/{d.pid}/fd/{f}") for f in os.listdir(f"/proc/{d.pid}/fd")]
+    inherited = os.readlink(f"/proc/{d.pid}/fd/3")
+    assert fds.count(inherited) == 3, fds
+    port = split_address(address)[1]
+    listening = set()
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                listening.add(fields[9])
+    assert listening == {inherited[len("socket:["):-1]}

@@ -1,0 +1,91 @@
+#include "switchyard/control/snapshot_builder.h"
+
+#include <catch2/catch.hpp>
+
+#include "switchyard/config/config_loader.h"
+
+using namespace switchyard;
+using namespace switchyard::control;
+using namespace std::chrono_literals;
+
+namespace {
+
+ServiceEntry webEntry() {
+    auto c = config::loadConfigString(R"(
+services:
+  - name: web
+    listen: 127.0.0.1:8080
+    drain_timeout: 30s
+    pools:
+      blue: [ { address: 127.0.0.1:9001 }, { address: 127.0.0.1:9002, weight: 50 } ]
+      green: [ { address: 127.0.0.1:9003 } ]
+)",
+                                      "t.yaml");
+    REQUIRE(c.ok());
+    ServiceEntry e = makeServiceEntry(c->services[0]);
+    for (auto& p : e.pools) p.lastEffectiveWeight = e.effectiveSplit().weight(p.colour);
+    return e;
+}
+
+} // namespace
+
+TEST_CASE("A pool whose effective weight falls to 0 drains until drain_timeout", "[control][snapshot]") {
+    ServiceEntry web = webEntry();
+    const auto now = routing::Clock::now();
+    web.split = {0, 100};
+    updatePoolDrains(web, now);
+    CHECK(web.pool(config::Colour::Blue).drainDeadline == now + 30s);
+    CHECK(web.pool(config::Colour::Green).drainDeadline == routing::kNoDeadline);
+
+    MasterState state;
+    state.services.push_back(web);
+    auto snapshot = buildSnapshot(state);
+    const auto& blue = snapshot->services[0].pool(config::Colour::Blue);
+    CHECK(blue.weight == 0);
+    CHECK(blue.draining);
+    for (const auto& b : blue.backends) {
+        CHECK(b.draining);
+        CHECK(b.drainDeadline == now + 30s);
+        CHECK(b.weight == (b.handle->key == "127.0.0.1:9001" ? 100u : 50u));
+    }
+}
+
+TEST_CASE("A pool that comes back before its deadline stops draining", "[control][snapshot]") {
+    ServiceEntry web = webEntry();
+    const auto now = routing::Clock::now();
+    web.split = {0, 100};
+    updatePoolDrains(web, now);
+    web.split = {100, 0};
+    updatePoolDrains(web, now + 1s);
+    CHECK(web.pool(config::Colour::Blue).drainDeadline == routing::kNoDeadline);
+    CHECK(web.pool(config::Colour::Green).drainDeadline == now + 1s + 30s);
+}
+
+TEST_CASE("An operator-drained backend stays draining and takes no new connections", "[control][snapshot]") {
+    ServiceEntry web = webEntry();
+    const auto now = routing::Clock::now();
+    BackendEntry* b = web.pool(config::Colour::Blue).find(*config::parseEndpoint("127.0.0.1:9001"));
+    b->adminState = AdminState::Drain;
+    b->drainDeadline = now + 30s;
+    MasterState state;
+    state.services.push_back(web);
+    auto snapshot = buildSnapshot(state);
+    const auto& route = snapshot->services[0].pool(config::Colour::Blue).backends[0];
+    CHECK(route.weight == 0);
+    CHECK(route.draining);
+    CHECK(route.drainDeadline == now + 30s);
+    CHECK(snapshot->services[0].pool(config::Colour::Blue).backends[1].weight == 50);
+    CHECK_FALSE(snapshot->services[0].pool(config::Colour::Blue).backends[1].draining);
+}
+
+TEST_CASE("An offline pool carries no weight, not even its split share", "[control][snapshot]") {
+    ServiceEntry web = webEntry();
+    web.split = {50, 50};
+    web.pool(config::Colour::Green).offline = true;
+    CHECK(web.effectiveSplit() == config::Split{50, 0});
+    MasterState state;
+    state.services.push_back(web);
+    auto snapshot = buildSnapshot(state);
+    CHECK(snapshot->services[0].pool(config::Colour::Green).offline);
+    CHECK(snapshot->services[0].pool(config::Colour::Green).weight == 0);
+}
