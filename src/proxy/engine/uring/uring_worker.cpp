@@ -256,7 +256,9 @@ void UringWorker::onAccept(Listener& listener, const io_uring_cqe& cqe) {
     if (!more) --listener.pending;
     const int res = cqe.res;
     if (res >= 0) {
-        if (!listener.active || listener.serviceIndex == static_cast<std::size_t>(-1)) {
+        // A connection accepted just before the listener was retired (SIGTERM,
+        // a restart) is served, never dropped: its client already counts on it.
+        if (listener.serviceIndex == static_cast<std::size_t>(-1)) {
             ::close(res);
         } else {
             const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
