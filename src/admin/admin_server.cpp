@@ -120,18 +120,18 @@ net::awaitable<void> AdminServer::acceptLoop() {
             co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
             continue;
         }
-        if (clients_.size() >= kMaxAdminClients) evictIdlest();
+        if (clients_->size() >= kMaxAdminClients) evictIdlest();
         net::co_spawn(context_, serveClient(std::move(socket)), net::detached);
     }
 }
 
 void AdminServer::evictIdlest() {
-    auto idlest = clients_.begin();
-    for (auto it = clients_.begin(); it != clients_.end(); ++it)
+    auto idlest = clients_->begin();
+    for (auto it = clients_->begin(); it != clients_->end(); ++it)
         if (it->lastActivity < idlest->lastActivity) idlest = it;
-    if (idlest == clients_.end()) return;
+    if (idlest == clients_->end()) return;
     telemetry::logger("admin")->warn("admin: {} clients connected (the limit): closing the one idle longest",
-                                     clients_.size());
+                                     clients_->size());
     error_code ec;
     idlest->socket->close(ec);
     // Its coroutine leaves the list when it sees the close; until then it
@@ -142,13 +142,14 @@ void AdminServer::evictIdlest() {
 net::awaitable<void> AdminServer::serveClient(local::socket socket) {
     using namespace net::experimental::awaitable_operators;
     const auto log = telemetry::logger("admin");
-    clients_.push_back({&socket, std::chrono::steady_clock::now()});
-    const auto self = std::prev(clients_.end());
+    const auto clients = clients_;
+    clients->push_back({&socket, std::chrono::steady_clock::now()});
+    const auto self = std::prev(clients->end());
     struct Leave {
-        std::list<Client>& clients;
+        std::shared_ptr<std::list<Client>> clients;
         std::list<Client>::iterator self;
-        ~Leave() { clients.erase(self); }
-    } leave{clients_, self};
+        ~Leave() { clients->erase(self); }
+    } leave{clients, self};
     const std::string who = peerDescription(socket);
     std::string pending;
     net::steady_timer idle(context_);

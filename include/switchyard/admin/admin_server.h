@@ -52,7 +52,9 @@ private:
         std::chrono::steady_clock::time_point lastActivity;
     };
     void evictIdlest();
-    std::list<Client> clients_;
+    // Shared with the client coroutines: when the io_context is destroyed after
+    // this server, their frames still unlink themselves from a living list.
+    std::shared_ptr<std::list<Client>> clients_ = std::make_shared<std::list<Client>>();
 };
 
 } // namespace switchyard::admin

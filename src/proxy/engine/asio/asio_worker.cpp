@@ -49,12 +49,35 @@ void AsioWorker::start() {
 
 void AsioWorker::stop() {
     if (!thread_.joinable()) return;
-    net::post(context_, [this] {
+    // Let every session and accept loop end on its own loop, so coroutine
+    // frames finish normally instead of being destroyed after the sessions
+    // they point into. A hard stop after 2 s guards against anything stuck.
+    auto guard = std::make_shared<net::steady_timer>(context_);
+    net::post(context_, [this, guard] {
+        for (auto& l : listeners_) {
+            error_code ec;
+            l->acceptor.close(ec);
+        }
+        listeners_.clear();
         closeAllSessionsNow();
+        drainTimer_.cancel();
+        guard->expires_after(std::chrono::seconds(2));
+        guard->async_wait([this](const error_code& ec) {
+            if (!ec) context_.stop();
+        });
     });
     work_.reset();
-    context_.stop();
+    // The guard timer is the last piece of work: cancel it once sessions are gone.
+    net::post(context_, [this, guard] { waitForSessionsThenCancel(guard); });
     thread_.join();
+}
+
+void AsioWorker::waitForSessionsThenCancel(const std::shared_ptr<net::steady_timer>& guard) {
+    if (sessions_.empty()) {
+        guard->cancel();
+        return;
+    }
+    net::post(context_, [this, guard] { waitForSessionsThenCancel(guard); });
 }
 
 void AsioWorker::addListener(std::string service, UniqueFd listenFd) {

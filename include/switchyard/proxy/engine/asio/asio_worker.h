@@ -55,6 +55,7 @@ private:
         bool accepting = false;
     };
     void startAccepting(const std::shared_ptr<Listener>& listener);
+    void waitForSessionsThenCancel(const std::shared_ptr<net::steady_timer>& guard);
     net::awaitable<void> acceptLoop(std::shared_ptr<Listener> listener);
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();
