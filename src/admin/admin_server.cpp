@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include <sys/socket.h>
@@ -42,11 +43,22 @@ bool socketIsLive(const std::string& path) {
     return live;
 }
 
-std::string peerDescription(local::socket& socket) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "unknown peer";
-    return fmt::format("pid {} uid {}", cred.pid, cred.uid);
+// A command line as it may appear in a log: bounded, no control characters.
+std::string printable(const std::string& line) {
+    constexpr std::size_t kShown = 200;
+    std::string out;
+    for (std::size_t i = 0; i < line.size() && i < kShown; ++i) {
+        const unsigned char c = static_cast<unsigned char>(line[i]);
+        out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+    }
+    if (line.size() > kShown) out += "...";
+    return out;
+}
+
+bool isLoopback(const net::ip::address& a) {
+    if (a.is_loopback()) return true;
+    return a.is_v6() && a.to_v6().is_v4_mapped() &&
+           net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()).is_loopback();
 }
 
 } // namespace
@@ -99,9 +111,39 @@ Result<bool> AdminServer::start(const std::string& path, uint32_t mode) {
     return true;
 }
 
-void AdminServer::stop() {
-    if (!acceptor_) return;
+Result<bool> AdminServer::startTcp(const config::Endpoint& at, std::string token) {
+    const auto log = telemetry::logger("admin");
     error_code ec;
+    const auto address = net::ip::make_address(at.host, ec);
+    if (ec) return Result<bool>::failure(fmt::format("admin.tcp {}: {}", at.toString(), ec.message()));
+    const net::ip::tcp::endpoint endpoint(address, at.port);
+    tcpAcceptor_ = std::make_unique<net::ip::tcp::acceptor>(context_);
+    tcpAcceptor_->open(endpoint.protocol(), ec);
+    if (!ec) tcpAcceptor_->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) tcpAcceptor_->bind(endpoint, ec);
+    if (!ec) tcpAcceptor_->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+        tcpAcceptor_.reset();
+        return Result<bool>::failure(fmt::format("cannot listen on admin.tcp {}: {}", at.toString(), ec.message()));
+    }
+    token_ = std::move(token);
+    if (!isLoopback(address))
+        log->warn("SECURITY: the admin TCP listener on {} is reachable from other hosts; the token and every "
+                  "command cross the network unencrypted. Bind it to 127.0.0.1 or [::1] and tunnel (ssh -L) "
+                  "unless this network is trusted",
+                  at.toString());
+    log->info("admin TCP listener on {} (token authentication)", at.toString());
+    net::co_spawn(context_, acceptTcpLoop(), net::detached);
+    return true;
+}
+
+void AdminServer::stop() {
+    error_code ec;
+    if (tcpAcceptor_) {
+        tcpAcceptor_->close(ec);
+        tcpAcceptor_.reset();
+    }
+    if (!acceptor_) return;
     acceptor_->close(ec);
     acceptor_.reset();
     ::unlink(path_.c_str());
@@ -120,47 +162,136 @@ net::awaitable<void> AdminServer::acceptLoop() {
             co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
             continue;
         }
-        if (clients_->size() >= kMaxAdminClients) evictIdlest();
-        net::co_spawn(context_, serveClient(std::move(socket)), net::detached);
+        if (clients_->size() >= kMaxAdminClients) evictIdlest(*clients_, "admin socket");
+        Peer peer;
+        peer.credentials = peerCredentials(socket.native_handle());
+        peer.who = describe(peer.credentials);
+        net::co_spawn(context_, serveClient(std::move(socket), clients_, std::move(peer)), net::detached);
     }
 }
 
-void AdminServer::evictIdlest() {
-    auto idlest = clients_->begin();
-    for (auto it = clients_->begin(); it != clients_->end(); ++it)
+net::awaitable<void> AdminServer::acceptTcpLoop() {
+    const auto log = telemetry::logger("admin");
+    for (;;) {
+        if (!tcpAcceptor_) co_return;
+        error_code ec;
+        net::ip::tcp::socket socket =
+            co_await tcpAcceptor_->async_accept(net::redirect_error(net::use_awaitable, ec));
+        if (ec == net::error::operation_aborted || !tcpAcceptor_) co_return;
+        if (ec) {
+            log->warn("admin TCP accept failed: {}", ec.message());
+            net::steady_timer pause(context_, std::chrono::milliseconds(100));
+            co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
+            continue;
+        }
+        if (tcpClients_->size() >= kMaxAdminClients) evictIdlest(*tcpClients_, "admin TCP listener");
+        Peer peer;
+        peer.tcp = true;
+        const auto remote = socket.remote_endpoint(ec);
+        peer.who = ec ? std::string("tcp unknown peer")
+                      : fmt::format("tcp {}", remote.address().is_v6()
+                                                  ? fmt::format("[{}]:{}", remote.address().to_string(), remote.port())
+                                                  : fmt::format("{}:{}", remote.address().to_string(), remote.port()));
+        net::co_spawn(context_, serveClient(std::move(socket), tcpClients_, std::move(peer)), net::detached);
+    }
+}
+
+void AdminServer::evictIdlest(ClientList& clients, const char* what) {
+    auto idlest = clients.begin();
+    for (auto it = clients.begin(); it != clients.end(); ++it)
         if (it->lastActivity < idlest->lastActivity) idlest = it;
-    if (idlest == clients_->end()) return;
-    telemetry::logger("admin")->warn("admin: {} clients connected (the limit): closing the one idle longest",
-                                     clients_->size());
-    error_code ec;
-    idlest->socket->close(ec);
+    if (idlest == clients.end()) return;
+    telemetry::logger("admin")->warn("admin: {} clients connected to the {} (the limit): closing the one idle longest",
+                                     clients.size(), what);
+    idlest->close();
     // Its coroutine leaves the list when it sees the close; until then it
     // must not be picked again.
     idlest->lastActivity = std::chrono::steady_clock::time_point::max();
 }
 
-net::awaitable<void> AdminServer::serveClient(local::socket socket) {
+AccessLevel AdminServer::levelOf(const Peer& peer) const {
+    if (peer.tcp) return peer.authenticated ? AccessLevel::Admin : AccessLevel::None;
+    return access_.levelFor(peer.credentials);
+}
+
+bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json& reply) {
+    const auto log = telemetry::logger("admin");
+    if (peer.tcp && !peer.authenticated) {
+        // The line holds the token (or a guess at it): it is never logged or echoed.
+        const std::string_view token = authLineToken(line);
+        if (!token.empty() && tokenMatches(token_, token)) {
+            peer.authenticated = true;
+            log->info("admin ({}): authenticated", peer.who);
+            reply = {{"ok", true}, {"authenticated", true}, {"level", toString(AccessLevel::Admin)}};
+            return true;
+        }
+        log->warn("admin ({}): refused: {}; connection closed", peer.who,
+                  token.empty() ? "the first line was not 'auth TOKEN'" : "wrong token");
+        reply = CommandExecutor::errorReply(
+            "unauthorized", "send 'auth TOKEN' first, with the token from the daemon's admin.token_file");
+        return false;
+    }
+    auto parsed = parseCommand(line);
+    if (auto* error = std::get_if<ParseError>(&parsed)) {
+        reply = CommandExecutor::errorReply(error->code, error->message);
+        log->info("admin ({}): '{}' refused: {} ({})", peer.who, printable(line), error->message, error->code);
+        return true;
+    }
+    const Command& command = std::get<Command>(parsed);
+    const AccessLevel level = levelOf(peer);
+    if (!permits(level, command.kind)) {
+        const std::string why =
+            level == AccessLevel::None
+                ? fmt::format("{} may not use the admin interface (admin.allow / admin.read_only)", peer.who)
+                : fmt::format("'{}' changes traffic; {} has read-only access (admin.read_only)",
+                              toString(command.kind), peer.who);
+        log->warn("admin ({}): '{}' refused: forbidden (access level {})", peer.who, printable(line),
+                  toString(level));
+        reply = CommandExecutor::errorReply("forbidden", why);
+        // Nothing else will be allowed either: do not keep the connection.
+        return level != AccessLevel::None;
+    }
+    reply = executor_.execute(command);
+    if (isChange(command.kind)) {
+        if (reply.value("ok", false))
+            log->info("admin ({}): '{}' applied", peer.who, printable(line));
+        else
+            log->warn("admin ({}): '{}' refused: {} ({})", peer.who, printable(line), reply.value("error", ""),
+                      reply.value("code", ""));
+    }
+    return true;
+}
+
+template <typename Socket>
+net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<ClientList> clients, Peer peer) {
     using namespace net::experimental::awaitable_operators;
     const auto log = telemetry::logger("admin");
-    const auto clients = clients_;
-    clients->push_back({&socket, std::chrono::steady_clock::now()});
+    clients->push_back({[&socket] {
+                            error_code ignored;
+                            socket.close(ignored);
+                        },
+                        std::chrono::steady_clock::now()});
     const auto self = std::prev(clients->end());
     struct Leave {
-        std::shared_ptr<std::list<Client>> clients;
-        std::list<Client>::iterator self;
+        std::shared_ptr<ClientList> clients;
+        ClientList::iterator self;
         ~Leave() { clients->erase(self); }
     } leave{clients, self};
-    const std::string who = peerDescription(socket);
     std::string pending;
     net::steady_timer idle(context_);
     for (;;) {
         error_code ec;
-        idle.expires_after(kAdminIdleTimeout);
+        idle.expires_after(peer.tcp && !peer.authenticated ? std::chrono::duration_cast<std::chrono::seconds>(
+                                                                 kAdminAuthTimeout)
+                                                           : kAdminIdleTimeout);
         // +1 so a line of exactly the limit still fits with its newline.
         auto buffer = net::dynamic_buffer(pending, kMaxCommandLine + 2);
         auto result = co_await (net::async_read_until(socket, buffer, '\n', net::redirect_error(net::use_awaitable, ec)) ||
                                 idle.async_wait(net::use_awaitable));
-        if (result.index() == 1) co_return;   // idle client: close it
+        if (result.index() == 1) {   // idle client: close it
+            if (peer.tcp && !peer.authenticated) log->warn("admin ({}): closed: no 'auth' line in time", peer.who);
+            co_return;
+        }
         const std::size_t n = std::get<0>(result);
         if (ec == net::error::not_found) {
             const std::string reply =
@@ -168,7 +299,7 @@ net::awaitable<void> AdminServer::serveClient(local::socket socket) {
                                             fmt::format("command line too long (limit {} bytes)", kMaxCommandLine))
                     .dump() + "\n";
             co_await net::async_write(socket, net::buffer(reply), net::redirect_error(net::use_awaitable, ec));
-            log->warn("admin: closed a client ({}) that sent a line over {} bytes", who, kMaxCommandLine);
+            log->warn("admin: closed a client ({}) that sent a line over {} bytes", peer.who, kMaxCommandLine);
             co_return;
         }
         if (ec) co_return;   // EOF or error: the client left
@@ -177,23 +308,11 @@ net::awaitable<void> AdminServer::serveClient(local::socket socket) {
         pending.erase(0, n);
         if (!line.empty() && line.back() == '\r') line.pop_back();
         nlohmann::json reply;
-        auto parsed = parseCommand(line);
-        if (auto* error = std::get_if<ParseError>(&parsed)) {
-            reply = CommandExecutor::errorReply(error->code, error->message);
-        } else {
-            const Command& command = std::get<Command>(parsed);
-            reply = executor_.execute(command);
-            if (isChange(command.kind)) {
-                if (reply.value("ok", false))
-                    log->info("admin ({}): '{}' applied", who, line);
-                else
-                    log->warn("admin ({}): '{}' refused: {} ({})", who, line, reply.value("error", ""),
-                              reply.value("code", ""));
-            }
-        }
+        const bool keep = handleLine(line, peer, reply);
+        std::fill(line.begin(), line.end(), '\0');   // may hold a token
         const std::string text = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         co_await net::async_write(socket, net::buffer(text), net::redirect_error(net::use_awaitable, ec));
-        if (ec) co_return;
+        if (ec || !keep) co_return;
     }
 }
 

@@ -1,6 +1,8 @@
 #include "switchyard/config/config_loader.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -357,6 +359,8 @@ private:
 
     // --- sections --------------------------------------------------------------------------
     void loadAdmin(const Val& v, AdminConfig& out);
+    void loadAccessList(const Val& v, AdminAccessList& out);
+    bool principal(const Val& v, bool group, uint32_t& out);
     void loadMetrics(const Val& v, MetricsConfig& out);
     void loadLog(const Val& v, LogConfig& out);
     void loadService(const Val& v, ServiceConfig& out);
@@ -488,7 +492,7 @@ Config Loader::load(const YAML::Node& root) {
 }
 
 void Loader::loadAdmin(const Val& v, AdminConfig& out) {
-    MapView m(*this, v, {"socket", "socket_mode", "tcp", "token_file"});
+    MapView m(*this, v, {"socket", "socket_mode", "tcp", "token_file", "allow", "read_only"});
     if (!m.valid()) return;
     if (auto s = m.get("socket")) {
         if (absolutePath(s, false, out.socket) && out.socket.size() > kMaxUnixPath) {
@@ -523,11 +527,72 @@ void Loader::loadAdmin(const Val& v, AdminConfig& out) {
             listener(ep, tcp);
         }
     }
+    if (auto a = m.get("allow")) loadAccessList(a, out.allow);
+    if (auto r = m.get("read_only")) loadAccessList(r, out.readOnly);
     Val token = m.get("token_file");
     if (token) absolutePath(token, false, out.tokenFile);
     if (out.tcp && out.tokenFile.empty() && !(token && !token.isNull() && token.node.IsScalar() &&
                                               !token.node.Scalar().empty())) {
         report(tcp.mark, tcp.path, "the admin TCP listener needs admin.token_file");
+    }
+}
+
+// A user or group: a number, or a name looked up now (a name that does not
+// exist is an error, not a silent "nobody").
+bool Loader::principal(const Val& v, bool group, uint32_t& out) {
+    std::string text;
+    if (!scalar(v, group ? "a group name or gid" : "a user name or uid", text)) return false;
+    int64_t n = 0;
+    if (parseInteger(text, n) == IntParse::Ok) return integer(v, 0, 4294967294LL, out);
+    if (text.empty()) {
+        report(v.mark, v.path, std::string("expected ") + (group ? "a group name or gid" : "a user name or uid"));
+        return false;
+    }
+    std::vector<char> buf(16384);
+    if (group) {
+        ::group g{};
+        ::group* found = nullptr;
+        ::getgrnam_r(text.c_str(), &g, buf.data(), buf.size(), &found);
+        if (!found) {
+            report(v.mark, v.path, "no group named " + quoted(text) + " on this host");
+            return false;
+        }
+        out = found->gr_gid;
+    } else {
+        ::passwd pw{};
+        ::passwd* found = nullptr;
+        ::getpwnam_r(text.c_str(), &pw, buf.data(), buf.size(), &found);
+        if (!found) {
+            report(v.mark, v.path, "no user named " + quoted(text) + " on this host");
+            return false;
+        }
+        out = found->pw_uid;
+    }
+    return true;
+}
+
+void Loader::loadAccessList(const Val& v, AdminAccessList& out) {
+    MapView m(*this, v, {"uids", "gids"});
+    if (!m.valid()) return;
+    out.configured = true;
+    for (const bool group : {false, true}) {
+        Val list = m.get(group ? "gids" : "uids");
+        if (!list || list.isNull()) continue;
+        if (!list.node.IsSequence()) {
+            report(list.mark, list.path, "expected a list, got " + describe(list.node));
+            continue;
+        }
+        std::size_t i = 0;
+        for (const auto& it : list.node) {
+            const YAML::Node& node = it;
+            Val item;
+            item.node = node;
+            item.mark = isNullMark(node.Mark()) ? list.mark : node.Mark();
+            item.path = list.path + "[" + std::to_string(i++) + "]";
+            item.present = true;
+            uint32_t id = 0;
+            if (principal(item, group, id)) (group ? out.gids : out.uids).push_back(id);
+        }
     }
 }
 

@@ -9,6 +9,9 @@
 #include <cstring>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
+#include "switchyard/config/endpoint.h"
 #include "switchyard/util/unique_fd.h"
 
 namespace switchyard::ctl {
@@ -38,26 +41,51 @@ AdminReply AdminClient::request(const std::string& line, Clock::time_point deadl
     };
     auto stopRequested = [&] { return interrupted_ && interrupted_(); };
 
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (socketPath_.size() >= sizeof addr.sun_path)
-        return fail(AdminReply::Status::Unreachable, "socket path too long");
-    std::memcpy(addr.sun_path, socketPath_.c_str(), socketPath_.size() + 1);
+    UniqueFd fd;
+    if (!target_.tcp()) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        const std::string& socketPath = target_.socketPath;
+        if (socketPath.size() >= sizeof addr.sun_path)
+            return fail(AdminReply::Status::Unreachable, "socket path too long");
+        std::memcpy(addr.sun_path, socketPath.c_str(), socketPath.size() + 1);
 
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return fail(AdminReply::Status::Unreachable, errnoText(errno));
+        fd = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!fd.valid()) return fail(AdminReply::Status::Unreachable, errnoText(errno));
 
-    // A blocking connect on a Unix socket only waits when the daemon's backlog is
-    // full; SO_SNDTIMEO bounds that wait (Linux honours it for AF_UNIX connect).
-    int ms = std::max(msLeft(deadline), 1);
-    timeval tv{ms / 1000, (ms % 1000) * 1000};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-        if (errno == EINTR && !stopRequested()) continue;
-        if (errno == EINTR) return fail(AdminReply::Status::Interrupted, "interrupted");
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
-            return fail(AdminReply::Status::Unreachable, "timed out connecting (the daemon is not accepting)");
-        return fail(AdminReply::Status::Unreachable, errnoText(errno));
+        // A blocking connect on a Unix socket only waits when the daemon's backlog is
+        // full; SO_SNDTIMEO bounds that wait (Linux honours it for AF_UNIX connect).
+        int ms = std::max(msLeft(deadline), 1);
+        timeval tv{ms / 1000, (ms % 1000) * 1000};
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+            if (errno == EINTR && !stopRequested()) continue;
+            if (errno == EINTR) return fail(AdminReply::Status::Interrupted, "interrupted");
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
+                return fail(AdminReply::Status::Unreachable, "timed out connecting (the daemon is not accepting)");
+            return fail(AdminReply::Status::Unreachable, errnoText(errno));
+        }
+    } else {
+        config::Endpoint endpoint{target_.tcpHost, target_.tcpPort, target_.tcpHost.find(':') != std::string::npos};
+        sockaddr_storage addr{};
+        const socklen_t len = endpoint.toSockaddr(addr);
+        fd = UniqueFd(::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!fd.valid()) return fail(AdminReply::Status::Unreachable, errnoText(errno));
+        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+            if (errno != EINPROGRESS && errno != EINTR) return fail(AdminReply::Status::Unreachable, errnoText(errno));
+            for (;;) {
+                pollfd pfd{fd.get(), POLLOUT, 0};
+                const int n = ::poll(&pfd, 1, msLeft(deadline));
+                if (n > 0) break;
+                if (n == 0) return fail(AdminReply::Status::Unreachable, "timed out connecting");
+                if (errno != EINTR) return fail(AdminReply::Status::Unreachable, errnoText(errno));
+                if (stopRequested()) return fail(AdminReply::Status::Interrupted, "interrupted");
+            }
+            int err = 0;
+            socklen_t errLen = sizeof err;
+            ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &errLen);
+            if (err != 0) return fail(AdminReply::Status::Unreachable, errnoText(err));
+        }
     }
 
     // Wait for readiness with poll() against the deadline, then do one blocking call
@@ -74,7 +102,9 @@ AdminReply AdminClient::request(const std::string& line, Clock::time_point deadl
         }
     };
 
-    std::string out = line + "\n";
+    // Over TCP the token goes first; its reply is one more line to read.
+    std::string out = target_.tcp() ? "auth " + target_.token + "\n" + line + "\n" : line + "\n";
+    bool authPending = target_.tcp();
     std::size_t sent = 0;
     while (sent < out.size()) {
         if (auto stop = waitFor(POLLOUT)) return *stop;
@@ -89,6 +119,16 @@ AdminReply AdminClient::request(const std::string& line, Clock::time_point deadl
     std::string in;
     char buf[16384];
     while (true) {
+        if (auto nl = in.find('\n'); nl != std::string::npos && authPending) {
+            // An accepted token gets {"ok":true,...}; a refusal is the answer to show.
+            const auto parsed = nlohmann::json::parse(in.substr(0, nl), nullptr, false);
+            const bool accepted = parsed.is_object() && parsed.value("ok", false);
+            if (accepted) {
+                in.erase(0, nl + 1);
+                authPending = false;
+                continue;
+            }
+        }
         if (auto nl = in.find('\n'); nl != std::string::npos) {
             in.resize(nl);
             if (!in.empty() && in.back() == '\r') in.pop_back();

@@ -1,10 +1,12 @@
 #pragma once
 
-// One request, one reply over the Unix admin socket: blocking I/O bounded by a
-// deadline. Not a hot path, so each request opens its own connection.
+// One request, one reply over the Unix admin socket (or the TCP listener, after
+// `auth TOKEN`): blocking I/O bounded by a deadline. Not a hot path, so each request opens its own connection.
 
 #include <chrono>
 #include <string>
+
+#include "ctl_options.h"
 
 namespace switchyard::ctl {
 
@@ -26,15 +28,20 @@ class AdminClient {
 public:
     // `interrupted` is polled whenever a blocking call returns EINTR.
     AdminClient(std::string socketPath, bool (*interrupted)() = nullptr)
-        : socketPath_(std::move(socketPath)), interrupted_(interrupted) {}
+        : interrupted_(interrupted) {
+        target_.socketPath = std::move(socketPath);
+    }
+    AdminClient(AdminTarget target, bool (*interrupted)() = nullptr)
+        : target_(std::move(target)), interrupted_(interrupted) {}
 
-    const std::string& socketPath() const { return socketPath_; }
+    const std::string& socketPath() const { return target_.socketPath; }
+    const AdminTarget& target() const { return target_; }
 
     // Sends `line` plus a newline and reads one reply line, all before `deadline`.
     AdminReply request(const std::string& line, Clock::time_point deadline) const;
 
 private:
-    std::string socketPath_;
+    AdminTarget target_;
     bool (*interrupted_)();
 };
 

@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include "switchyard/admin/admin_auth.h"
 #include "switchyard/admin/command_parser.h"
+#include "switchyard/config/endpoint.h"
 #include "switchyard/config/duration.h"
 
 namespace switchyard::ctl {
@@ -63,6 +65,10 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
                 error.message = "option '-s' needs a socket path";
                 return std::nullopt;
             }
+        } else if (auto tookTcp = takeValue("--tcp", "", options.tcp)) {
+            if (!*tookTcp) return std::nullopt;
+        } else if (auto tookToken = takeValue("--token-file", "", options.tokenFile)) {
+            if (!*tookToken) return std::nullopt;
         } else {
             std::optional<std::string> timeout;
             auto tookTimeout = takeValue("--timeout", "", timeout);
@@ -97,9 +103,53 @@ std::string resolveSocketPath(const CtlOptions& options) {
     return "/run/switchyard/admin.sock";
 }
 
+std::string AdminTarget::describe() const {
+    if (!tcp()) return "socket " + socketPath;
+    return tcpHost.find(':') != std::string::npos ? fmt::format("tcp [{}]:{}", tcpHost, tcpPort)
+                                                  : fmt::format("tcp {}:{}", tcpHost, tcpPort);
+}
+
+std::optional<AdminTarget> resolveTarget(const CtlOptions& options, UsageError& error) {
+    AdminTarget target;
+    std::optional<std::string> tcp = options.tcp;
+    std::optional<std::string> tokenFile = options.tokenFile;
+    // -s names the socket: the environment's TCP settings do not override it.
+    if (!tcp && !options.socket)
+        if (const char* env = std::getenv("SWITCHYARD_ADMIN_TCP"); env && *env) tcp = env;
+    if (!tokenFile)
+        if (const char* env = std::getenv("SWITCHYARD_ADMIN_TOKEN_FILE"); env && *env) tokenFile = env;
+    if (!tcp) {
+        target.socketPath = resolveSocketPath(options);
+        return target;
+    }
+    if (options.socket && options.tcp) {
+        error.message = "-s and --tcp name two different daemons; give one";
+        return std::nullopt;
+    }
+    std::string why;
+    auto endpoint = config::parseEndpoint(*tcp, &why);
+    if (!endpoint) {
+        error.message = fmt::format("--tcp '{}': {}", *tcp, why);
+        return std::nullopt;
+    }
+    if (!tokenFile) {
+        error.message = "--tcp needs --token-file FILE (or SWITCHYARD_ADMIN_TOKEN_FILE)";
+        return std::nullopt;
+    }
+    auto token = admin::loadAdminToken(*tokenFile);
+    if (!token) {
+        error.message = token.errorText();
+        return std::nullopt;
+    }
+    target.tcpHost = endpoint->host;
+    target.tcpPort = endpoint->port;
+    target.token = std::move(token).value();
+    return target;
+}
+
 std::string usageText() {
     std::string text =
-        "Usage: switchyardctl [-s SOCKET] [--json] [--wait] [--timeout DURATION] COMMAND [ARGS...]\n"
+        "Usage: switchyardctl [-s SOCKET | --tcp HOST:PORT --token-file FILE] [--json] [--wait] [--timeout DURATION] COMMAND [ARGS...]\n"
         "       switchyardctl --help | --version\n"
         "\n"
         "Sends one admin command to the switchyard daemon and prints its reply.\n"
@@ -108,6 +158,11 @@ std::string usageText() {
         "  -s, --socket PATH    admin socket (default: $SWITCHYARD_SOCKET, else\n"
         "                       $XDG_RUNTIME_DIR/switchyard/admin.sock if it exists,\n"
         "                       else /run/switchyard/admin.sock)\n"
+        "      --tcp HOST:PORT  use the daemon's TCP admin listener (admin.tcp) instead\n"
+        "                       (default: $SWITCHYARD_ADMIN_TCP when -s is not given)\n"
+        "      --token-file F   the token for --tcp: a file only its owner can read,\n"
+        "                       holding the daemon's admin.token_file token\n"
+        "                       (default: $SWITCHYARD_ADMIN_TOKEN_FILE)\n"
         "      --json           print the daemon's JSON reply line as is\n"
         "      --wait           cutover: wait until the old pool has no connections left;\n"
         "                       backend ... drain: wait until that backend has none left;\n"

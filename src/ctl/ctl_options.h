@@ -4,6 +4,7 @@
 // command words (`switchyardctl backend web blue ADDR drain --wait`); "--" ends them.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@ inline constexpr int kExitInterrupted = 130;  // Ctrl-C while waiting (128 + SIG
 
 struct CtlOptions {
     std::optional<std::string> socket;        // -s/--socket
+    std::optional<std::string> tcp;           // --tcp HOST:PORT (else $SWITCHYARD_ADMIN_TCP)
+    std::optional<std::string> tokenFile;     // --token-file FILE (else $SWITCHYARD_ADMIN_TOKEN_FILE)
     bool json = false;
     bool wait = false;
     std::optional<std::chrono::milliseconds> timeout;
@@ -38,6 +41,20 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
 // The socket to use: -s, else $SWITCHYARD_SOCKET, else $XDG_RUNTIME_DIR/switchyard/admin.sock
 // if it exists, else /run/switchyard/admin.sock.
 std::string resolveSocketPath(const CtlOptions& options);
+
+// Where to send commands: the Unix socket, or the TCP listener with its token.
+struct AdminTarget {
+    std::string socketPath;        // when tcpHost is empty
+    std::string tcpHost;           // numeric, without brackets
+    uint16_t tcpPort = 0;
+    std::string token;
+    bool tcp() const { return !tcpHost.empty(); }
+    std::string describe() const;  // "socket /run/..." or "tcp 127.0.0.1:9901"
+};
+
+// --tcp/--token-file (or their environment variables) else the socket. On a
+// usage or token-file problem returns nullopt with `error` set.
+std::optional<AdminTarget> resolveTarget(const CtlOptions& options, UsageError& error);
 
 // Full --help text.
 std::string usageText();

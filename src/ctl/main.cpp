@@ -100,17 +100,24 @@ int main(int argc, char** argv) {
     auto requestDeadline = Clock::now() + kRequestTimeout;
     if (deadline && *deadline < requestDeadline) requestDeadline = *deadline;
 
-    AdminClient client(resolveSocketPath(*options), &interruptRequested);
+    auto where = resolveTarget(*options, usage);
+    if (!where) return usageError(usage.message);
+    AdminClient client(std::move(*where), &interruptRequested);
     AdminReply reply = client.request(line, requestDeadline);
     if (reply.status == AdminReply::Status::Unreachable) {
-        std::fprintf(stderr,
-                     "switchyardctl: cannot reach switchyard at %s: %s (is the daemon running? set -s or "
-                     "SWITCHYARD_SOCKET)\n",
-                     client.socketPath().c_str(), reply.error.c_str());
+        if (client.target().tcp())
+            std::fprintf(stderr, "switchyardctl: cannot reach switchyard at %s: %s (is admin.tcp set and the daemon "
+                                 "running?)\n",
+                         client.target().describe().c_str(), reply.error.c_str());
+        else
+            std::fprintf(stderr,
+                         "switchyardctl: cannot reach switchyard at %s: %s (is the daemon running? set -s or "
+                         "SWITCHYARD_SOCKET)\n",
+                         client.socketPath().c_str(), reply.error.c_str());
         return kExitUnreachable;
     }
     if (reply.status != AdminReply::Status::Ok) {
-        std::fprintf(stderr, "switchyardctl: %s (socket %s)\n", reply.error.c_str(), client.socketPath().c_str());
+        std::fprintf(stderr, "switchyardctl: %s (%s)\n", reply.error.c_str(), client.target().describe().c_str());
         return kExitFailure;
     }
 

@@ -6,6 +6,8 @@
 #include <memory>
 #include <thread>
 
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 #include <systemd/sd-daemon.h>
 
@@ -198,11 +200,30 @@ int runDaemon(DaemonOptions options) {
     admin::CommandExecutor executor(control);
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
+    adminServer.setAccess(admin::AccessPolicy(config.admin, ::geteuid()));
     if (auto ok = adminServer.start(socketPath, config.admin.socketMode); !ok) {
         log->error("cannot start: {}", ok.errorText());
         stopWorkers();
         return 1;
     }
+    if (config.admin.tcp) {
+        // A token file anyone else can read is a configuration error (exit 2).
+        auto token = admin::loadAdminToken(config.admin.tokenFile);
+        if (!token) {
+            log->error("cannot start: {}", token.errorText());
+            stopWorkers();
+            return 2;
+        }
+        if (auto ok = adminServer.startTcp(*config.admin.tcp, std::move(token).value()); !ok) {
+            log->error("cannot start: {}", ok.errorText());
+            stopWorkers();
+            return 1;
+        }
+    }
+    // admin.allow / admin.read_only follow reloads; socket and TCP settings need a restart.
+    control.onPublished([&control, &adminServer](const control::MasterState&) {
+        adminServer.setAccess(admin::AccessPolicy(control.config().admin, ::geteuid()));
+    });
 
     // Metrics and access log follow the control plane (the log can be turned on and off by reload).
     MetricsPublisher metrics(context, control, engine);

@@ -3,15 +3,20 @@
 // The admin socket: one command per line, one JSON reply per line, served on
 // the control thread (the one writer). Bounded: line length, client count and
 // idle time, so nothing a client sends can starve the daemon.
+// Access (README "Security model"): Unix clients get a level from their
+// kernel credentials (admin_auth.h); the optional TCP listener first wants
+// `auth TOKEN`.
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
 
 #include <boost/asio.hpp>
 
+#include "switchyard/admin/admin_auth.h"
 #include "switchyard/admin/command_executor.h"
 #include "switchyard/config/config.h"
 #include "switchyard/util/result.h"
@@ -19,9 +24,12 @@
 namespace switchyard::admin {
 
 // At the limit, a new client evicts the one idle longest, so clients that
-// connect and never send cannot lock operators out.
+// connect and never send cannot lock operators out. The Unix socket and the
+// TCP listener have a limit each, so TCP clients never evict local operators.
 inline constexpr std::size_t kMaxAdminClients = 128;
 inline constexpr std::chrono::seconds kAdminIdleTimeout{60};
+// A TCP client has this long to send its `auth` line.
+inline constexpr std::chrono::seconds kAdminAuthTimeout{10};
 
 // The socket path SPEC.md prescribes when the config names none: the first of
 // $XDG_RUNTIME_DIR/switchyard/admin.sock and /run/switchyard/admin.sock whose
@@ -36,25 +44,49 @@ public:
     // Creates the socket safely: parent directory 0750, a stale socket file
     // replaced, a live one (another daemon) refused, then chmod to `mode`.
     Result<bool> start(const std::string& path, uint32_t mode);
+    // The TCP listener; `token` comes from loadAdminToken(). Warns when the
+    // address is not a loopback one.
+    Result<bool> startTcp(const config::Endpoint& at, std::string token);
+    // Who may do what on the Unix socket; applies to the next command of
+    // every client, connected or not (a reload can revoke access).
+    void setAccess(AccessPolicy policy) { access_ = std::move(policy); }
     void stop();
     const std::string& path() const { return path_; }
 
 private:
+    struct Client {
+        std::function<void()> close;
+        std::chrono::steady_clock::time_point lastActivity;
+    };
+    using ClientList = std::list<Client>;
+    // What the server knows about the other end of one connection.
+    struct Peer {
+        std::string who;             // for logs: "pid 1 uid 0 gid 0" or "tcp 127.0.0.1:5000"
+        PeerCredentials credentials; // Unix peers
+        bool tcp = false;
+        bool authenticated = false;  // TCP peers, after a good `auth` line
+    };
+
     boost::asio::awaitable<void> acceptLoop();
-    boost::asio::awaitable<void> serveClient(boost::asio::local::stream_protocol::socket socket);
+    boost::asio::awaitable<void> acceptTcpLoop();
+    template <typename Socket>
+    boost::asio::awaitable<void> serveClient(Socket socket, std::shared_ptr<ClientList> clients, Peer peer);
+    // The reply to one line; false when the connection must close after it.
+    bool handleLine(const std::string& line, Peer& peer, nlohmann::json& reply);
+    AccessLevel levelOf(const Peer& peer) const;
 
     boost::asio::io_context& context_;
     CommandExecutor& executor_;
     std::string path_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
-    struct Client {
-        boost::asio::local::stream_protocol::socket* socket;
-        std::chrono::steady_clock::time_point lastActivity;
-    };
-    void evictIdlest();
+    std::unique_ptr<boost::asio::ip::tcp::acceptor> tcpAcceptor_;
+    std::string token_;
+    AccessPolicy access_;
+    static void evictIdlest(ClientList& clients, const char* what);
     // Shared with the client coroutines: when the io_context is destroyed after
     // this server, their frames still unlink themselves from a living list.
-    std::shared_ptr<std::list<Client>> clients_ = std::make_shared<std::list<Client>>();
+    std::shared_ptr<ClientList> clients_ = std::make_shared<ClientList>();
+    std::shared_ptr<ClientList> tcpClients_ = std::make_shared<ClientList>();
 };
 
 } // namespace switchyard::admin

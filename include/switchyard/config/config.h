@@ -133,11 +133,21 @@ struct ServiceConfig {
     bool operator==(const ServiceConfig&) const = default;
 };
 
+// admin.allow / admin.read_only: Unix peers by uid or group (names resolved at load).
+struct AdminAccessList {
+    bool configured = false;            // the key was given (even as an empty list)
+    std::vector<uint32_t> uids;
+    std::vector<uint32_t> gids;
+    bool operator==(const AdminAccessList&) const = default;
+};
+
 struct AdminConfig {
     std::string socket;                 // empty: the default path (see SPEC.md)
     uint32_t socketMode = 0660;
     std::optional<Endpoint> tcp;
     std::string tokenFile;
+    AdminAccessList allow;              // admin level (changes); see docs/configuration.md
+    AdminAccessList readOnly;           // status, rollout-status, help only
     bool operator==(const AdminConfig&) const = default;
 };
 
