@@ -99,6 +99,12 @@ FallbackDecision FallbackPolicy::evaluate(const control::ServiceEntry& service, 
         d.reason = fmt::format("{} while {}", describePool(target, t), describePool(failed, f));
         return d;
     }
+    if (t.condition == PoolCondition::Failed && t.healthy == 0 && f.healthy == 0) {
+        // Neither pool is better: the operator's split applies again, in panic mode.
+        d.action = FallbackDecision::Action::Lift;
+        d.reason = fmt::format("{} as well as {}", describePool(target, t), describePool(failed, f));
+        return d;
+    }
     if (f.condition != PoolCondition::Healthy) {
         recoveredSince_.reset();
         return d;

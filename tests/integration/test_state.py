@@ -68,6 +68,9 @@ def test_every_operator_change_moves_both_counters_by_one(backends, switchyard):
                     f"backend web green {green.address} enable", f"add web green {extra.address}",
                     "pool web green offline", "pool web green online", f"remove web green {extra.address}",
                     "reset web"):
+        # A backend just added gets its first health result on its own
+        # (an automatic change): let it land before counting.
+        wait_checked(d)
         g, r = counters(d)
         reply = d.admin(command)
         assert reply["ok"] is True, (command, reply)

@@ -230,11 +230,8 @@ TEST_CASE("the overlay lifts when the pool it moved to fails while the first is 
     FallbackPolicy p;
     apply(s, p.evaluate(s, t0));
     REQUIRE(s.fallback.active);
-    // Both down: keep it (panic decides), no ping-pong.
+    // Green back while blue goes down: lift even under restore: manual.
     checkAll(s, Colour::Blue, false);
-    CHECK(p.evaluate(s, t0 + 1s).action == Action::Keep);
-    CHECK(needsPanic(s));
-    // Green back while blue is down: lift even under restore: manual.
     checkAll(s, Colour::Green, true);
     const auto d = p.evaluate(s, t0 + 2s);
     REQUIRE(d.action == Action::Lift);
@@ -273,4 +270,25 @@ TEST_CASE("an ejected last healthy backend puts the service in panic", "[health]
     CHECK_FALSE(needsPanic(s));
     backendAt(s, Colour::Blue, 1).handle->ejected = true;
     CHECK(needsPanic(s));
+}
+
+TEST_CASE("with both pools down the overlay lifts: the operator's split applies, in panic mode",
+          "[health][fallback]") {
+    auto s = makeService(2, 2, {0, 100});   // restore: manual
+    checkAll(s, Colour::Blue, true);
+    checkAll(s, Colour::Green, false);
+    FallbackPolicy p;
+    apply(s, p.evaluate(s, t0));
+    REQUIRE(s.fallback.active);
+    checkAll(s, Colour::Blue, false);
+    const auto d = p.evaluate(s, t0 + 1s);
+    REQUIRE(d.action == Action::Lift);
+    CHECK(d.reason == "pool blue: 0 of 2 backend(s) healthy as well as pool green: 0 of 2 backend(s) healthy");
+    apply(s, d);
+    CHECK(s.effectiveSplit() == config::Split{0, 100});
+    CHECK(needsPanic(s));
+    // Green recovers: it carries the split again, nothing to engage.
+    checkAll(s, Colour::Green, true);
+    CHECK(p.evaluate(s, t0 + 2s).action == Action::Keep);
+    CHECK_FALSE(needsPanic(s));
 }

@@ -89,7 +89,10 @@ void UringWorker::addListener(std::string service, UniqueFd listenFd) {
             for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
                 if (snapshot_->services[i].name == service) listener->serviceIndex = i;
         }
-        armAccept(*listener);
+        if (listener->serviceIndex != static_cast<std::size_t>(-1)) {
+            listener->accepting = true;
+            armAccept(*listener);
+        }
         listeners_.push_back(std::move(listener));
     });
 }
@@ -303,6 +306,10 @@ void UringWorker::applySnapshot(routing::SnapshotPtr snapshot) {
         l->serviceIndex = static_cast<std::size_t>(-1);
         for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
             if (snapshot_->services[i].name == l->service) l->serviceIndex = i;
+        if (l->serviceIndex != static_cast<std::size_t>(-1) && l->active && !l->accepting) {
+            l->accepting = true;
+            armAccept(*l);
+        }
     }
     drains_.apply(*snapshot_);
     armDrainTimer();

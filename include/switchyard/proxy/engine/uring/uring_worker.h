@@ -79,6 +79,9 @@ private:
         std::size_t serviceIndex = static_cast<std::size_t>(-1);
         UniqueFd fd;
         bool active = true;
+        // Accepting starts once a snapshot names the service, so connections
+        // waiting in an inherited socket's backlog meet a worker that can route.
+        bool accepting = false;
         uint32_t pending = 0;
     };
 
