@@ -16,6 +16,7 @@
 #include "switchyard/control/control_plane.h"
 #include "switchyard/daemon/demo.h"
 #include "switchyard/daemon/fd_limit.h"
+#include "switchyard/daemon/limit_watcher.h"
 #include "switchyard/daemon/metrics_view_builder.h"
 #include "switchyard/daemon/systemd_notifier.h"
 #include "switchyard/daemon/socket_activation.h"
@@ -197,6 +198,8 @@ int runDaemon(DaemonOptions options) {
     // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
     rollout::RolloutDriver rolloutDriver(context, control);
     rolloutDriver.start();
+    LimitWatcher limitWatcher(context, control);   // logs refusals at max_connections
+    limitWatcher.start();
     admin::CommandExecutor executor(control);
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
