@@ -38,7 +38,10 @@ int initRing(io_uring& ring, RingSetup& setup);
 
 class alignas(16) UringWorker final : public Worker {
 public:
-    static constexpr unsigned kBufferCount = 1024;
+    // The ring hands buffers out in turn, so over time a worker touches all of
+    // them: the count bounds its relay memory (2 MiB). A receive that finds none
+    // free waits for one, so this caps only bytes in hand, not connections.
+    static constexpr unsigned kBufferCount = 128;
     static constexpr unsigned kBufferSize = 16 * 1024;
 
     explicit UringWorker(unsigned index);
