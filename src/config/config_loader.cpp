@@ -390,7 +390,9 @@ MapView::MapView(Loader& loader, const Val& at, std::vector<std::string_view> kn
     }
     valid_ = true;
     for (auto it = at.node.begin(); it != at.node.end(); ++it) {
-        const YAML::Node& key = it->first;
+        // A copy: it->first lives in the proxy operator-> returns, which dies with
+        // this statement (ASan: stack-use-after-scope).
+        const YAML::Node key = it->first;
         if (!key.IsScalar()) {
             loader.report(key.Mark(), path_, "keys must be plain words, got " + describe(key));
             clean_ = false;
