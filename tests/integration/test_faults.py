@@ -226,14 +226,18 @@ def test_a_backend_that_never_reads_gets_backpressure_not_proxy_memory(scripted,
     base = rss_kib(d.pid)
     clients = [connect(d.listen()) for _ in range(10)]
     pushed = sum(push_until_stalled(c, stall=0.3) for c in clients)
-    grown = rss_kib(d.pid) - base
-    # 10 connections stuck behind a reader that never reads: the bytes wait in kernel
-    # buffers; the daemon holds at most its relay buffers (16 KiB per direction).
-    assert pushed > 10 * 64 * 1024
-    # io_uring: each worker's provided-buffer ring (1024 x 16 KiB) is touched as it is
-    # used: bounded, but up to 16 MiB per worker on top.
-    allowance = 8 * 1024 + (2 * 16 * 1024 if d.admin("status")["engine"] == "io_uring" else 0)
-    assert grown < allowance, f"RSS grew {grown} KiB while clients pushed {pushed >> 10} KiB"
+    first = rss_kib(d.pid) - base
+    clients += [connect(d.listen()) for _ in range(10)]
+    pushed += sum(push_until_stalled(c, stall=0.3) for c in clients[10:])
+    second = rss_kib(d.pid) - base - first
+    # Connections stuck behind a reader that never reads: the bytes wait in kernel
+    # buffers; the daemon holds at most its relay buffers. Memory must not follow the
+    # bytes pushed: 10 more stuck connections cost little. (The io_uring engine takes
+    # a one-time ~30 MiB on first heavy use, see docs/limits.md; the second batch
+    # shows it does not grow with connections.)
+    assert pushed > 20 * 64 * 1024
+    assert second < 10 * 200, f"10 more stuck connections grew RSS by {second} KiB ({pushed >> 10} KiB pushed)"
+    assert first < 32 * 1024, f"RSS grew {first} KiB for the first 10 stuck connections"
     for c in clients + [warm]:
         abort(c)
     assert d.running()
