@@ -7,7 +7,7 @@ packages=(
   meson ninja-build pkg-config g++
   libboost1.81-dev liburing-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   catch2 prometheus-cpp-dev libsystemd-dev nlohmann-json3-dev
-  python3 python3-pytest
+  python3 python3-pytest python3-pytest-rerunfailures
   curl socat netcat-openbsd iproute2 systemd
 )
 

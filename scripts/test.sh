@@ -68,13 +68,17 @@ else
 fi
 
 # --- integration tests (Debian's pytest, not whatever python3 is on PATH) ----
+# Timing-sensitive tests on a loaded 2-core machine get one rerun
+# (pytest-rerunfailures): a test that fails twice fails, and reruns are
+# reported in pytest's summary line ("N rerun").
 # run_integration LABEL ENGINE: ENGINE empty = the daemon's default (engine: auto).
 run_integration() {
   local label=$1 engine=$2
   echo "== integration tests ($label)"
   local it_log="$logdir/integration-$label.log"
   SWITCHYARD_TEST_ENGINE="$engine" SWITCHYARD_BIN="${SWITCHYARD_BIN:-$PWD/build/switchyard}" \
-    timeout 900 /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider 2>&1 | tee "$it_log"
+    timeout 900 /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
+      --reruns 1 --reruns-delay 1 2>&1 | tee "$it_log"
   local it_rc=${PIPESTATUS[0]}
   # The last line looks like "3 failed, 40 passed, 2 skipped in 61.2s" (any order).
   last=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)|no tests ran' "$it_log" | tail -1)

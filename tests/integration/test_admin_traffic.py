@@ -4,6 +4,7 @@ under load lose nothing, offline pools take nothing, safety refusals, add/remove
 import threading
 from collections import Counter
 
+from admin_raw import wait_checked
 from clients import connect, exchange, http_get
 from daemon import service
 from netutil import free_address
@@ -162,6 +163,7 @@ def test_safety_refusals_and_force(backends, switchyard):
                     service("solo", free_address(), blue=[backends.name("solo-1")])], workers=1)
 
     def refused(command, name="web"):
+        wait_checked(d)   # a pending first health result is an automatic change: let it land first
         before = svc(d, name)
         reply = d.admin(command)
         assert reply["ok"] is False and reply["code"] == "refused", (command, reply)

@@ -6,14 +6,9 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <netinet/tcp.h>
 
-#include "switchyard/health/outlier_trip.h"
 #include "switchyard/proxy/engine/asio/asio_worker.h"
-#include "switchyard/proxy/local_error.h"
-#include "switchyard/proxy/proxy_protocol.h"
-#include "switchyard/routing/consistent_hash.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
-#include "switchyard/telemetry/traffic_counters.h"
 
 namespace switchyard::proxy::asio_engine {
 namespace {
@@ -64,48 +59,25 @@ net::awaitable<void> AsioSession::run() {
     }
     const routing::ServiceRoute& service = snapshot->services[serviceIndex_];
     serviceState_ = service.state;
-    const int64_t active = serviceState_->active.fetch_add(1, std::memory_order_relaxed) + 1;
-    serviceState_->accepted.fetch_add(1, std::memory_order_relaxed);
-    struct ActiveGuard {
-        routing::ServiceState& state;
-        ~ActiveGuard() { state.active.fetch_sub(1, std::memory_order_relaxed); }
-    } activeGuard{*serviceState_};
-    // Access log (telemetry/access_log.h, off by default): one record as the session ends, whichever way.
-    struct AccessLogHook {
+    const std::string serviceName = service.name;
+    if (telemetry::accessLogEnabled()) {
+        access_.emplace();
+        access_->start = std::chrono::steady_clock::now();
+        access_->clientLen = sizeof access_->client;
+        if (::getpeername(client_.native_handle(), reinterpret_cast<sockaddr*>(&access_->client),
+                          &access_->clientLen) != 0)
+            access_->clientLen = 0;
+    }
+    // Whichever way the session ends: the service's count, then the access log.
+    struct Release {
         AsioSession& s;
-        const std::string& service;   // the snapshot's: valid until a backend is reached, then backend_ names it
-        const bool on = telemetry::accessLogEnabled();
-        const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-        tcp::endpoint client;
-        AccessLogHook(AsioSession& session, const std::string& name) : s(session), service(name) {
-            error_code ignored;
-            if (on) client = s.client_.remote_endpoint(ignored);
+        const std::string& service;
+        ~Release() {
+            releaseConnection(*s.serviceState_);
+            s.logAccess(service);
         }
-        ~AccessLogHook() {
-            if (!on) return;
-            using std::chrono::duration_cast;
-            using std::chrono::microseconds;
-            const routing::BackendState* b = s.backend_.get();
-            telemetry::AccessRecord r;
-            r.client = client.data();
-            r.clientLen = static_cast<socklen_t>(client.size());
-            r.service = b ? std::string_view(b->service) : std::string_view(service);
-            if (b) {
-                r.pool = config::toString(b->colour);
-                r.backend = b->key;
-                r.connect = duration_cast<microseconds>(s.connectedAt_ - start);
-            }
-            r.bytesIn = s.totalBytes_[0] + s.bytes_[0];
-            r.bytesOut = s.totalBytes_[1] + s.bytes_[1];
-            r.duration = duration_cast<microseconds>(std::chrono::steady_clock::now() - start);
-            r.reason = toString(s.reason_);
-            telemetry::logAccess(r);
-        }
-    } accessLogHook{*this, service.name};
-    if (active > static_cast<int64_t>(service.maxConnections)) {
-        serviceState_->refusedAtLimit.fetch_add(1, std::memory_order_relaxed);
-        serviceState_->closedWithoutBackend[static_cast<std::size_t>(CloseReason::ConnectionLimit)].fetch_add(
-            1, std::memory_order_relaxed);
+    } release{*this, serviceName};
+    if (!admitConnection(service)) {
         close(CloseReason::ConnectionLimit);
         co_return;
     }
@@ -113,13 +85,13 @@ net::awaitable<void> AsioSession::run() {
     error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
     const auto idleTimeout = service.idleTimeout;
-    learnAddresses(service.proxyProtocol != config::ProxyProtocol::None);
+    addresses_ = clientAddressesOf(client_.native_handle(), service.proxyProtocol != config::ProxyProtocol::None);
     if (service.acceptProxy && !co_await acceptProxyHeader(service)) {
         close(reason_);
         co_return;
     }
     if (!co_await connectBackend(service)) {
-        serviceState_->closedWithoutBackend[static_cast<std::size_t>(reason_)].fetch_add(1, std::memory_order_relaxed);
+        countClosedWithoutBackend(*serviceState_, reason_);
         log->debug("conn {}: service {}: {}", id_, service.name, toString(reason_));
         close(reason_);
         co_return;
@@ -132,71 +104,23 @@ net::awaitable<void> AsioSession::run() {
     client_.non_blocking(true, ec);
     upstream_.non_blocking(true, ec);
     lastActivity_ = std::chrono::steady_clock::now();
-
     connectedAt_ = lastActivity_;
     // The PROXY header goes first, before any client byte (and with the bytes
     // that came in with an accepted header); a backend that fails it skips the relay.
     if (co_await sendPreamble(proxyProtocol))
         co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(idleTimeout));
 
-    backend_->active.fetch_sub(1, std::memory_order_relaxed);
-    if (bytes_[1] == 0 && (reason_ == CloseReason::BackendClose || reason_ == CloseReason::BackendReset)) {
-        // Closed or reset before its first byte: an error for rollout gates and outlier detection.
-        backend_->traffic.slot(worker_.index()).earlyCloses.add();
-        backend_->pool->traffic.slot(worker_.index()).earlyCloses.add();
-        const uint32_t run = backend_->consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
-        // The routing snapshot was let go after connect; a failure run long enough
-        // to matter is rare, so loading the current one here costs nothing.
-        if (auto current = worker_.snapshot(); current && serviceIndex_ < current->services.size())
-            health::noteBackendFailure(current->services[serviceIndex_], *backend_, run);
-    }
-    flushBytes();
-    backend_->traffic.slot(worker_.index()).closed[static_cast<std::size_t>(reason_)].add();
+    bytes_.flush(*backend_, worker_.index());
+    countSessionEnd(*backend_, worker_.index(), reason_, firstBytes_.sawBackendByte(), worker_.snapshot(),
+                    serviceIndex_);
     log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
-               totalBytes_[0], totalBytes_[1]);
+               bytes_.total(0), bytes_.total(1));
     close(reason_);
 }
 
-void AsioSession::flushBytes() {
-    telemetry::TrafficSlot& b = backend_->traffic.slot(worker_.index());
-    telemetry::TrafficSlot& p = backend_->pool->traffic.slot(worker_.index());
-    b.bytesIn.add(bytes_[0]);
-    p.bytesIn.add(bytes_[0]);
-    b.bytesOut.add(bytes_[1]);
-    p.bytesOut.add(bytes_[1]);
-    totalBytes_[0] += bytes_[0];
-    totalBytes_[1] += bytes_[1];
-    bytes_[0] = bytes_[1] = 0;
-    unflushedReads_ = 0;
-}
-
-void AsioSession::noteFirstBytes(Direction direction, std::chrono::steady_clock::time_point now) {
-    if (direction == Direction::ClientToBackend) {
-        if (firstClientByteAt_ == std::chrono::steady_clock::time_point{}) firstClientByteAt_ = now;
-        return;
-    }
-    if (sawBackendByte_) return;
-    sawBackendByte_ = true;
-    // Time to first byte: from the first client byte, or from connect for
-    // protocols where the server speaks first.
-    const auto from = firstClientByteAt_ != std::chrono::steady_clock::time_point{} ? firstClientByteAt_ : connectedAt_;
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - from).count();
-    backend_->pool->latency(worker_.index()).ttfb.record(static_cast<uint64_t>(micros < 0 ? 0 : micros));
-    if (backend_->consecutiveFailures.load(std::memory_order_relaxed) != 0)
-        backend_->consecutiveFailures.store(0, std::memory_order_relaxed);
-}
-
-void AsioSession::learnAddresses(bool needLocal) {
-    error_code ec;
-    const tcp::endpoint peer = client_.remote_endpoint(ec);
-    if (ec) return;   // a client already gone hashes as 0 and gets "PROXY UNKNOWN"
-    clientHash_ = routing::hashClientAddress(peer.data(), static_cast<socklen_t>(peer.size()));
-    if (!needLocal) return;
-    const tcp::endpoint local = client_.local_endpoint(ec);
-    if (ec) return;
-    auto source = ProxyEndpoint::fromSockaddr(peer.data(), static_cast<socklen_t>(peer.size()));
-    auto destination = ProxyEndpoint::fromSockaddr(local.data(), static_cast<socklen_t>(local.size()));
-    if (source && destination) addresses_ = ProxyAddresses{*source, *destination};
+void AsioSession::logAccess(std::string_view service) const {
+    if (!access_) return;
+    logSessionAccess(*access_, service, backend_.get(), connectedAt_, bytes_.total(0), bytes_.total(1), reason_);
 }
 
 net::awaitable<AsioSession::HeaderRead> AsioSession::readProxyHeader(ProxyHeaderDecoder& decoder) {
@@ -230,24 +154,17 @@ net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute&
     const bool timedOut = result.index() == 1;
     const HeaderRead read = timedOut ? HeaderRead::Failed : std::get<0>(result);
     if (read == HeaderRead::Ok) {
-        if (const auto& a = decoder.header().addresses) {
-            // Affinity, hash balancing and the header toward backends follow
-            // the client the balancer in front saw. LOCAL and UNKNOWN keep the
-            // connection's own addresses, as the spec says.
-            addresses_ = *a;
-            sockaddr_storage source{};
-            const socklen_t len = a->source.toSockaddr(source);
-            clientHash_ = routing::hashClientAddress(reinterpret_cast<const sockaddr*>(&source), len);
-        }
+        // Affinity, hash balancing and the header toward backends follow the
+        // client the balancer in front saw (LOCAL and UNKNOWN keep our own).
+        adoptProxyHeader(decoder.header(), addresses_);
         co_return true;
     }
     // A client that connects and leaves without a byte (a TCP health check of
     // the balancer in front) is not a protocol error.
     noteReason(read == HeaderRead::ClientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
-    serviceState_->closedWithoutBackend[static_cast<std::size_t>(reason_)].fetch_add(1, std::memory_order_relaxed);
+    countClosedWithoutBackend(*serviceState_, reason_);
     if (read == HeaderRead::ClientGone) co_return false;
-    serviceState_->proxyHeaderErrors.fetch_add(1, std::memory_order_relaxed);
-    if (timedOut) serviceState_->proxyHeaderTimeouts.fetch_add(1, std::memory_order_relaxed);
+    countProxyHeaderFailure(*serviceState_, timedOut);
     log->debug("conn {}: service {}: closing: PROXY header {}", id_, service.name,
                timedOut ? "not complete within " + config::formatDuration(service.acceptProxyTimeout)
                         : decoder.error().empty() ? std::string("cut short") : decoder.error());
@@ -255,13 +172,12 @@ net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute&
 }
 
 net::awaitable<bool> AsioSession::sendPreamble(config::ProxyProtocol version) {
-    std::string preamble = encodeProxyHeader(version, addresses_);
     if (!earlyClientBytes_.empty()) {
-        preamble.append(earlyClientBytes_.begin(), earlyClientBytes_.end());
-        bytes_[static_cast<std::size_t>(Direction::ClientToBackend)] += earlyClientBytes_.size();
-        noteFirstBytes(Direction::ClientToBackend, std::chrono::steady_clock::now());
-        earlyClientBytes_ = {};
+        bytes_.add(0, earlyClientBytes_.size());
+        firstBytes_.clientByte(std::chrono::steady_clock::now());
     }
+    const std::string preamble = buildPreamble(version, addresses_.proxy, earlyClientBytes_);
+    earlyClientBytes_ = {};
     if (preamble.empty()) co_return true;
     error_code ec;
     co_await net::async_write(upstream_, net::buffer(preamble), net::redirect_error(net::use_awaitable, ec));
@@ -272,7 +188,7 @@ net::awaitable<bool> AsioSession::sendPreamble(config::ProxyProtocol version) {
 
 net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& service) {
     routing::Attempts attempts;
-    attempts.clientHash = clientHash_;   // learnAddresses(), or the PROXY header's source
+    attempts.clientHash = addresses_.hash;   // the socket's peer, or the PROXY header's source
     for (uint32_t attempt = 0; attempt <= service.retries; ++attempt) {
         const routing::Pick pick = worker_.selector().next(service, attempts);
         if (!pick.backend) {
@@ -280,30 +196,14 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
             co_return false;
         }
         const routing::BackendHandle& handle = pick.backend->handle;
-        telemetry::TrafficSlot& counters = handle->traffic.slot(worker_.index());
-        telemetry::TrafficSlot& poolCounters = handle->pool->traffic.slot(worker_.index());
         const auto started = std::chrono::steady_clock::now();
         const error_code ec = co_await connectOnce(*handle, service.connectTimeout);
         if (!ec) {
-            const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::steady_clock::now() - started).count();
-            handle->pool->latency(worker_.index()).connect.record(static_cast<uint64_t>(micros));
-            counters.connections.add();
-            poolCounters.connections.add();
+            countConnectOk(*handle, worker_.index(), std::chrono::steady_clock::now() - started);
             backend_ = handle;
             co_return true;
         }
-        // A local shortage (no fds, no ports) says nothing about the backend.
-        if (isLocalError(ec.value())) {
-            counters.localErrors.add();
-            poolCounters.localErrors.add();
-        } else {
-            counters.connectFailures.add();
-            poolCounters.connectFailures.add();
-            const uint32_t run = handle->consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
-            // Reaching the outlier threshold ejects it before this connection's retry picks.
-            health::noteBackendFailure(service, *handle, run);
-        }
+        countConnectFailure(service, *handle, worker_.index(), ec.value());
     }
     noteReason(CloseReason::ConnectFailed);
     co_return false;
@@ -312,8 +212,7 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
 net::awaitable<error_code> AsioSession::connectOnce(routing::BackendState& backend,
                                                      std::chrono::milliseconds timeout) {
     error_code ec;
-    backend.traffic.slot(worker_.index()).connectAttempts.add();
-    backend.pool->traffic.slot(worker_.index()).connectAttempts.add();
+    countConnectAttempt(backend, worker_.index());
     const tcp::endpoint endpoint = toAsioEndpoint(backend);
     upstream_.close(ec);
     upstream_.open(endpoint.protocol(), ec);
@@ -372,10 +271,15 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
         if (ec) break;
         const auto now = std::chrono::steady_clock::now();
         lastActivity_ = now;
-        if (!sawBackendByte_) noteFirstBytes(direction, now);
-        bytes_[static_cast<std::size_t>(direction)] += n;
+        if (!firstBytes_.sawBackendByte()) {
+            if (fromClient)
+                firstBytes_.clientByte(now);
+            else
+                firstBytes_.backendByte(*backend_, worker_.index(), connectedAt_, now);
+        }
+        bytes_.add(static_cast<int>(direction), n);
         // Counters are published in batches, not per read.
-        if (++unflushedReads_ >= 64) flushBytes();
+        if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
         co_await net::async_write(to, net::buffer(buffer.data(), n), net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             // The receiving side failed: that side is the one that reset.

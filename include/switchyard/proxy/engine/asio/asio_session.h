@@ -18,6 +18,7 @@
 #include <boost/intrusive/list_hook.hpp>
 
 #include "switchyard/proxy/close_reason.h"
+#include "switchyard/proxy/session_accounting.h"
 #include "switchyard/proxy/proxy_protocol.h"
 #include "switchyard/routing/routing_snapshot.h"
 
@@ -52,8 +53,6 @@ private:
 
     enum class HeaderRead { Ok, ClientGone, Failed };
 
-    // Client hash (and, for proxy_protocol, both addresses) from the socket.
-    void learnAddresses(bool needLocal);
     // accept_proxy: reads and checks the PROXY header within the timeout.
     net::awaitable<bool> acceptProxyHeader(const routing::ServiceRoute& service);
     net::awaitable<HeaderRead> readProxyHeader(ProxyHeaderDecoder& decoder);
@@ -66,8 +65,7 @@ private:
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
     void noteReason(CloseReason reason);
-    void flushBytes();
-    void noteFirstBytes(Direction direction, std::chrono::steady_clock::time_point now);
+    void logAccess(std::string_view service) const;
 
     AsioWorker& worker_;
     tcp::socket client_;
@@ -79,14 +77,12 @@ private:
     routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
     std::chrono::steady_clock::time_point lastActivity_;
     std::chrono::steady_clock::time_point connectedAt_;
-    std::chrono::steady_clock::time_point firstClientByteAt_{};
-    bool sawBackendByte_ = false;
-    uint64_t bytes_[2] = {0, 0};        // not yet added to the counters
-    uint64_t totalBytes_[2] = {0, 0};
-    uint64_t clientHash_ = 0;
-    std::optional<ProxyAddresses> addresses_;   // client and destination for the PROXY header
-    std::vector<uint8_t> earlyClientBytes_;     // came in with the accepted PROXY header
-    uint32_t unflushedReads_ = 0;
+    // Counting shared with the other engine (session_accounting.h).
+    ByteTally bytes_;
+    FirstBytes firstBytes_;
+    ClientAddresses addresses_;
+    std::optional<AccessInfo> access_;          // set when the access log is on
+    std::string earlyClientBytes_;              // came in with the accepted PROXY header
     bool done_[2] = {false, false};
     bool haveReason_ = false;
     CloseReason reason_ = CloseReason::ClientClose;
