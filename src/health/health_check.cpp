@@ -10,6 +10,8 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include "switchyard/proxy/local_error.h"
+
 namespace switchyard::health {
 namespace {
 
@@ -42,7 +44,11 @@ std::string excerpt(const std::string& data) {
 net::awaitable<CheckResult> probe(tcp::socket& socket, tcp::endpoint endpoint, const config::HealthConfig& check,
                                   const std::string& hostHeader, std::string& phase) {
     phase = "connecting";
-    if (auto [ec] = co_await socket.async_connect(endpoint, kTuple); ec) co_return fail("connect: " + ec.message());
+    if (auto [ec] = co_await socket.async_connect(endpoint, kTuple); ec) {
+        CheckResult result = fail("connect: " + ec.message());
+        result.localError = proxy::isLocalError(ec.value());
+        co_return result;
+    }
     if (check.type == config::HealthType::Tcp) co_return pass();
 
     std::string request;

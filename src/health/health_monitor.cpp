@@ -150,6 +150,12 @@ void HealthMonitor::onResult(Checker& checker, const CheckResult& result) {
     const control::ServiceEntry* service = control_.state().find(checker.service);
     if (!service) return;
     const config::HealthConfig& h = service->config.health;
+    if (result.localError) {
+        // Out of fds or ports here: no verdict on the backend (like the data path).
+        telemetry::logger("health")->warn("{}: check of backend {} skipped: {}", checker.service,
+                                          checker.backend->key, result.failure);
+        return;
+    }
     const bool first = !checker.state.checked();
     const auto change = checker.state.record(result.passed, h.rise, h.fall);
     const auto log = telemetry::logger("health");

@@ -408,8 +408,6 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     assert_nobody_blamed(d)
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test: a health check whose socket() fails with EMFILE "
-                   "marks the backend DOWN (src/health/health_check.cpp does not use isLocalError)")
 def test_a_health_check_out_of_fds_does_not_mark_the_backend_down(scripted, switchyard, monkeypatch):
     echo = scripted("echo")
     d = start_with_fd_limit(switchyard, [service("web", free_address(), blue=[echo.address], health=FAST_HEALTH,

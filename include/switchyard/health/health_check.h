@@ -18,6 +18,9 @@ namespace switchyard::health {
 struct CheckResult {
     bool passed = false;
     std::string failure;   // why it failed, for status' last_failure and the log
+    // The check could not run for a reason of this host's (no fds, no ports):
+    // it says nothing about the backend and is not counted.
+    bool localError = false;
 };
 
 // `hostHeader` is what an http check sends as Host (the backend's address).
