@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "switchyard/proxy/close_reason.h"
+#include "switchyard/rollout/rollout_controller.h"
 
 namespace switchyard::daemon {
 namespace {
@@ -23,11 +24,10 @@ telemetry::CloseReasonLabel label(proxy::CloseReason r) {
 
 } // namespace
 
-void fillRolloutMetrics(const control::ServiceEntry& /*service*/, telemetry::RolloutMetricsView& out) {
-    out.active = false;
-    out.step = 0;
-    out.targetWeight = 0;
-    out.outcomes = {{"promoted", 0}, {"rolled_back", 0}, {"aborted", 0}};
+void fillRolloutMetrics(const control::ServiceEntry& service, telemetry::RolloutMetricsView& out) {
+    out.active = service.rolloutActive();
+    out.step = out.active ? static_cast<uint32_t>(service.rollout->step + 1) : 0;
+    out.targetWeight = out.active ? service.rollout->percent() : 0;
 }
 
 telemetry::MetricsViewPtr MetricsViewBuilder::build(const control::ControlPlane& control) {
@@ -87,6 +87,18 @@ telemetry::MetricsViewPtr MetricsViewBuilder::build(const control::ControlPlane&
             }
         }
         fillRolloutMetrics(s, sv.rollout);
+        // A rollout that ended is counted once, by its outcome (its id tells one from the next).
+        auto& outcomes = rolloutOutcomes_[sv.name];
+        for (const char* word : {"promoted", "rolled_back", "aborted"}) outcomes.try_emplace(word, 0);
+        // One that had already ended when this process first looked (restored
+        // from the state file) is not counted again.
+        const auto [counted, firstLook] = rolloutCounted_.try_emplace(sv.name, 0);
+        if (s.rollout && !s.rollout->active() && counted->second != s.rollout->id) {
+            counted->second = s.rollout->id;
+            const std::string word = rollout::toString(s.rollout->phase);
+            if (!firstLook && outcomes.count(word)) ++outcomes[word];
+        }
+        sv.rollout.outcomes.assign(outcomes.begin(), outcomes.end());
         view->services.push_back(std::move(sv));
     }
     return view;

@@ -198,3 +198,22 @@ def test_metrics_text_follows_prometheus_conventions(backends, switchyard):
     assert types["switchyard_upstream_connect_seconds"] == "histogram"
     assert types["switchyard_upstream_ttfb_seconds"] == "histogram"
     assert types["switchyard_build_info"] == "gauge"
+
+
+def test_rollout_step_and_outcome_are_exported(backends, switchyard):
+    blue, green = backends.name("blue"), backends.name("green")
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[blue], green=[green])])
+    before = parse(scrape(d.metrics_address))
+    assert value(before, "switchyard_rollouts_total", service="web", outcome="promoted") == 0
+    # A canary at 50% waits for promote: its step and share are visible meanwhile.
+    assert d.admin("rollout web to=green steps=50 hold=200ms min_connections=1")["ok"] is True
+    wait_until(lambda: value(parse(scrape(d.metrics_address)), "switchyard_rollout_active", service="web") == 1, 5)
+    during = parse(scrape(d.metrics_address))
+    assert value(during, "switchyard_rollout_step", service="web") == 1
+    assert value(during, "switchyard_rollout_target_weight", service="web") == 50
+    assert d.admin("rollout-abort web")["ok"] is True
+    wait_until(lambda: value(parse(scrape(d.metrics_address)), "switchyard_rollout_active", service="web") == 0, 5)
+    after = parse(scrape(d.metrics_address))
+    assert value(after, "switchyard_rollout_step", service="web") == 0
+    assert value(after, "switchyard_rollouts_total", service="web", outcome="aborted") == 1
+    assert value(after, "switchyard_rollouts_total", service="web", outcome="promoted") == 0

@@ -35,6 +35,9 @@ private:
     std::map<std::string, uint64_t> fallbacks_;
     std::map<std::string, bool> ejectedBefore_;
     std::map<std::string, uint64_t> ejections_;
+    // Rollouts that ended, by service and outcome; the id of the last one counted.
+    std::map<std::string, std::map<std::string, uint64_t>> rolloutOutcomes_;
+    std::map<std::string, uint64_t> rolloutCounted_;
 };
 
 // The daemon's metrics: collector, exposer and the view kept fresh on the
