@@ -6,6 +6,7 @@
 
 #include "switchyard/admin/command_parser.h"
 #include "switchyard/admin/status_report.h"
+#include "switchyard/config/split_json.h"
 #include "switchyard/rollout/rollout_json.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -13,8 +14,6 @@ namespace switchyard::admin {
 namespace {
 
 using nlohmann::json;
-
-json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
 
 rollout::RolloutPlan planFrom(const RolloutRequest& r) {
     rollout::RolloutPlan p;
@@ -48,8 +47,8 @@ json CommandExecutor::changeReply(const control::Outcome& outcome, const std::st
                   {"service", service},
                   {"generation", s->generation},
                   {"revision", s->revision},
-                  {"split", splitJson(s->split)},
-                  {"effective_split", splitJson(s->effectiveSplit())}};
+                  {"split", config::splitToJson(s->split)},
+                  {"effective_split", config::splitToJson(s->effectiveSplit())}};
     if (!outcome.message.empty()) reply["warning"] = outcome.message;
     return reply;
 }

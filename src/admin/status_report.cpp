@@ -2,14 +2,13 @@
 
 #include <chrono>
 
+#include "switchyard/config/split_json.h"
 #include "switchyard/rollout/rollout_json.h"
 
 namespace switchyard::admin {
 namespace {
 
 using nlohmann::json;
-
-json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
 
 json deadlineJson(routing::TimePoint deadline, routing::TimePoint now) {
     if (deadline == routing::kNoDeadline) return nullptr;
@@ -88,9 +87,9 @@ json serviceStatus(const control::ServiceEntry& service) {
         {"listen", c.listen.toString()},
         {"balance", config::toString(c.balance)},
         {"affinity", config::toString(c.affinity)},
-        {"split", splitJson(service.split)},
-        {"effective_split", splitJson(effective)},
-        {"rollback_split", service.rollbackSplit ? splitJson(*service.rollbackSplit) : json(nullptr)},
+        {"split", config::splitToJson(service.split)},
+        {"effective_split", config::splitToJson(effective)},
+        {"rollback_split", service.rollbackSplit ? config::splitToJson(*service.rollbackSplit) : json(nullptr)},
         {"generation", service.generation},
         {"revision", service.revision},
         {"active_connections", service.state->active.load(std::memory_order_relaxed)},

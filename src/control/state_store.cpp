@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "switchyard/config/split_json.h"
 #include "switchyard/rollout/rollout_json.h"
 #include "switchyard/util/unique_fd.h"
 
@@ -23,16 +24,6 @@ namespace {
 using nlohmann::json;
 constexpr const char* kFormat = "switchyard-state";
 constexpr int kVersion = 1;
-
-json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
-
-config::Split splitFrom(const json& j) {
-    config::Split s;
-    s.blue = j.at("blue").get<uint32_t>();
-    s.green = j.at("green").get<uint32_t>();
-    if (s.blue > config::kMaxWeight || s.green > config::kMaxWeight) throw std::out_of_range("split weight over 1000");
-    return s;
-}
 
 AdminState adminStateFrom(const std::string& word) {
     if (word == "enabled") return AdminState::Enabled;
@@ -89,9 +80,9 @@ std::string serializeState(const MasterState& state) {
                         {"since_unix_ms", s.fallback.sinceUnixMs}};
         services[s.config.name] = {
             {"generation", s.generation},
-            {"split", splitJson(s.split)},
-            {"config", {{"split", splitJson(s.config.split)}}},
-            {"rollback_split", s.rollbackSplit ? splitJson(*s.rollbackSplit) : json(nullptr)},
+            {"split", config::splitToJson(s.split)},
+            {"config", {{"split", config::splitToJson(s.config.split)}}},
+            {"rollback_split", s.rollbackSplit ? config::splitToJson(*s.rollbackSplit) : json(nullptr)},
             {"fallback", fallback},
             {"pools", pools},
             {"rollout", s.rollout ? rollout::persistJson(*s.rollout) : json(nullptr)},
@@ -125,13 +116,13 @@ Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& st
             if (!services.contains(name)) continue;
             const json& saved = services.at(name);
             s.generation = std::max<uint64_t>(s.generation, saved.at("generation").get<uint64_t>());
-            const config::Split savedSplit = splitFrom(saved.at("split"));
-            const config::Split madeAgainst = splitFrom(saved.at("config").at("split"));
+            const config::Split savedSplit = config::splitFromJson(saved.at("split"));
+            const config::Split madeAgainst = config::splitFromJson(saved.at("config").at("split"));
             if (madeAgainst == s.config.split) {
                 if (!(savedSplit == s.config.split))
                     report.kept.push_back(fmt::format("{}: split blue={} green={}", name, savedSplit.blue, savedSplit.green));
                 s.split = savedSplit;
-                if (!saved.at("rollback_split").is_null()) s.rollbackSplit = splitFrom(saved.at("rollback_split"));
+                if (!saved.at("rollback_split").is_null()) s.rollbackSplit = config::splitFromJson(saved.at("rollback_split"));
             } else if (!(savedSplit == madeAgainst)) {
                 // Only an override can be replaced: a split that simply followed
                 // the config is not one.

@@ -1,4 +1,5 @@
 #include "switchyard/rollout/rollout_json.h"
+#include "switchyard/config/split_json.h"
 
 #include <cmath>
 #include <stdexcept>
@@ -7,16 +8,6 @@ namespace switchyard::rollout {
 namespace {
 
 using nlohmann::json;
-
-json splitJson(const config::Split& s) { return json{{"blue", s.blue}, {"green", s.green}}; }
-
-config::Split splitFrom(const json& j) {
-    config::Split s;
-    s.blue = j.at("blue").get<uint32_t>();
-    s.green = j.at("green").get<uint32_t>();
-    if (s.blue > config::kMaxWeight || s.green > config::kMaxWeight) throw std::out_of_range("split weight over 1000");
-    return s;
-}
 
 config::Colour colourFrom(const json& j) {
     const auto word = j.get<std::string>();
@@ -149,8 +140,8 @@ json persistJson(const Rollout& r) {
     for (const auto& s : r.steps) steps.push_back(stepJson(s, true));
     return {{"id", r.id},
             {"plan", planJson(r.plan)},
-            {"start_split", splitJson(r.startSplit)},
-            {"start_rollback_split", r.startRollbackSplit ? splitJson(*r.startRollbackSplit) : json(nullptr)},
+            {"start_split", config::splitToJson(r.startSplit)},
+            {"start_rollback_split", r.startRollbackSplit ? config::splitToJson(*r.startRollbackSplit) : json(nullptr)},
             {"state", toString(r.phase)},
             {"step", r.step},
             {"started_unix_ms", r.startedUnixMs},
@@ -163,8 +154,8 @@ Rollout restoreJson(const json& j) {
     Rollout r;
     r.id = j.at("id").get<uint64_t>();
     r.plan = planFrom(j.at("plan"));
-    r.startSplit = splitFrom(j.at("start_split"));
-    if (!j.at("start_rollback_split").is_null()) r.startRollbackSplit = splitFrom(j.at("start_rollback_split"));
+    r.startSplit = config::splitFromJson(j.at("start_split"));
+    if (!j.at("start_rollback_split").is_null()) r.startRollbackSplit = config::splitFromJson(j.at("start_rollback_split"));
     const auto phase = phaseFrom(j.at("state").get<std::string>());
     if (!phase) throw std::invalid_argument("unknown rollout state '" + j.at("state").get<std::string>() + "'");
     r.phase = *phase;
@@ -233,8 +224,8 @@ json statusJson(const Rollout& r, const Now& now) {
             {"step", r.step + 1},
             {"steps_total", r.plan.steps.size()},
             {"percent", r.percent()},
-            {"split", splitJson(split)},
-            {"start_split", splitJson(r.startSplit)},
+            {"split", config::splitToJson(split)},
+            {"start_split", config::splitToJson(r.startSplit)},
             {"plan", planJson(r.plan)},
             {"started_unix_ms", r.startedUnixMs},
             {"ended_unix_ms", r.endedUnixMs ? json(r.endedUnixMs) : json(nullptr)},
