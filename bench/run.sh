@@ -19,6 +19,7 @@ else
 fi
 MODE=${MODE:-pinned}                      # pinned: proxy on core 0, load+backends on core 1; all: no pinning
 ENGINES=${ENGINES:-"epoll io_uring"}      # switchyard engines; ones the config rejects are skipped
+METRICS_COST=${METRICS_COST:-0}           # 1: per engine, a second column with /metrics scraped every second
 PROXIES=${PROXIES:-"direct switchyard haproxy haproxy-splice nginx"}
 TIME_BUDGET=${TIME_BUDGET:-540}           # seconds of measuring; runs that would exceed it are dropped
 PORT_BASE=${BENCH_PORT_BASE:-27100}
@@ -233,11 +234,21 @@ stream {
 EOF
       start_bg "$PROXY_CPU" "$d/stdout.log" nginx -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" ;;
     switchyard-*)
-      write_switchyard_config "${col#switchyard-}" "$d"
+      local sy=${col#switchyard-}
+      local metrics=on
+      if [ "$METRICS_COST" = 1 ] && [[ $sy != *+scrape ]]; then metrics=off; fi
+      write_switchyard_config "${sy%+scrape}" "$d" "$metrics"
       start_bg "$PROXY_CPU" "$d/switchyard.log" "$SWITCHYARD_BIN" -c "$d/switchyard.yaml" ;;
     *) die "unknown column $col" ;;
   esac
   PROXY_PID=$LAST_PID
+  if [[ $col == *+scrape ]]; then
+    # What metrics cost: a Prometheus-like scrape every second for as long as the column runs
+    # (bounded: at most an hour), on the load generator's core.
+    start_bg "$LOAD_CPU" "$d/scrape.log" bash -c \
+      "for i in \$(seq 3600); do curl -s -o /dev/null http://127.0.0.1:$P_METRICS/metrics; sleep 1; done"
+    SCRAPE_PID=$LAST_PID
+  fi
   if ! wait_listen "$PROXY_PID" "$P_HTTP" "$P_BULK" "$P_IDLE"; then
     log "$col did not start; its log:"
     tail -5 "$d"/*.log >&2 2>/dev/null || true
@@ -247,6 +258,11 @@ EOF
 }
 
 stop_proxy() {
+  if [ -n "${SCRAPE_PID:-}" ]; then
+    stop_pid "$SCRAPE_PID"
+    forget_pid "$SCRAPE_PID"
+    SCRAPE_PID=""
+  fi
   [ -n "$PROXY_PID" ] || return 0
   stop_pid "$PROXY_PID"
   forget_pid "$PROXY_PID"
@@ -254,10 +270,12 @@ stop_proxy() {
 }
 
 write_switchyard_config() {
-  local engine=$1 d=$2 svc
+  local engine=$1 d=$2 metrics=${3:-on} svc
   {
     echo "admin: { socket: $d/admin.sock }"
-    echo "metrics: { listen: 127.0.0.1:$P_METRICS }"
+    # METRICS_COST=1 compares metrics off with metrics scraped every second;
+    # otherwise the exposer is on, unscraped, as in production.
+    if [ "$metrics" = on ]; then echo "metrics: { listen: 127.0.0.1:$P_METRICS }"; fi
     echo 'state_file: ""'
     echo "workers: $SY_WORKERS"
     echo "engine: $engine"
@@ -307,6 +325,10 @@ probe_engines() {
     fi
     [ -n "$got" ] || log "engine $e: status did not name the engine; assuming $e"
     SY_COLUMNS+=("switchyard-$e")
+    if [ "$METRICS_COST" = 1 ]; then
+      mkdir -p "$WORK/switchyard-$e+scrape"
+      SY_COLUMNS+=("switchyard-$e+scrape")
+    fi
   done
 }
 
@@ -447,6 +469,7 @@ cols_arg=""
 for col in "${COLUMNS_ORDER[@]}"; do
   case "$col" in
     direct) label=direct ;;
+    switchyard-*+scrape) label="switchyard ($(sed 's/+scrape//' <<<"${col#switchyard-}") + scrape 1/s)" ;;
     switchyard-*) label="switchyard (${col#switchyard-})" ;;
     haproxy) label=HAProxy ;;
     haproxy-splice) label="HAProxy splice-auto" ;;
