@@ -74,15 +74,19 @@ ClientAddresses clientAddressesOf(int clientFd, bool needLocal) {
     return out;
 }
 
-void adoptProxyHeader(const ProxyHeader& header, ClientAddresses& addresses) {
+void adoptProxyHeader(const ProxyHeader& header, ClientAddresses& addresses, AccessInfo* access) {
     const auto& a = header.addresses;
     if (!a) return;
-    // Affinity, hash balancing and the header toward backends follow the
-    // client the balancer in front saw.
+    // Affinity, hash balancing, the header toward backends and the access log
+    // follow the client the balancer in front saw.
     addresses.proxy = *a;
     sockaddr_storage source{};
     const socklen_t len = a->source.toSockaddr(source);
     addresses.hash = routing::hashClientAddress(reinterpret_cast<const sockaddr*>(&source), len);
+    if (access) {
+        access->client = source;
+        access->clientLen = len;
+    }
 }
 
 void ByteTally::flush(routing::BackendState& backend, unsigned worker) {

@@ -111,3 +111,21 @@ def test_reload_turns_the_access_log_on(backends, switchyard, tmp_path):
         return path.exists() and any(r["client"] == c for r in records(path.read_text()))
     wait_until(second_logged, 5, 0.2, "a line once the reload turned the log on")
     assert all(r["client"] != first for r in records(path.read_text()))
+
+
+def test_with_accept_proxy_the_access_log_names_the_client_from_the_header(backends, switchyard, tmp_path):
+    echo = backends.echo()
+    path = tmp_path / "access.log"
+    d = switchyard([service("web", free_address(), blue=[echo], accept_proxy=True)],
+                   extra={"log": {"level": "info", "access_log": True, "access_log_path": str(path)}})
+    s = connect(d.listen())
+    try:
+        # The balancer in front says the client was 203.0.113.7:4242.
+        s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 4242 80\r\nhello")
+        s.shutdown(1)
+        assert recv_all(s) == b"hello"
+    finally:
+        s.close()
+    got = wait_until(lambda: [r for r in records(path.read_text()) if r["client"] == "203.0.113.7:4242"] or None,
+                     5, 0.05, "the access line with the header's client")
+    assert got[0]["bytes_in"] == "5" and got[0]["bytes_out"] == "5"

@@ -47,8 +47,10 @@ struct ClientAddresses {
     std::optional<ProxyAddresses> proxy;
 };
 ClientAddresses clientAddressesOf(int clientFd, bool needLocal);
-// An accepted PROXY header replaces them (LOCAL and UNKNOWN keep the connection's own).
-void adoptProxyHeader(const ProxyHeader& header, ClientAddresses& addresses);
+struct AccessInfo;
+// An accepted PROXY header replaces them (LOCAL and UNKNOWN keep the connection's own),
+// and the access log's client too, when it is on.
+void adoptProxyHeader(const ProxyHeader& header, ClientAddresses& addresses, AccessInfo* access = nullptr);
 
 // Bytes relayed, per direction (0 client->backend, 1 backend->client), added
 // to the shared counters in batches rather than per read.

@@ -156,7 +156,7 @@ net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute&
     if (read == HeaderRead::Ok) {
         // Affinity, hash balancing and the header toward backends follow the
         // client the balancer in front saw (LOCAL and UNKNOWN keep our own).
-        adoptProxyHeader(decoder.header(), addresses_);
+        adoptProxyHeader(decoder.header(), addresses_, access_ ? &*access_ : nullptr);
         co_return true;
     }
     // A client that connects and leaves without a byte (a TCP health check of

@@ -251,7 +251,7 @@ void UringSession::onHeaderBytes(const io_uring_cqe& cqe) {
         // What came after the header is the client's: it goes to the backend first.
         setup_->early.assign(reinterpret_cast<const char*>(data) + decoder.consumed(), n - decoder.consumed());
         worker_.recycle(id);
-        adoptProxyHeader(decoder.header(), setup_->addresses);
+        adoptProxyHeader(decoder.header(), setup_->addresses, access_.get());
         setup_->decoder.reset();
         state_ = State::Connecting;
         connectNext();
