@@ -11,8 +11,10 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <sstream>
 #include <utility>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 // yaml-cpp may throw; it stays inside this file (ARCHITECTURE.md): everything
@@ -898,22 +900,73 @@ void Loader::loadPools(const Val& v, ServiceConfig& out) {
     }
 }
 
+// Where each document of a YAML stream starts, and where its top node is (what
+// error messages point at); events are otherwise ignored.
+class DocumentStarts : public YAML::EventHandler {
+public:
+    std::vector<YAML::Mark> starts;
+    std::vector<YAML::Mark> nodes;
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        starts.push_back(mark);
+        nodes.push_back(mark);
+        depth_ = 0;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { node(mark); }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        node(mark);
+        ++depth_;
+    }
+    void OnSequenceEnd() override { --depth_; }
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        node(mark);
+        ++depth_;
+    }
+    void OnMapEnd() override { --depth_; }
+
+private:
+    void node(const YAML::Mark& mark) {
+        if (depth_ == 0 && !nodes.empty()) nodes.back() = mark;
+    }
+    int depth_ = 0;
+};
+
 Result<Config> loadParsed(std::string_view yaml, const std::string& sourceName) {
     Loader loader(sourceName);
-    std::vector<YAML::Node> docs;
+    const std::string text(yaml);
+    YAML::Node doc;
     try {
-        docs = YAML::LoadAll(std::string(yaml));
+        // Not YAML::LoadAll: yaml-cpp 0.7 (Debian 12) loops forever there, allocating
+        // until the OOM killer comes, when a document starts with a token no node
+        // begins with (a stray ',': jbeder/yaml-cpp#1040, fixed upstream in #1319).
+        // Its parser then reports the same empty document at the same place again
+        // and again; count documents ourselves and stop at the first that makes no
+        // progress. Found by tests/fuzz (fuzz-config timeout).
+        std::istringstream in(text);
+        YAML::Parser parser(in);
+        DocumentStarts documents;
+        while (parser.HandleNextDocument(documents)) {
+            const auto& s = documents.starts;
+            if (s.size() >= 2 && s.back().pos <= s[s.size() - 2].pos) {
+                loader.report(s.back(), "", "YAML syntax error: unexpected character");
+                return loader.takeErrors();
+            }
+        }
+        if (documents.starts.size() > 1) {
+            loader.report(documents.nodes[1], "",
+                          "expected one YAML document, found " + std::to_string(documents.starts.size()));
+            return loader.takeErrors();
+        }
+        if (!documents.starts.empty()) doc = YAML::Load(text);
     } catch (const YAML::Exception& e) {
         loader.report(e.mark, "", "YAML syntax error: " + e.msg);
         return loader.takeErrors();
     }
-    if (docs.size() > 1) {
-        loader.report(docs[1].Mark(), "", "expected one YAML document, found " + std::to_string(docs.size()));
-        return loader.takeErrors();
-    }
     Config cfg;
     try {
-        cfg = loader.load(docs.empty() ? YAML::Node() : docs[0]);
+        cfg = loader.load(doc);
     } catch (const YAML::Exception& e) {
         // Not expected: every access above checks the node type first.
         loader.report(e.mark, "", std::string("cannot read configuration: ") + e.what());
