@@ -145,9 +145,12 @@ void shutdownAccessLog() {
     std::lock_guard lock(g_setupMutex);
     g_enabled.store(false, std::memory_order_relaxed);
     g_logger.store(nullptr, std::memory_order_release);
-    // Workers are stopped by now; dropping the pool writes what is queued and joins its thread.
-    g_loggerOwner.reset();
+    // Workers are stopped by now; dropping the pool writes what is queued and
+    // joins its thread. Only then drop the logger: its sinks are freed after
+    // the writer thread is gone, ordered by the join (ThreadSanitizer cannot
+    // see the ordering through the reference count inside libspdlog).
     g_pool.reset();
+    g_loggerOwner.reset();
 }
 
 std::string formatAccessRecord(const AccessRecord& record) {
