@@ -9,6 +9,11 @@ packages=(
   catch2 prometheus-cpp-dev libsystemd-dev nlohmann-json3-dev
   python3 python3-pytest python3-pytest-rerunfailures
   curl socat netcat-openbsd iproute2 systemd
+  # The sanitizer builds and the fuzzers (scripts/test.sh runs both every time,
+  # so they are always installed): Debian's clang 14, its compiler-rt
+  # (ASan/UBSan/TSan runtimes and libFuzzer) and llvm-symbolizer for readable
+  # reports. ccache makes the extra build directories cheap to rebuild.
+  clang-14 libclang-rt-14-dev llvm-14 ccache
 )
 
 missing=()
@@ -17,6 +22,13 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# meson and scripts call plain clang++; Debian's "clang" package provides that
+# name, clang-14 alone only clang++-14.
+if ! command -v clang++ >/dev/null 2>&1 && \
+   ! dpkg-query -W -f='${Status}' clang 2>/dev/null | grep -q 'install ok installed'; then
+  missing+=(clang)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0

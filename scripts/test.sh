@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # One command for the whole test suite: install what is missing, build with
 # warnings as errors, run the Catch2 unit tests and the pytest integration
-# tests, and end with one plain line "N passed, N failed[, N skipped]".
+# tests, then the reliability passes (docs/testing.md): the unit and
+# integration tests under ASan+UBSan and under TSan, each fuzz target for a
+# short bounded time, and a 2-minute soak. Ends with one plain line
+# "N passed, N failed[, N skipped]".
 # Works unattended (CI=true, no stdin); exits non-zero on any failure.
+# SWITCHYARD_TEST_SKIP="asan tsan fuzz soak" leaves those passes out (counted as skipped).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 exec </dev/null
@@ -37,48 +41,63 @@ if [ "$build_ok" -ne 1 ]; then
 fi
 
 # --- unit tests (Catch2 v2 console reporter) --------------------------------
-echo "== unit tests"
-unit_log="$logdir/unit.log"
-if [ -x build/tests/unit-tests ]; then
-  timeout 600 ./build/tests/unit-tests --reporter console --use-colour no 2>&1 | tee "$unit_log"
-  unit_rc=${PIPESTATUS[0]}
-  if line=$(grep -E '^All tests passed \(' "$unit_log" | tail -1) && [ -n "$line" ]; then
+# run_catch LABEL BINARY: runs one Catch2 binary and adds its test cases to the counts.
+run_catch() {
+  local label=$1 bin=$2
+  echo "== $label"
+  local log="$logdir/catch-${label//[^A-Za-z0-9]/_}.log"
+  local before=$failed line
+  if [ ! -x "$bin" ]; then
+    echo "test.sh: $bin was not built" >&2
+    failed=$((failed + 1)); return
+  fi
+  timeout 600 "$bin" --reporter console --use-colour no 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if line=$(grep -E '^All tests passed \(' "$log" | tail -1) && [ -n "$line" ]; then
     # "All tests passed (N assertions in M test cases)"
+    local n
     n=$(sed -E 's/.* in ([0-9]+) test case.*/\1/' <<<"$line")
     passed=$((passed + n))
-  elif line=$(grep -E '^test cases: ' "$unit_log" | tail -1) && [ -n "$line" ]; then
+  elif line=$(grep -E '^test cases: ' "$log" | tail -1) && [ -n "$line" ]; then
     # "test cases: M | P passed | F failed [| E failed as expected]"
+    local p f
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | head -1 | cut -d' ' -f1)
     f=$(grep -oE '\| [0-9]+ failed( |$)' <<<"$line" | grep -v 'as expected' | head -1 | grep -oE '[0-9]+')
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))
-  elif grep -q '^No tests ran' "$unit_log"; then
+  elif grep -q '^No tests ran' "$log"; then
     :
   else
-    echo "test.sh: unit tests ended without a summary (exit $unit_rc)" >&2
+    echo "test.sh: $label ended without a summary (exit $rc)" >&2
     failed=$((failed + 1))
   fi
-  if [ "$unit_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
-    echo "test.sh: unit tests exited $unit_rc" >&2
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq "$before" ]; then
+    echo "test.sh: $label exited $rc" >&2
     failed=$((failed + 1))
   fi
-else
-  echo "test.sh: build/tests/unit-tests was not built" >&2
-  failed=$((failed + 1))
-fi
+}
+
+run_catch "unit tests" build/tests/unit-tests
+# Every committed fuzz seed and past crash input, through its target (no clang needed).
+run_catch "fuzz corpus replay" build/tests/fuzz/fuzz-replay
 
 # --- integration tests (Debian's pytest, not whatever python3 is on PATH) ----
 # Timing-sensitive tests on a loaded 2-core machine get one rerun
 # (pytest-rerunfailures): a test that fails twice fails, and reruns are
 # reported in pytest's summary line ("N rerun").
-# run_integration LABEL ENGINE: ENGINE empty = the daemon's default (engine: auto).
+# run_integration LABEL ENGINE [BIN [PYTEST ARGS...]]: BIN defaults to build/switchyard
+# (or $SWITCHYARD_BIN), the tests to all of tests/integration.
 run_integration() {
   local label=$1 engine=$2
+  local bin=${3:-${SWITCHYARD_BIN:-$PWD/build/switchyard}}
+  shift 2; shift $(( $# > 0 ? 1 : 0 ))
+  local args=("$@")
+  if [ "${#args[@]}" -eq 0 ]; then args=(tests/integration); fi
   echo "== integration tests ($label)"
   local it_log="$logdir/integration-$label.log"
-  SWITCHYARD_TEST_ENGINE="$engine" SWITCHYARD_BIN="${SWITCHYARD_BIN:-$PWD/build/switchyard}" \
-    timeout 900 /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
-      --reruns 1 --reruns-delay 1 2>&1 | tee "$it_log"
+  SWITCHYARD_TEST_ENGINE="$engine" SWITCHYARD_BIN="$bin" \
+    timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+      --reruns 1 --reruns-delay 1 "${args[@]}" 2>&1 | tee "$it_log"
   local it_rc=${PIPESTATUS[0]}
   # The last line looks like "3 failed, 40 passed, 2 skipped in 61.2s" (any order).
   last=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)|no tests ran' "$it_log" | tail -1)
@@ -117,6 +136,119 @@ if uring_usable; then
 else
   echo "test.sh: io_uring unavailable here; the default pass ran on epoll, no second pass"
   skipped=$((skipped + 1))
+fi
+
+# --- reliability passes: sanitizers, fuzzing, soak (docs/testing.md) ---------
+# Budget on the 2-core CI machine, cold: ~4 min to build build-asan, ~2.5 min
+# build-tsan (clang -O1 -g1, ccache), ~2.5 min per sanitizer integration pass,
+# 5 x FUZZ_SECONDS of fuzzing, 2 min of soak.
+want() { case " ${SWITCHYARD_TEST_SKIP:-} " in *" $1 "*) echo "test.sh: $1 pass skipped (SWITCHYARD_TEST_SKIP)"; skipped=$((skipped + 1)); return 1 ;; esac; return 0; }
+
+# san_build DIR MESON-OPTIONS...: configures DIR with clang once, then builds it.
+# Clang, not GCC: GCC 12 takes ~3x as long for -fsanitize=undefined objects, and
+# clang is what libFuzzer needs anyway (build-asan also builds the fuzzers).
+san_build() {
+  local dir=$1; shift
+  echo "== build $dir"
+  if [ ! -f "$dir/build.ninja" ]; then
+    CXX=clang++ meson setup "$dir" "$@" -Db_lundef=false -Doptimization=1 -Ddebug=false -Dcpp_args=-g1 \
+      >"$logdir/setup-$dir.log" 2>&1 || { cat "$logdir/setup-$dir.log" >&2; return 1; }
+  fi
+  ninja -C "$dir" >"$logdir/build-$dir.log" 2>&1 || { tail -60 "$logdir/build-$dir.log" >&2; return 1; }
+}
+
+# Every sanitizer report goes to a file of its own (log_path), so a report from
+# any process (a daemon a test killed, switchyardctl, a test that did not look
+# at exit codes) is still seen. san_reports LABEL DIR counts any as one failure.
+san_reports() {
+  local label=$1 dir=$2
+  local files
+  files=$(find "$dir" -type f 2>/dev/null | sort)
+  if [ -n "$files" ]; then
+    echo "test.sh: $label: $(wc -l <<<"$files") sanitizer report(s):" >&2
+    for f in $files; do echo "--- $f" >&2; head -80 "$f" >&2; done
+    failed=$((failed + 1))
+  else
+    echo "== $label: no sanitizer reports"
+  fi
+}
+
+uring_ok=0
+if uring_usable; then uring_ok=1; fi
+
+if want asan; then
+  if san_build build-asan -Dfuzz=true -Db_sanitize=address,undefined; then
+    reports="$logdir/asan-reports"; mkdir -p "$reports"
+    # UBSan fatal with a stack; leaks reported at exit; both into $reports.
+    # LSan needs file descriptors at exit, so the tests that exhaust the
+    # daemon's descriptors on purpose are left to the other passes.
+    (
+      export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:check_initialization_order=1:detect_stack_use_after_return=1:log_path=$reports/asan"
+      export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
+      export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/sanitizers/lsan.supp:print_suppressions=0"
+      run_catch "unit tests (asan+ubsan)" build-asan/tests/unit-tests
+      run_catch "fuzz corpus replay (asan+ubsan)" build-asan/tests/fuzz/fuzz-replay
+      run_integration asan-ubsan "" "$PWD/build-asan/switchyard" tests/integration -k "not out_of_fds and not out_of_file_descriptors"
+      if [ "$uring_ok" -eq 1 ]; then
+        run_integration asan-ubsan-epoll epoll "$PWD/build-asan/switchyard" \
+          tests/integration/test_proxying.py tests/integration/test_proxy_protocol.py \
+          tests/integration/test_drain.py tests/integration/test_admin_traffic.py
+      fi
+      echo "$passed $failed $skipped" >"$logdir/counts"
+    )
+    read -r passed failed skipped <"$logdir/counts"
+    san_reports "asan+ubsan" "$reports"
+  else
+    echo "test.sh: build-asan failed" >&2; failed=$((failed + 1))
+  fi
+fi
+
+if want tsan; then
+  if san_build build-tsan -Db_sanitize=thread; then
+    reports="$logdir/tsan-reports"; mkdir -p "$reports"
+    (
+      export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:log_path=$reports/tsan:suppressions=$PWD/tests/fuzz/sanitizers/tsan.supp"
+      run_catch "unit tests (tsan)" build-tsan/tests/unit-tests
+      # Workers, the control thread, health checks, the metrics scrape and the
+      # access log writer all run in the daemon under every integration test.
+      run_integration tsan "" "$PWD/build-tsan/switchyard"
+      if [ "$uring_ok" -eq 1 ]; then
+        run_integration tsan-epoll epoll "$PWD/build-tsan/switchyard" \
+          tests/integration/test_balancing.py tests/integration/test_drain.py \
+          tests/integration/test_metrics.py tests/integration/test_admin_traffic.py
+      fi
+      echo "$passed $failed $skipped" >"$logdir/counts"
+    )
+    read -r passed failed skipped <"$logdir/counts"
+    san_reports "tsan" "$reports"
+  else
+    echo "test.sh: build-tsan failed" >&2; failed=$((failed + 1))
+  fi
+fi
+
+# Each libFuzzer target for FUZZ_SECONDS (CI default 20), built in build-asan.
+if want fuzz; then
+  echo "== fuzzing (${FUZZ_SECONDS:-20}s per target)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-20} FUZZ_BUILD=build-asan bash scripts/fuzz.sh 2>&1 | tee "$logdir/fuzz.log"
+  fuzz_ok=$(grep -cE '^fuzz [a-z_]+: ok' "$logdir/fuzz.log")
+  fuzz_bad=$(grep -cE '^fuzz [a-z_]+: FAILED' "$logdir/fuzz.log")
+  passed=$((passed + fuzz_ok))
+  failed=$((failed + fuzz_bad))
+  if [ $((fuzz_ok + fuzz_bad)) -eq 0 ]; then
+    echo "test.sh: scripts/fuzz.sh ran no target" >&2; failed=$((failed + 1))
+  fi
+fi
+
+# Two minutes of mixed traffic, cutovers, backend kills and reloads through the
+# release-style build: no errors switchyard caused, flat RSS and fd count.
+if want soak; then
+  echo "== soak (${SOAK_DURATION:-120}s)"
+  if DURATION=${SOAK_DURATION:-120} SWITCHYARD_BIN="$PWD/build/switchyard" SWITCHYARDCTL_BIN="$PWD/build/switchyardctl" \
+      timeout $(( ${SOAK_DURATION:-120} + 180 )) bash bench/soak.sh 2>&1 | tee "$logdir/soak.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+    passed=$((passed + 1))
+  else
+    echo "test.sh: soak failed" >&2; failed=$((failed + 1))
+  fi
 fi
 
 rm -rf "$logdir"

@@ -1,0 +1,37 @@
+// The config loader (YAML text -> validated Config). A config file is operator
+// input, but `reload` and `--check` read whatever is on disk: no text may crash
+// the daemon or make it throw past the loader.
+
+#include "fuzz_target.h"
+
+#include <string_view>
+
+#include "switchyard/config/config_loader.h"
+#include "switchyard/control/master_state.h"
+#include "switchyard/control/state_store.h"
+
+using namespace switchyard;
+
+SWITCHYARD_FUZZ_TARGET(config)(const uint8_t* data, std::size_t size) {
+    fuzz::quietLogs();
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    auto loaded = config::loadConfigString(text, "fuzz.yaml");
+    if (!loaded.ok()) {
+        FUZZ_CHECK(!loaded.errors().empty());
+        // Every error names the file (SPEC: file, line, column and key path).
+        for (const auto& e : loaded.errors()) FUZZ_CHECK(e.message.rfind("fuzz.yaml", 0) == 0);
+        return 0;
+    }
+    // A config that validates must be one the control plane can take: build the
+    // state from it and write the state file it would save.
+    control::MasterState state;
+    for (const auto& service : loaded->services) {
+        FUZZ_CHECK(service.split.blue <= config::kMaxWeight && service.split.green <= config::kMaxWeight);
+        state.services.push_back(control::makeServiceEntry(service));
+    }
+    const std::string saved = control::serializeState(state);
+    control::MasterState again;
+    for (const auto& service : loaded->services) again.services.push_back(control::makeServiceEntry(service));
+    FUZZ_CHECK(control::mergeOverrides(saved, again).ok());
+    return 0;
+}
