@@ -103,10 +103,14 @@ Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& st
     } catch (const std::exception& e) {
         return Result<MergeReport>::failure(fmt::format("not valid JSON: {}", e.what()));
     }
-    if (!root.is_object() || root.value("format", "") != kFormat)
+    // Not json::value(): it throws when the key is there with another type
+    // ({"format": 1} aborted the daemon at start; found by tests/fuzz).
+    const auto field = [&](const char* key) { return root.is_object() ? root.find(key) : root.end(); };
+    if (const auto format = field("format"); format == root.end() || !format->is_string() || *format != kFormat)
         return Result<MergeReport>::failure("not a switchyard state file (no \"format\": \"switchyard-state\")");
-    if (root.value("version", 0) != kVersion)
-        return Result<MergeReport>::failure(fmt::format("unsupported state file version {}", root.value("version", 0)));
+    if (const auto version = field("version"); version == root.end() || !version->is_number() || *version != kVersion)
+        return Result<MergeReport>::failure(fmt::format("unsupported state file version {}",
+                                                        version == root.end() ? "0" : version->dump()));
     // Parse everything first: a file that fails half-way must not half-apply.
     MasterState merged = state;
     try {
