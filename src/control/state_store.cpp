@@ -52,6 +52,26 @@ Result<bool> writeAll(int fd, const std::string& text) {
     return true;
 }
 
+// The loaders below read integers with get<uint32_t>(), get<int64_t>() and the
+// like, which cast a JSON float straight to the integer type: undefined
+// behaviour when it is out of range ({"blue": 1e300}; UBSan, found by
+// tests/fuzz). Every float the daemon writes is a rate or a latency in ms:
+// finite, non-negative and far below 2^31. Any other float is refused up front.
+bool floatsInRange(const json& root) {
+    std::vector<const json*> todo{&root};   // iterative: nesting depth is the file's choice
+    while (!todo.empty()) {
+        const json* j = todo.back();
+        todo.pop_back();
+        if (j->is_number_float()) {
+            const double d = j->get<double>();
+            if (!(d >= 0.0 && d < 2147483648.0)) return false;
+        } else if (j->is_structured()) {
+            for (const json& child : *j) todo.push_back(&child);
+        }
+    }
+    return true;
+}
+
 } // namespace
 
 std::string serializeState(const MasterState& state) {
@@ -111,6 +131,8 @@ Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& st
     if (const auto version = field("version"); version == root.end() || !version->is_number() || *version != kVersion)
         return Result<MergeReport>::failure(fmt::format("unsupported state file version {}",
                                                         version == root.end() ? "0" : version->dump()));
+    if (!floatsInRange(root))
+        return Result<MergeReport>::failure("malformed state file: a number is out of range");
     // Parse everything first: a file that fails half-way must not half-apply.
     MasterState merged = state;
     try {
