@@ -450,7 +450,7 @@ Config Loader::load(const YAML::Node& root) {
     rootVal.mark = root.Mark();
     rootVal.present = true;
     MapView top(*this, rootVal,
-                {"admin", "metrics", "state_file", "workers", "engine", "shutdown_grace", "log",
+                {"admin", "metrics", "state_file", "workers", "engine", "splice", "shutdown_grace", "log",
                  "services"});
     if (!top.valid()) return cfg;
 
@@ -490,6 +490,7 @@ Config Loader::load(const YAML::Node& root) {
         word(v, {{"auto", Engine::Auto}, {"io_uring", Engine::IoUring}, {"epoll", Engine::Epoll}},
              cfg.engine);
     }
+    if (auto v = top.get("splice")) word(v, {{"auto", true}, {"off", false}}, cfg.splice);
     if (auto v = top.get("shutdown_grace")) duration(v, cfg.shutdownGrace);
     loadLog(top.get("log"), cfg.log);
     return cfg;

@@ -172,9 +172,13 @@ int runDaemon(DaemonOptions options) {
 
     const unsigned count = workerCount(config);
     telemetry::setWorkerSlots(count);
+    proxy::WorkerOptions workerOptions;
+    workerOptions.splice = config.splice;
+    workerOptions.fdShare = static_cast<std::size_t>(openFileLimit() / count);
     std::vector<std::unique_ptr<proxy::Worker>> workers;
     for (unsigned i = 0; i < count; ++i)
-        workers.push_back(engine == "io_uring" ? proxy::makeUringWorker(i) : proxy::makeAsioWorker(i));
+        workers.push_back(engine == "io_uring" ? proxy::makeUringWorker(i, workerOptions)
+                                               : proxy::makeAsioWorker(i, workerOptions));
     for (auto& w : workers) w->start();
     auto stopWorkers = [&] {
         for (auto& w : workers) w->stop();

@@ -25,4 +25,10 @@ uint64_t raiseFileLimit(const config::Config& config) {
     return allowed;
 }
 
+uint64_t openFileLimit() {
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    return limit.rlim_cur;
+}
+
 } // namespace switchyard::daemon

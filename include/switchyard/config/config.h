@@ -169,6 +169,7 @@ struct Config {
     std::string stateFile = "/var/lib/switchyard/state.json";   // empty: no persistence
     uint32_t workers = 0;               // 0 = auto (one per core)
     Engine engine = Engine::Auto;
+    bool splice = true;                 // splice: auto | off (bulk flows relayed by splice(2))
     Duration shutdownGrace{5000};
     LogConfig log;
     std::vector<ServiceConfig> services;

@@ -11,4 +11,7 @@ namespace switchyard::daemon {
 // Returns the connections the limit allows at once.
 uint64_t raiseFileLimit(const config::Config& config);
 
+// The soft open-file limit now (after raiseFileLimit).
+uint64_t openFileLimit();
+
 } // namespace switchyard::daemon

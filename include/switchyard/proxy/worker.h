@@ -15,6 +15,12 @@
 
 namespace switchyard::proxy {
 
+// Settings every engine's workers take at start (not reloadable).
+struct WorkerOptions {
+    bool splice = true;          // relay bulk flows with splice(2) where the engine can
+    std::size_t fdShare = 1024;  // open-file descriptors this worker may count on
+};
+
 class Worker {
 public:
     virtual ~Worker() = default;
@@ -38,6 +44,6 @@ public:
     virtual void stop() = 0;
 };
 
-std::unique_ptr<Worker> makeAsioWorker(unsigned index);
+std::unique_ptr<Worker> makeAsioWorker(unsigned index, WorkerOptions options);
 
 } // namespace switchyard::proxy

@@ -66,6 +66,7 @@ TEST_CASE("config/switchyard.yaml, the full example, loads", "[config][loader]")
     CHECK(c.stateFile == "/var/lib/switchyard/state.json");
     CHECK(c.workers == 0);
     CHECK(c.engine == Engine::Auto);
+    CHECK(c.splice);
     CHECK(c.shutdownGrace == 5s);
     CHECK(c.log.level == LogLevel::Info);
     CHECK_FALSE(c.log.accessLog);
@@ -303,6 +304,9 @@ TEST_CASE("word-valued keys take exactly SPEC's words", "[config][loader]") {
     CHECK(load(top("engine: io_uring\n")).engine == Engine::IoUring);
     CHECK(load(top("engine: epoll\n")).engine == Engine::Epoll);
     CHECK(errors(top("engine: uring\n")) == "t.yaml:7:9: engine: expected auto, io_uring or epoll, got 'uring'");
+    CHECK_FALSE(load(top("splice: off\n")).splice);
+    CHECK(load(top("splice: auto\n")).splice);
+    CHECK(errors(top("splice: yes\n")) == "t.yaml:7:9: splice: expected auto or off, got 'yes'");
 
     for (auto [word, level] : {std::pair{"trace", LogLevel::Trace}, {"debug", LogLevel::Debug},
                                {"info", LogLevel::Info}, {"warn", LogLevel::Warn}, {"error", LogLevel::Error},

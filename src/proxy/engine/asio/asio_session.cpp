@@ -253,10 +253,13 @@ void AsioSession::finishDirection(Direction direction, const error_code& ec) {
 }
 
 net::awaitable<void> AsioSession::pump(Direction direction) {
+    // Two whole buffers in a row: a bulk flow, relayed by splice from then on.
+    constexpr int kBulkReads = 2;
     const bool fromClient = direction == Direction::ClientToBackend;
     tcp::socket& from = fromClient ? client_ : upstream_;
     tcp::socket& to = fromClient ? upstream_ : client_;
     error_code ec;
+    int fullReads = 0;
     for (;;) {
         // Read first, wait only on EAGAIN: a busy stream skips the reactor and
         // an idle one holds no buffer.
@@ -280,14 +283,63 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
         bytes_.add(static_cast<int>(direction), n);
         // Counters are published in batches, not per read.
         if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
+        fullReads = n == buffer.size() ? fullReads + 1 : 0;
         co_await net::async_write(to, net::buffer(buffer.data(), n), net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             // The receiving side failed: that side is the one that reset.
             finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, ec);
             break;
         }
+        if (fullReads >= kBulkReads && worker_.pipes()) {
+            buffer.release();
+            std::optional<SplicePipe> pipe = worker_.pipes()->acquire(worker_.openSessions());
+            fullReads = 0;   // without a pipe, ask again after the next two whole buffers
+            if (pipe) {
+                co_await splicePump(direction, std::move(*pipe), ec);
+                break;
+            }
+        }
     }
     finishDirection(direction, ec);
+}
+
+net::awaitable<void> AsioSession::splicePump(Direction direction, SplicePipe pipe, error_code& ec) {
+    const bool fromClient = direction == Direction::ClientToBackend;
+    tcp::socket& from = fromClient ? client_ : upstream_;
+    tcp::socket& to = fromClient ? upstream_ : client_;
+    const auto failed = [](const SpliceResult& r) { return error_code(r.error, boost::system::system_category()); };
+    for (;;) {
+        while (pipe.bytes() > 0) {
+            const SpliceResult out = pipe.drain(to.native_handle());
+            if (out.kind == SpliceResult::Kind::Failed) {
+                finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, failed(out));
+                ec = net::error::operation_aborted;
+                break;
+            }
+            if (pipe.bytes() == 0) break;
+            co_await to.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
+            if (ec) break;
+        }
+        if (ec) break;
+        const SpliceResult in = pipe.fill(from.native_handle());
+        if (in.kind == SpliceResult::Kind::WouldBlock) {
+            co_await from.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
+            if (ec) break;
+            continue;
+        }
+        if (in.kind == SpliceResult::Kind::EndOfStream) {
+            ec = net::error::eof;
+            break;
+        }
+        if (in.kind == SpliceResult::Kind::Failed) {
+            ec = failed(in);
+            break;
+        }
+        lastActivity_ = std::chrono::steady_clock::now();
+        bytes_.add(static_cast<int>(direction), in.bytes);
+        if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
+    }
+    if (SplicePipePool* pool = worker_.pipes()) pool->release(std::move(pipe));
 }
 
 net::awaitable<void> AsioSession::watchIdle(std::chrono::milliseconds idle) {

@@ -9,8 +9,8 @@
 
 namespace switchyard::proxy {
 
-std::unique_ptr<Worker> makeAsioWorker(unsigned index) {
-    return std::make_unique<asio_engine::AsioWorker>(index);
+std::unique_ptr<Worker> makeAsioWorker(unsigned index, WorkerOptions options) {
+    return std::make_unique<asio_engine::AsioWorker>(index, options);
 }
 
 namespace asio_engine {
@@ -27,7 +27,9 @@ tcp protocolOf(int fd) {
 
 } // namespace
 
-AsioWorker::AsioWorker(unsigned index) : index_(index) {}
+AsioWorker::AsioWorker(unsigned index, WorkerOptions options) : index_(index) {
+    if (options.splice) pipes_.emplace(options.fdShare);
+}
 
 AsioWorker::~AsioWorker() { stop(); }
 

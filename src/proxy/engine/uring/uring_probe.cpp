@@ -114,7 +114,7 @@ bool uringSelfCheck(std::string* why) {
     UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     enum : uint64_t { kAccept = 1, kConnect, kConnectTimeout, kRecv };
     io_uring_sqe* sqe = io_uring_get_sqe(&r.ring);
-    io_uring_prep_multishot_accept(sqe, listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(sqe, listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     io_uring_sqe_set_data64(sqe, kAccept);
     sqe = io_uring_get_sqe(&r.ring);
     io_uring_prep_connect(sqe, client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);

@@ -12,8 +12,8 @@
 
 namespace switchyard::proxy {
 
-std::unique_ptr<Worker> makeUringWorker(unsigned index) {
-    return std::make_unique<uring_engine::UringWorker>(index);
+std::unique_ptr<Worker> makeUringWorker(unsigned index, WorkerOptions options) {
+    return std::make_unique<uring_engine::UringWorker>(index, options);
 }
 
 namespace uring_engine {
@@ -50,8 +50,9 @@ int initRing(io_uring& ring, RingSetup& setup) {
     return rc;
 }
 
-UringWorker::UringWorker(unsigned index) : index_(index) {
+UringWorker::UringWorker(unsigned index, WorkerOptions options) : index_(index) {
     wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
+    if (options.splice) pipes_.emplace(options.fdShare);
 }
 
 UringWorker::~UringWorker() { stop(); }
@@ -202,6 +203,7 @@ void UringWorker::run() {
 void UringWorker::tearDown() {
     // Only at exit (after closeAllSessions): what is left is dropped without waiting.
     sessions_.clear();
+    pipes_.reset();
     sessionCount_.store(0, std::memory_order_relaxed);
     listeners_.clear();
     retiring_.clear();
@@ -249,7 +251,8 @@ void UringWorker::runTasks() {
 
 void UringWorker::armAccept(Listener& listener) {
     io_uring_sqe* s = sqe();
-    io_uring_prep_multishot_accept(s, listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    // Non-blocking: splice(2) honours only the socket's own flag, never SPLICE_F_NONBLOCK.
+    io_uring_prep_multishot_accept(s, listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::Accept));
     ++listener.pending;
 }

@@ -20,6 +20,7 @@
 #include "switchyard/proxy/close_reason.h"
 #include "switchyard/proxy/session_accounting.h"
 #include "switchyard/proxy/proxy_protocol.h"
+#include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/routing/routing_snapshot.h"
 
 namespace switchyard::proxy::asio_engine {
@@ -62,6 +63,9 @@ private:
     net::awaitable<boost::system::error_code> connectOnce(routing::BackendState& backend,
                                                           std::chrono::milliseconds timeout);
     net::awaitable<void> pump(Direction direction);
+    // A bulk direction relayed by splice(2) through `pipe` until it ends; the
+    // pipe goes back to the worker's pool. Sets `ec` as pump's reads would.
+    net::awaitable<void> splicePump(Direction direction, SplicePipe pipe, boost::system::error_code& ec);
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
     void noteReason(CloseReason reason);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "switchyard/proxy/buffer_pool.h"
 #include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/engine/asio/asio_session.h"
+#include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/routing/route_selector.h"
 
@@ -22,7 +24,7 @@ namespace switchyard::proxy::asio_engine {
 
 class AsioWorker final : public Worker {
 public:
-    explicit AsioWorker(unsigned index);
+    AsioWorker(unsigned index, WorkerOptions options);
     ~AsioWorker() override;
 
     void start() override;
@@ -39,6 +41,9 @@ public:
     const routing::SnapshotPtr& snapshot() const { return snapshot_; }
     routing::RouteSelector& selector() { return selector_; }
     BufferPool& buffers() { return buffers_; }
+    // Pipes for splice relays; null when splice is off.
+    SplicePipePool* pipes() { return pipes_ ? &*pipes_ : nullptr; }
+    std::size_t openSessions() const { return sessions_.size(); }
     net::io_context& context() { return context_; }
     unsigned index() const { return index_; }
     void sessionConnected(AsioSession& session);
@@ -69,6 +74,7 @@ private:
     routing::SnapshotPtr snapshot_;
     routing::RouteSelector selector_;
     BufferPool buffers_;
+    std::optional<SplicePipePool> pipes_;
     std::vector<std::shared_ptr<Listener>> listeners_;
     std::unordered_map<uint64_t, std::unique_ptr<AsioSession>> sessions_;
     DrainSchedule<AsioSession> drains_;

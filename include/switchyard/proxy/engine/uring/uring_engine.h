@@ -20,6 +20,6 @@ bool uringAvailable(std::string* why);
 // accept, connect with a linked timeout, recv from a provided buffer ring.
 bool uringSelfCheck(std::string* why);
 
-std::unique_ptr<Worker> makeUringWorker(unsigned index);
+std::unique_ptr<Worker> makeUringWorker(unsigned index, WorkerOptions options);
 
 } // namespace switchyard::proxy

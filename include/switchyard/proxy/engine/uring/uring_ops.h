@@ -22,7 +22,10 @@ enum class Op : uint8_t {
     Connect,         // Session: connect (linked to ConnectTimeout)
     ConnectTimeout,  // Session: the connect's linked timeout
     Timer,           // Session: PROXY header or idle deadline
+    Poll0,           // Session: splice relay client -> backend waits for its source or sink
+    Poll1,           // Session: splice relay backend -> client waits for its source or sink
 };
+static_assert(static_cast<uint8_t>(Op::Poll1) < 16, "ops live in user_data's low four bits");
 
 inline uint64_t encodeUserData(const void* owner, Op op) {
     return reinterpret_cast<uintptr_t>(owner) | static_cast<uint64_t>(op);

@@ -17,10 +17,17 @@
 // its send completed, so a slow receiver throttles the sender. Idle
 // connections hold no buffer and exactly one timer op: it is re-armed only
 // when it fires before the (moved) idle deadline, never per read.
+//
+// Bulk flows: a direction whose receives keep filling whole buffers moves to
+// splice (socket -> pipe -> socket, no copy into user space) once its buffer
+// is sent, if the worker can spare a pipe. It then waits with poll ops: for
+// its source while the pipe is empty, for its sink while the pipe holds bytes,
+// so a slow receiver still throttles the sender.
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "switchyard/proxy/close_reason.h"
@@ -28,6 +35,7 @@
 #include "switchyard/proxy/engine/uring/uring_ops.h"
 #include "switchyard/proxy/proxy_protocol.h"
 #include "switchyard/proxy/session_accounting.h"
+#include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/routing/route_selector.h"
 #include "switchyard/routing/routing_snapshot.h"
 
@@ -83,6 +91,10 @@ private:
         uint32_t length = 0;
         bool done = false;        // EOF seen and passed on
         bool waitingBuffer = false;
+        uint8_t fullReads = 0;    // receives in a row that filled a whole buffer
+        bool sourceEnded = false; // splice: EOF read, passed on once the pipe is empty
+        bool lastFillShort = false;
+        std::optional<SplicePipe> pipe;   // set once the direction relays by splice
     };
 
     const routing::ServiceRoute* service() const;
@@ -108,6 +120,10 @@ private:
     void onPreambleSent(int res);
     void onTimer(int res);
     void finishDirection(int direction);
+    bool startSplice(int direction);
+    void pumpSplice(int direction);
+    void armPoll(int direction, int fd, unsigned events);
+    void onPoll(int direction, int res);
     void releaseBuffer(int direction);
     void dropSelectedBuffer(const io_uring_cqe& cqe);
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -23,6 +24,7 @@
 #include "switchyard/proxy/engine/uring/buffer_ring.h"
 #include "switchyard/proxy/engine/uring/uring_ops.h"
 #include "switchyard/proxy/engine/uring/uring_session.h"
+#include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/routing/route_selector.h"
 
@@ -44,7 +46,7 @@ public:
     static constexpr unsigned kBufferCount = 128;
     static constexpr unsigned kBufferSize = 16 * 1024;
 
-    explicit UringWorker(unsigned index);
+    UringWorker(unsigned index, WorkerOptions options);
     ~UringWorker() override;
 
     void start() override;
@@ -66,6 +68,9 @@ public:
     __kernel_timespec* timespecIn(std::chrono::milliseconds in);
     BufferRing& buffers() { return *buffers_; }
     void recycle(uint16_t buffer) { buffers_->recycle(buffer); }
+    // Pipes for splice relays; null when splice is off.
+    SplicePipePool* pipes() { return pipes_ ? &*pipes_ : nullptr; }
+    std::size_t openSessions() const { return sessions_.size(); }
     void waitForBuffer(UringSession* session, int direction) { bufferWaiters_.emplace_back(session, direction); }
     void cancelBufferWait(UringSession* session, int direction);
     const routing::SnapshotPtr& snapshot() const { return snapshot_; }
@@ -109,6 +114,7 @@ private:
     bool ringReady_ = false;
     RingSetup setup_;
     std::unique_ptr<BufferRing> buffers_;
+    std::optional<SplicePipePool> pipes_;
     UniqueFd wakeFd_;
     uint64_t wakeValue_ = 0;
     std::thread thread_;

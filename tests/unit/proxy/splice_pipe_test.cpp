@@ -1,0 +1,117 @@
+#include "switchyard/proxy/splice_pipe.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+using namespace switchyard;
+using namespace switchyard::proxy;
+
+namespace {
+
+// A connected loopback TCP pair, both ends non-blocking (splice needs TCP, not AF_UNIX).
+struct TcpPair {
+    UniqueFd a, b;
+    TcpPair() {
+        UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listener.get(), 1) == 0);
+        REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        a.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        REQUIRE(::connect(a.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        b.reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        REQUIRE(b.valid());
+        ::fcntl(a.get(), F_SETFL, O_NONBLOCK);
+    }
+};
+
+} // namespace
+
+TEST_CASE("a splice pipe moves socket bytes on, says when it would block and passes EOF", "[proxy][splice]") {
+    TcpPair in, out;
+    SplicePipePool pool(4096);
+    auto pipe = pool.acquire(0);
+    REQUIRE(pipe);
+    CHECK(pipe->capacity() >= 64 * 1024);
+    CHECK(pipe->fill(in.b.get()).kind == SpliceResult::Kind::WouldBlock);   // nothing sent yet
+
+    const std::string message = "hello through a pipe";
+    REQUIRE(::send(in.a.get(), message.data(), message.size(), 0) == static_cast<ssize_t>(message.size()));
+    SpliceResult r;
+    for (int i = 0; i < 1000 && (r = pipe->fill(in.b.get())).kind == SpliceResult::Kind::WouldBlock; ++i)
+        ::usleep(1000);   // loopback delivery is immediate; this only guards a slow scheduler
+    REQUIRE(r.kind == SpliceResult::Kind::Moved);
+    CHECK(r.bytes == message.size());
+    CHECK(pipe->bytes() == message.size());
+
+    r = pipe->drain(out.a.get());
+    REQUIRE(r.kind == SpliceResult::Kind::Moved);
+    CHECK(r.bytes == message.size());
+    CHECK(pipe->bytes() == 0);
+    char got[64] = {};
+    ssize_t n = -1;
+    for (int i = 0; i < 1000 && (n = ::recv(out.b.get(), got, sizeof got, 0)) < 0; ++i) ::usleep(1000);
+    CHECK(std::string(got, static_cast<std::size_t>(n)) == message);
+
+    ::shutdown(in.a.get(), SHUT_WR);
+    for (int i = 0; i < 1000 && (r = pipe->fill(in.b.get())).kind == SpliceResult::Kind::WouldBlock; ++i)
+        ::usleep(1000);
+    CHECK(r.kind == SpliceResult::Kind::EndOfStream);
+    pool.release(std::move(*pipe));
+}
+
+TEST_CASE("a full sink keeps the bytes in the pipe and reports would-block", "[proxy][splice]") {
+    TcpPair in, out;
+    SplicePipePool pool(4096);
+    auto pipe = pool.acquire(0);
+    REQUIRE(pipe);
+    // Fill the sink's path until it refuses: nobody reads out.b.
+    const std::string chunk(64 * 1024, 'x');
+    while (::send(out.a.get(), chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) {
+    }
+    REQUIRE(::send(in.a.get(), chunk.data(), 1000, 0) == 1000);
+    SpliceResult r;
+    for (int i = 0; i < 1000 && (r = pipe->fill(in.b.get())).kind == SpliceResult::Kind::WouldBlock; ++i)
+        ::usleep(1000);
+    REQUIRE(r.kind == SpliceResult::Kind::Moved);
+    CHECK(pipe->drain(out.a.get()).kind == SpliceResult::Kind::WouldBlock);
+    CHECK(pipe->bytes() == 1000);
+    // A pipe that still holds bytes is not pooled: with nothing in use the pool is empty.
+    pool.release(std::move(*pipe));
+    CHECK(pool.inUse() == 0);
+    CHECK(pool.pooled() == 0);
+}
+
+TEST_CASE("the pipe pool reuses empty pipes while bulk flows go on and stays within its share",
+          "[proxy][splice]") {
+    SplicePipePool pool(160);   // an eighth of 160 descriptors: at most 10 pipes
+    CHECK(pool.maxPipes() == 10);
+    std::vector<SplicePipe> held;
+    for (int i = 0; i < 10; ++i) {
+        auto p = pool.acquire(0);
+        REQUIRE(p);
+        held.push_back(std::move(*p));
+    }
+    CHECK_FALSE(pool.acquire(0));   // the cap
+    SplicePipe last = std::move(held.back());
+    held.pop_back();
+    pool.release(std::move(last));
+    CHECK(pool.pooled() == 1);
+    CHECK(pool.acquire(0));         // reused without a new pipe2
+    CHECK(pool.pooled() == 0);
+
+    SplicePipePool tight(160);
+    // 60 connections use 120 of the 140 (7/8) descriptors a new pipe may take.
+    CHECK(tight.acquire(60));
+    CHECK_FALSE(tight.acquire(70));   // descriptors are short: no pipe, the flow stays on buffers
+}
