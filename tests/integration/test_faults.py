@@ -338,7 +338,7 @@ def test_thousands_of_concurrent_connections_are_all_served(scripted, switchyard
 
 def test_out_of_file_descriptors_accept_backs_off_and_recovers(scripted, switchyard, monkeypatch):
     echo = scripted("echo")
-    # (health checks out of fds: see the xfail test below)
+    # (health checks out of fds: see test_a_health_check_out_of_fds_does_not_mark_the_backend_down)
     d = start_with_fd_limit(switchyard, [service("web", free_address(), blue=[echo.address], health=SLOW_HEALTH)],
                             64, monkeypatch, workers=1)
     wait_until(lambda: backends_of(d)[1][0]["checked"], 5)
@@ -395,8 +395,9 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     time.sleep(2.0)   # measuring CPU over a fixed window, not waiting for a condition
     spent = cpu_seconds(d.pid) - before
     assert spent < 0.3, f"{spent:.2f}s of CPU in 2s while accept fails: spinning"
+    # Paused every 100 ms, said once per listener every 5 s: not a flood in the journal.
     backoff_lines = d.log().count("pausing accepts")
-    assert 0 < backoff_lines <= 25, f"{backoff_lines} backoff lines in ~2s"
+    assert 1 <= backoff_lines <= 2, f"{backoff_lines} backoff lines in ~2s"
     for s in clients:
         s.close()
     wait_until(lambda: d.fd_count() <= base + 2, 10, message="descriptors to free up")

@@ -314,9 +314,16 @@ def test_wait_exits_4_when_someone_aborts_and_ctrl_c_only_stops_waiting(backends
            "hold=60s", "--wait"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: (rollout_of(d) or {}).get("state") == "running", 5, 0.05, "the rollout to start")
-    time.sleep(0.3)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    # Interrupt only once the waiter is really waiting: it has printed a progress line.
+    wait_until(lambda: any('"progress"' in line for line in list(lines)), 5, 0.02, "a progress line from --wait")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=5)
+    proc.wait(timeout=5)
+    reader.join(5)
+    err = proc.stderr.read()
+    out = "".join(lines)
     assert proc.returncode == 130, out + err
     assert "the rollout goes on" in err
     assert rollout_of(d)["state"] == "running"

@@ -158,8 +158,10 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
             // Out of fds or memory: the connection stays queued; back off
             // instead of spinning on a listener that stays readable.
             if (isLocalError(ec.value())) {
-                log->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms", index_,
-                          listener->service, ec.message());
+                if (const auto quiet = listener->backoffLog.due(std::chrono::steady_clock::now()))
+                    log->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses "
+                              "since the last line)",
+                              index_, listener->service, ec.message(), *quiet);
                 backoff.expires_after(std::chrono::milliseconds(100));
                 co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
             }

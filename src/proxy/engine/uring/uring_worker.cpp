@@ -277,8 +277,10 @@ void UringWorker::onAccept(Listener& listener, const io_uring_cqe& cqe) {
     } else if (res != -ECANCELED && isLocalError(-res)) {
         // Out of fds or memory: the connection stays queued; back off instead
         // of spinning on a listener that stays readable.
-        log()->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms", index_, listener.service,
-                    std::strerror(-res));
+        if (const auto quiet = listener.backoffLog.due(now_))
+            log()->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses since the "
+                        "last line)",
+                        index_, listener.service, std::strerror(-res), *quiet);
         if (!more && listener.active) {
             io_uring_sqe* s = sqe();
             io_uring_prep_timeout(s, timespecIn(std::chrono::milliseconds(100)), 0, 0);

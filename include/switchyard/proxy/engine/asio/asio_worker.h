@@ -13,6 +13,7 @@
 
 #include <boost/asio.hpp>
 
+#include "switchyard/proxy/accept_backoff_log.h"
 #include "switchyard/proxy/buffer_pool.h"
 #include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/engine/asio/asio_session.h"
@@ -58,6 +59,7 @@ private:
         // queued in an inherited socket's backlog must not meet a worker that
         // cannot route them yet.
         bool accepting = false;
+        AcceptBackoffLog backoffLog;
     };
     void startAccepting(const std::shared_ptr<Listener>& listener);
     void waitForSessionsThenCancel(const std::shared_ptr<net::steady_timer>& guard);

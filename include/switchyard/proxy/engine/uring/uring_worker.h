@@ -20,6 +20,7 @@
 
 #include <liburing.h>
 
+#include "switchyard/proxy/accept_backoff_log.h"
 #include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/engine/uring/buffer_ring.h"
 #include "switchyard/proxy/engine/uring/uring_ops.h"
@@ -91,6 +92,7 @@ private:
         // waiting in an inherited socket's backlog meet a worker that can route.
         bool accepting = false;
         uint32_t pending = 0;
+        AcceptBackoffLog backoffLog;
     };
 
     void run();
