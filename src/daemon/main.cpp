@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "switchyard/admin/admin_auth.h"
 #include "switchyard/config/config_loader.h"
 #include "switchyard/daemon/daemon.h"
 
@@ -75,6 +76,14 @@ int main(int argc, char** argv) {
             return 2;
         }
         if (check) {
+            // The daemon refuses to start (exit 2) on a bad token file: --check says so first.
+            if (loaded->admin.tcp) {
+                if (auto token = switchyard::admin::loadAdminToken(loaded->admin.tokenFile); !token) {
+                    std::fprintf(stderr, "%s: admin.token_file: %s\n", configPath.c_str(), token.errorText().c_str());
+                    std::fprintf(stderr, "switchyard: %s: configuration is invalid\n", configPath.c_str());
+                    return 2;
+                }
+            }
             std::printf("%s: configuration OK (%zu service(s))\n", configPath.c_str(), loaded->services.size());
             return 0;
         }

@@ -240,6 +240,24 @@ def test_the_daemon_refuses_a_bad_token_file(tmp_path, case):
     if case.endswith("readable"):
         assert "chmod 600" in r.stderr
     assert "secret" not in r.stderr and TOKEN not in r.stderr
+    # --check finds the same problem before a restart would.
+    checked = run_switchyard("-c", str(cfg), "--check")
+    assert checked.returncode == 2, (checked.returncode, checked.stderr[-2000:])
+    assert f"{cfg}: admin.token_file: token file {path}" in checked.stderr
+    assert "configuration is invalid" in checked.stderr
+    assert "secret" not in checked.stderr and TOKEN not in checked.stderr
+
+
+def test_check_accepts_a_good_token_file(tmp_path):
+    path = token_file(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(to_yaml({
+        "admin": {"socket": str(tmp_path / "a.sock"), "tcp": f"127.0.0.1:{free_port()}", "token_file": path},
+        "state_file": "", "services": [service("web", free_address(), blue=[free_address()])],
+    }) + "\n")
+    r = run_switchyard("-c", str(cfg), "--check")
+    assert r.returncode == 0, r.stderr
+    assert TOKEN not in r.stdout + r.stderr
 
 
 def test_a_non_loopback_tcp_listener_warns_loudly(backends, switchyard, tmp_path):
