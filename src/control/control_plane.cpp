@@ -461,6 +461,25 @@ ReloadReport ControlPlane::reload() {
         report.outcome = Outcome::failure("refused", merged.errorText());
         return report;
     }
+    // Backends added at runtime came back from the replay as new entries: they
+    // are the same backends, so they keep their identity (open connections,
+    // drains), health and slow-start ramp.
+    for (auto& service : fresh.services) {
+        const ServiceEntry* old = state_.find(service.config.name);
+        if (!old) continue;
+        for (auto colour : config::kColours)
+            for (auto& b : service.pool(colour).backends) {
+                if (!b.addedAtRuntime) continue;
+                if (const BackendEntry* ob = const_cast<ServiceEntry*>(old)->pool(colour).find(b.address);
+                    ob && ob->addedAtRuntime) {
+                    b.handle = ob->handle;
+                    b.healthy = ob->healthy;
+                    b.checked = ob->checked;
+                    b.lastFailure = ob->lastFailure;
+                    b.rampStart = ob->rampStart;
+                }
+            }
+    }
     // New listeners first: a port that cannot be bound refuses the reload whole.
     std::vector<std::string> opened;
     for (const auto& service : next.services) {

@@ -101,3 +101,42 @@ def _name_backend_on(monkeypatch, address, name):
     with monkeypatch.context() as m:
         m.setattr(socket.socket, "bind", lambda self, addr: real_bind(self, (addr[0], int(port))))
         return NameBackend(name, host)
+
+
+def test_a_reload_keeps_a_runtime_added_backend_its_ramp_connections_and_health(backends, switchyard):
+    old, echo = backends.name("old"), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[old], slow_start="30s",
+                            health={"type": "tcp", "interval": "200ms", "timeout": "200ms", "rise": 1, "fall": 1})],
+                   workers=1)
+    assert d.admin(f"add web blue {echo.address} weight=100")["ok"]
+    wait_until(lambda: backend_status(d, echo.address)[1]["health"] == "up", 5, message="the added backend up")
+    # One connection held open on the added backend.
+    held = None
+    for _ in range(40):
+        s = socket.create_connection(split(d.listen()), timeout=5)
+        s.sendall(b"ping")
+        if s.recv(100) == b"ping":
+            held = s
+            break
+        s.close()
+    assert held is not None, "no connection reached the added backend"
+    try:
+        _, before = backend_status(d, echo.address)
+        assert before["active"] == 1
+        assert d.admin("reload")["ok"]
+        _, after = backend_status(d, echo.address)
+        # Same backend after the reload: its open connection still counts, it is
+        # still up, and its ramp goes on rather than restarting or ending.
+        assert after["active"] == 1, after
+        assert after["health"] == "up", after
+        assert after["slow_start_remaining_ms"] is not None, after
+        assert after["slow_start_remaining_ms"] <= before["slow_start_remaining_ms"], (before, after)
+        held.sendall(b"still open")
+        assert held.recv(100) == b"still open"
+    finally:
+        held.close()
+
+
+def split(address):
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
