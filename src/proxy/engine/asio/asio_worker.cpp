@@ -69,17 +69,14 @@ void AsioWorker::stop() {
         });
     });
     work_.reset();
-    // The guard timer is the last piece of work: cancel it once sessions are gone.
-    net::post(context_, [this, guard] { waitForSessionsThenCancel(guard); });
+    // The guard timer is the last piece of work: cancelled as the last session
+    // goes (sessionEnded), or at once if none is left.
+    net::post(context_, [this, guard] {
+        if (sessions_.empty()) guard->cancel();
+        else stopGuard_ = guard;
+    });
     thread_.join();
-}
-
-void AsioWorker::waitForSessionsThenCancel(const std::shared_ptr<net::steady_timer>& guard) {
-    if (sessions_.empty()) {
-        guard->cancel();
-        return;
-    }
-    net::post(context_, [this, guard] { waitForSessionsThenCancel(guard); });
+    stopGuard_.reset();
 }
 
 void AsioWorker::addListener(std::string service, UniqueFd listenFd) {
@@ -202,6 +199,7 @@ void AsioWorker::sessionEnded(uint64_t id) {
     sessions_.erase(it);   // the auto-unlink hook leaves its backend list
     drains_.forget(backend);
     sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+    if (stopGuard_ && sessions_.empty()) stopGuard_->cancel();
 }
 
 void AsioWorker::applySnapshot(routing::SnapshotPtr snapshot) {

@@ -62,7 +62,6 @@ private:
         AcceptBackoffLog backoffLog;
     };
     void startAccepting(const std::shared_ptr<Listener>& listener);
-    void waitForSessionsThenCancel(const std::shared_ptr<net::steady_timer>& guard);
     net::awaitable<void> acceptLoop(std::shared_ptr<Listener> listener);
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();
@@ -77,6 +76,7 @@ private:
     routing::RouteSelector selector_;
     BufferPool buffers_;
     std::optional<SplicePipePool> pipes_;
+    std::shared_ptr<net::steady_timer> stopGuard_;   // set while stop() waits for the last session
     std::vector<std::shared_ptr<Listener>> listeners_;
     std::unordered_map<uint64_t, std::unique_ptr<AsioSession>> sessions_;
     DrainSchedule<AsioSession> drains_;
