@@ -57,8 +57,11 @@ void countConnectFailure(const routing::ServiceRoute& service, routing::BackendS
     health::noteBackendFailure(service, backend, run);
 }
 
-ClientAddresses clientAddressesOf(int clientFd, bool needLocal) {
+ClientAddresses clientAddressesOf(int clientFd, const routing::ServiceRoute& service) {
     ClientAddresses out;
+    const bool needLocal = service.proxyProtocol != config::ProxyProtocol::None;
+    const bool needHash = service.balance == config::Balance::Hash || service.affinity == config::Affinity::Client;
+    if (!needLocal && !needHash) return out;
     sockaddr_storage peer{};
     socklen_t peerLen = sizeof peer;
     if (::getpeername(clientFd, reinterpret_cast<sockaddr*>(&peer), &peerLen) != 0)

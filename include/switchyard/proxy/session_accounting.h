@@ -41,12 +41,14 @@ void countConnectFailure(const routing::ServiceRoute& service, routing::BackendS
                          int err);
 
 // A connection's client address (hash for balancing and affinity) and, when
-// `needLocal`, both addresses for the PROXY header toward backends.
+// the service sends PROXY headers, both addresses for them. Services that
+// need neither (round robin or leastconn, no affinity, no PROXY header) skip
+// the getpeername/getsockname calls: the hash stays 0, which nothing reads.
 struct ClientAddresses {
-    uint64_t hash = 0;                       // 0: peer already gone
+    uint64_t hash = 0;                       // 0: peer already gone, or not needed
     std::optional<ProxyAddresses> proxy;
 };
-ClientAddresses clientAddressesOf(int clientFd, bool needLocal);
+ClientAddresses clientAddressesOf(int clientFd, const routing::ServiceRoute& service);
 struct AccessInfo;
 // An accepted PROXY header replaces them (LOCAL and UNKNOWN keep the connection's own),
 // and the access log's client too, when it is on.

@@ -85,7 +85,7 @@ net::awaitable<void> AsioSession::run() {
     error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
     const auto idleTimeout = service.idleTimeout;
-    addresses_ = clientAddressesOf(client_.native_handle(), service.proxyProtocol != config::ProxyProtocol::None);
+    addresses_ = clientAddressesOf(client_.native_handle(), service);
     if (service.acceptProxy && !co_await acceptProxyHeader(service)) {
         close(reason_);
         co_return;

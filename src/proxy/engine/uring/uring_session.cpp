@@ -78,7 +78,7 @@ void UringSession::start() {
     }
     setNoDelay(clientFd_);
     idleTimeout_ = svc.idleTimeout;
-    setup_->addresses = clientAddressesOf(clientFd_, svc.proxyProtocol != config::ProxyProtocol::None);
+    setup_->addresses = clientAddressesOf(clientFd_, svc);
     if (svc.acceptProxy) {
         state_ = State::Header;
         setup_->decoder = std::make_unique<ProxyHeaderDecoder>();
