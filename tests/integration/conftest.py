@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
-from backends import EchoBackend, NameBackend, SilentBackend  # noqa: E402
+from backends import EchoBackend, NameBackend, SendingBackend, SilentBackend  # noqa: E402
 from daemon import SwitchyardDaemon, DaemonError  # noqa: E402
 
 
@@ -27,6 +27,9 @@ class BackendFactory:
 
     def silent(self, host="127.0.0.1"):
         return self._keep(SilentBackend(host))
+
+    def sending(self, payload, host="127.0.0.1"):
+        return self._keep(SendingBackend(payload, host))
 
     def stop_all(self):
         for b in self.started:

@@ -2,11 +2,8 @@
 bytes intact and counted, backpressure kept, pipes given back, `splice: off` honoured."""
 
 import os
-import socket
 import textwrap
 import threading
-
-import pytest
 
 from clients import connect, echo_roundtrip, recv_exactly, sha256
 from daemon import run_switchyard, service
@@ -14,53 +11,6 @@ from netutil import free_address
 from waiters import wait_until
 
 MiB = 1024 * 1024
-
-
-class SendingBackend:
-    """Accepts connections; to each sends `payload` then closes (FIN)."""
-
-    def __init__(self, payload):
-        self.payload = payload
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.sent = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        with conn:
-            try:
-                conn.sendall(self.payload)
-                self.sent += len(self.payload)
-            except OSError:
-                pass
-
-    def close(self):
-        self.listener.close()
-
-
-@pytest.fixture
-def sending():
-    made = []
-
-    def make(payload):
-        b = SendingBackend(payload)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
 
 
 def pipe_fds(pid):
@@ -74,10 +24,10 @@ def pipe_fds(pid):
     return n
 
 
-def test_a_stalled_bulk_download_waits_in_a_pipe_and_then_arrives_intact(sending, switchyard):
+def test_a_stalled_bulk_download_waits_in_a_pipe_and_then_arrives_intact(backends, switchyard):
     payload = os.urandom(24 * MiB)
-    backend = sending(payload)
-    d = switchyard([service("bulk", free_address(), blue=[backend.address])])
+    backend = backends.sending(payload)
+    d = switchyard([service("bulk", free_address(), blue=[backend])])
     base_pipes = pipe_fds(d.pid)
     with connect(d.listen()) as s:
         head = recv_exactly(s, 1 * MiB, timeout=10)
@@ -123,11 +73,11 @@ def test_bulk_both_ways_at_once_arrive_intact_and_are_counted_exactly(backends, 
     assert pipe_fds(d.pid) == base_pipes
 
 
-def test_a_drain_deadline_closes_a_stalled_bulk_flow_and_frees_its_pipe(sending, switchyard):
+def test_a_drain_deadline_closes_a_stalled_bulk_flow_and_frees_its_pipe(backends, switchyard):
     payload = os.urandom(32 * MiB)
-    blue = sending(payload)
-    green = sending(b"green\n")
-    d = switchyard([service("bulk", free_address(), blue=[blue.address], green=[green.address],
+    blue = backends.sending(payload)
+    green = backends.sending(b"green\n")
+    d = switchyard([service("bulk", free_address(), blue=[blue], green=[green],
                             drain_timeout="1s")])
     base_fds = d.fd_count()
     s = connect(d.listen())
@@ -153,10 +103,10 @@ def test_a_drain_deadline_closes_a_stalled_bulk_flow_and_frees_its_pipe(sending,
     assert d.running()
 
 
-def test_splice_off_relays_bulk_through_buffers(sending, switchyard):
+def test_splice_off_relays_bulk_through_buffers(backends, switchyard):
     payload = os.urandom(16 * MiB)
-    backend = sending(payload)
-    d = switchyard([service("bulk", free_address(), blue=[backend.address])], extra={"splice": "off"})
+    backend = backends.sending(payload)
+    d = switchyard([service("bulk", free_address(), blue=[backend])], extra={"splice": "off"})
     base_pipes = pipe_fds(d.pid)   # (the harness's own pipes, if any)
     seen, done = [], threading.Event()
 

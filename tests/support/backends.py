@@ -183,6 +183,21 @@ class EchoBackend(Backend):
             self.eof_sizes.append(total)
 
 
+class SendingBackend(Backend):
+    """To every connection sends `payload`, then closes (FIN); never reads."""
+
+    def __init__(self, payload, host="127.0.0.1", **kw):
+        self.payload = payload
+        self.sent = 0   # bytes handed to the kernel, over all connections
+        super().__init__(host, **kw)
+
+    def handle(self, conn):
+        conn.sendall(self.payload)
+        with self._lock:
+            self.sent += len(self.payload)
+        conn.close()
+
+
 class SilentBackend(Backend):
     """Accepts and then does nothing until stopped."""
 
