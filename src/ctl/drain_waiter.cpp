@@ -1,6 +1,5 @@
 #include "drain_waiter.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -10,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl_options.h"
+#include "poll_pause.h"
 #include "reply_printer.h"
 
 namespace switchyard::ctl {
@@ -76,12 +76,6 @@ Left connectionsLeft(const json& reply, const DrainTarget& target) {
         return {0, {}};   // a backend that is gone has no connections left
     }
     return {0, fmt::format("status has no service '{}'", target.service)};
-}
-
-// Sleeps up to `d`, waking early on Ctrl-C.
-void pause(std::chrono::milliseconds d) {
-    if (d.count() <= 0) return;
-    ::poll(nullptr, 0, static_cast<int>(d.count()));   // EINTR on a signal is the point
 }
 
 } // namespace
@@ -179,12 +173,7 @@ int waitForDrain(const AdminClient& client, const DrainTarget& target, std::opti
             shown = left;
         }
 
-        auto sleep = std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval);
-        if (deadline) {
-            auto untilDeadline = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
-            sleep = std::min(sleep, std::max(untilDeadline, std::chrono::milliseconds(0)));
-        }
-        pause(sleep);
+        pauseUntilNextPoll(kPollInterval, deadline);
     }
 }
 

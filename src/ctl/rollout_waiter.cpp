@@ -1,6 +1,5 @@
 #include "rollout_waiter.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "ctl_options.h"
+#include "poll_pause.h"
 #include "drain_waiter.h"
 #include "reply_printer.h"
 
@@ -67,10 +67,6 @@ std::string gateText(const json& g) {
 }
 
 bool ended(const json& r) { return field(r, "active") == json(false); }
-
-void pause(std::chrono::milliseconds d) {
-    if (d.count() > 0) ::poll(nullptr, 0, static_cast<int>(d.count()));
-}
 
 } // namespace
 
@@ -184,7 +180,7 @@ int waitForRollout(const AdminClient& client, const RolloutWait& target, std::op
                              reply.error.c_str());
                 return reply.status == AdminReply::Status::Unreachable ? kExitUnreachable : kExitFailure;
             }
-            pause(std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval));
+            pauseUntilNextPoll(kPollInterval);
             continue;
         }
         unreachable = false;
@@ -237,12 +233,7 @@ int waitForRollout(const AdminClient& client, const RolloutWait& target, std::op
         }
         lastKey = key;
 
-        auto sleep = std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval);
-        if (deadline) {
-            auto untilDeadline = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
-            sleep = std::min(sleep, std::max(untilDeadline, std::chrono::milliseconds(0)));
-        }
-        pause(sleep);
+        pauseUntilNextPoll(kPollInterval, deadline);
     }
 }
 

@@ -51,4 +51,9 @@ const ServiceRoute* RoutingSnapshot::find(std::string_view name) const {
     return nullptr;
 }
 
+std::size_t RoutingSnapshot::indexOf(std::string_view name) const {
+    const ServiceRoute* s = find(name);
+    return s ? static_cast<std::size_t>(s - services.data()) : kNoService;
+}
+
 } // namespace switchyard::routing

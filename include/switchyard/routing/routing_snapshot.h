@@ -104,7 +104,11 @@ struct RoutingSnapshot {
     std::vector<ServiceRoute> services;
     uint64_t revision = 0;
 
+    static constexpr std::size_t kNoService = static_cast<std::size_t>(-1);
+
     const ServiceRoute* find(std::string_view name) const;
+    // The position of service `name` in `services`, or kNoService.
+    std::size_t indexOf(std::string_view name) const;
 };
 
 using SnapshotPtr = std::shared_ptr<const RoutingSnapshot>;

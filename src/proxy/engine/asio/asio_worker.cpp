@@ -84,8 +84,8 @@ void AsioWorker::addListener(std::string service, UniqueFd listenFd) {
     net::post(context_, [this, service = std::move(service), fd] {
         error_code ec;
         const int raw = fd->get();
-        auto listener = std::make_shared<Listener>(Listener{service, static_cast<std::size_t>(-1),
-                                                            tcp::acceptor(context_)});
+        auto listener = std::make_shared<Listener>(Listener{service, routing::RoutingSnapshot::kNoService,
+                                                            tcp::acceptor(context_), false, {}});
         listener->acceptor.assign(protocolOf(raw), raw, ec);
         if (ec) {
             telemetry::logger("proxy")->error("worker {}: cannot adopt listener of {}: {}", index_, service,
@@ -93,12 +93,9 @@ void AsioWorker::addListener(std::string service, UniqueFd listenFd) {
             return;
         }
         fd->release();
-        if (snapshot_) {
-            for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
-                if (snapshot_->services[i].name == service) listener->serviceIndex = i;
-        }
+        if (snapshot_) listener->serviceIndex = snapshot_->indexOf(service);
         listeners_.push_back(listener);
-        if (listener->serviceIndex != static_cast<std::size_t>(-1)) startAccepting(listener);
+        if (listener->serviceIndex != routing::RoutingSnapshot::kNoService) startAccepting(listener);
     });
 }
 
@@ -164,7 +161,7 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
             }
             continue;
         }
-        if (listener->serviceIndex == static_cast<std::size_t>(-1)) {
+        if (listener->serviceIndex == routing::RoutingSnapshot::kNoService) {
             socket.close(ec);
             continue;
         }
@@ -206,10 +203,8 @@ void AsioWorker::applySnapshot(routing::SnapshotPtr snapshot) {
     snapshot_ = std::move(snapshot);
     selector_.update(*snapshot_);
     for (auto& l : listeners_) {
-        l->serviceIndex = static_cast<std::size_t>(-1);
-        for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
-            if (snapshot_->services[i].name == l->service) l->serviceIndex = i;
-        if (l->serviceIndex != static_cast<std::size_t>(-1)) startAccepting(l);
+        l->serviceIndex = snapshot_->indexOf(l->service);
+        if (l->serviceIndex != routing::RoutingSnapshot::kNoService) startAccepting(l);
     }
     drains_.apply(*snapshot_);
     armDrainTimer();

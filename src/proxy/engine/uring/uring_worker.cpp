@@ -86,11 +86,8 @@ void UringWorker::addListener(std::string service, UniqueFd listenFd) {
         auto listener = std::make_unique<Listener>();
         listener->service = service;
         listener->fd = std::move(*fd);
-        if (snapshot_) {
-            for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
-                if (snapshot_->services[i].name == service) listener->serviceIndex = i;
-        }
-        if (listener->serviceIndex != static_cast<std::size_t>(-1)) {
+        if (snapshot_) listener->serviceIndex = snapshot_->indexOf(service);
+        if (listener->serviceIndex != routing::RoutingSnapshot::kNoService) {
             listener->accepting = true;
             armAccept(*listener);
         }
@@ -264,7 +261,7 @@ void UringWorker::onAccept(Listener& listener, const io_uring_cqe& cqe) {
     if (res >= 0) {
         // A connection accepted just before the listener was retired (SIGTERM,
         // a restart) is served, never dropped: its client already counts on it.
-        if (listener.serviceIndex == static_cast<std::size_t>(-1)) {
+        if (listener.serviceIndex == routing::RoutingSnapshot::kNoService) {
             ::close(res);
         } else {
             const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
@@ -308,10 +305,8 @@ void UringWorker::applySnapshot(routing::SnapshotPtr snapshot) {
     snapshot_ = std::move(snapshot);
     selector_.update(*snapshot_);
     for (auto& l : listeners_) {
-        l->serviceIndex = static_cast<std::size_t>(-1);
-        for (std::size_t i = 0; i < snapshot_->services.size(); ++i)
-            if (snapshot_->services[i].name == l->service) l->serviceIndex = i;
-        if (l->serviceIndex != static_cast<std::size_t>(-1) && l->active && !l->accepting) {
+        l->serviceIndex = snapshot_->indexOf(l->service);
+        if (l->serviceIndex != routing::RoutingSnapshot::kNoService && l->active && !l->accepting) {
             l->accepting = true;
             armAccept(*l);
         }

@@ -53,7 +53,7 @@ public:
 private:
     struct Listener {
         std::string service;
-        std::size_t serviceIndex = static_cast<std::size_t>(-1);
+        std::size_t serviceIndex = routing::RoutingSnapshot::kNoService;
         tcp::acceptor acceptor;
         // Accepting starts once a snapshot names the service: connections
         // queued in an inherited socket's backlog must not meet a worker that

@@ -85,7 +85,7 @@ public:
 private:
     struct alignas(16) Listener {
         std::string service;
-        std::size_t serviceIndex = static_cast<std::size_t>(-1);
+        std::size_t serviceIndex = routing::RoutingSnapshot::kNoService;
         UniqueFd fd;
         bool active = true;
         // Accepting starts once a snapshot names the service, so connections
