@@ -192,7 +192,8 @@ if want asan; then
       if [ "$uring_ok" -eq 1 ]; then
         run_integration asan-ubsan-epoll epoll "$PWD/build-asan/switchyard" \
           tests/integration/test_proxying.py tests/integration/test_proxy_protocol.py \
-          tests/integration/test_drain.py tests/integration/test_admin_traffic.py
+          tests/integration/test_drain.py tests/integration/test_admin_traffic.py \
+          tests/integration/test_splice.py
       fi
       echo "$passed $failed $skipped" >"$logdir/counts"
     )
