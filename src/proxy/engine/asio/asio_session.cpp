@@ -284,7 +284,16 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
         // Counters are published in batches, not per read.
         if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
         fullReads = n == buffer.size() ? fullReads + 1 : 0;
-        co_await net::async_write(to, net::buffer(buffer.data(), n), net::redirect_error(net::use_awaitable, ec));
+        // Write first too: the socket usually takes it all, and the async path
+        // (reactor, completion handler, coroutine resume) is only for the rest.
+        std::size_t written = to.write_some(net::buffer(buffer.data(), n), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            written = 0;
+            ec = {};
+        }
+        if (!ec && written < n)
+            co_await net::async_write(to, net::buffer(buffer.data() + written, n - written),
+                                      net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             // The receiving side failed: that side is the one that reset.
             finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, ec);
