@@ -149,7 +149,9 @@ net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute&
     ProxyHeaderDecoder decoder;
     net::steady_timer timer(worker_.context());
     timer.expires_after(service.acceptProxyTimeout);
-    const auto result = co_await (readProxyHeader(decoder) || timer.async_wait(net::use_awaitable));
+    error_code timerEc;   // cancelled when the header came first: an error code, not an exception
+    const auto result =
+        co_await (readProxyHeader(decoder) || timer.async_wait(net::redirect_error(net::use_awaitable, timerEc)));
     if (haveReason_) co_return false;   // closed from outside (shutdown) meanwhile
     const bool timedOut = result.index() == 1;
     const HeaderRead read = timedOut ? HeaderRead::Failed : std::get<0>(result);
@@ -220,8 +222,11 @@ net::awaitable<error_code> AsioSession::connectOnce(routing::BackendState& backe
     upstream_.set_option(tcp::no_delay(true), ec);
     net::steady_timer timer(worker_.context());
     timer.expires_after(timeout);
+    // The timer's cancellation (the usual case: connect won) comes back as an
+    // error code, not as an exception thrown and caught per connection.
+    error_code timerEc;
     auto result = co_await (upstream_.async_connect(endpoint, net::redirect_error(net::use_awaitable, ec)) ||
-                            timer.async_wait(net::use_awaitable));
+                            timer.async_wait(net::redirect_error(net::use_awaitable, timerEc)));
     if (result.index() == 1) {
         upstream_.close(ec);
         co_return net::error::timed_out;
