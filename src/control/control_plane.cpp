@@ -461,23 +461,27 @@ ReloadReport ControlPlane::reload() {
         report.outcome = Outcome::failure("refused", merged.errorText());
         return report;
     }
-    // Backends added at runtime came back from the replay as new entries: they
-    // are the same backends, so they keep their identity (open connections,
-    // drains), health and slow-start ramp.
+    // The replay is the restart rule; a reload keeps what lives in the running
+    // daemon. Backends added at runtime came back as new entries: they are the
+    // same backends, so they keep their identity (open connections), health and
+    // slow-start ramp. A backend still drained or disabled keeps its drain
+    // deadline (the replay assumes a restart, where nothing is left to drain).
     for (auto& service : fresh.services) {
         const ServiceEntry* old = state_.find(service.config.name);
         if (!old) continue;
         for (auto colour : config::kColours)
             for (auto& b : service.pool(colour).backends) {
-                if (!b.addedAtRuntime) continue;
-                if (const BackendEntry* ob = const_cast<ServiceEntry*>(old)->pool(colour).find(b.address);
-                    ob && ob->addedAtRuntime) {
+                const BackendEntry* ob = const_cast<ServiceEntry*>(old)->pool(colour).find(b.address);
+                if (!ob) continue;
+                if (b.addedAtRuntime && ob->addedAtRuntime) {
                     b.handle = ob->handle;
                     b.healthy = ob->healthy;
                     b.checked = ob->checked;
                     b.lastFailure = ob->lastFailure;
                     b.rampStart = ob->rampStart;
                 }
+                if (b.adminState != AdminState::Enabled && ob->adminState == b.adminState)
+                    b.drainDeadline = ob->drainDeadline;
             }
     }
     // New listeners first: a port that cannot be bound refuses the reload whole.
@@ -509,9 +513,10 @@ ReloadReport ControlPlane::reload() {
             if (old) {
                 pool.drainDeadline = old->pool(colour).drainDeadline;
                 pool.lastEffectiveWeight = old->pool(colour).lastEffectiveWeight;
-                // Backends the new config dropped drain out like a `remove`.
+                // Backends the new config dropped drain out like a `remove`, and
+                // so does one added at runtime that a `remove` was draining.
                 for (const auto& ob : old->pool(colour).backends)
-                    if (!pool.find(ob.address) && !ob.addedAtRuntime) {
+                    if (!pool.find(ob.address) && (!ob.addedAtRuntime || ob.removing)) {
                         BackendEntry leaving = ob;
                         if (!leaving.removing) {
                             leaving.removing = true;

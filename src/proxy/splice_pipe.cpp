@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 
 namespace switchyard::proxy {
 namespace {
@@ -24,6 +25,13 @@ SpliceResult SplicePipe::fill(int socket) {
         r = spliceResult(::splice(socket, nullptr, write_.get(), nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
     } while (r.kind == SpliceResult::Kind::Failed && r.error == EINTR);
     if (r.kind == SpliceResult::Kind::Moved) bytes_ += r.bytes;
+    if (r.kind == SpliceResult::Kind::EndOfStream) {
+        // splice also reads 0 at a TCP urgent mark: only a peek of 0 is the peer's FIN.
+        char probe;
+        const ssize_t n = ::recv(socket, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return {SpliceResult::Kind::Failed, 0, errno};
+        if (n != 0) return {SpliceResult::Kind::NotSpliceable, 0, 0};
+    }
     return r;
 }
 

@@ -23,7 +23,9 @@ namespace switchyard::proxy {
 inline constexpr std::size_t kSplicePipeSize = 256 * 1024;
 
 struct SpliceResult {
-    enum class Kind : uint8_t { Moved, WouldBlock, EndOfStream, Failed };
+    // NotSpliceable: the socket has bytes splice will not take (it stops at a
+    // TCP urgent mark); the flow goes back to buffers, whose recv steps over it.
+    enum class Kind : uint8_t { Moved, WouldBlock, EndOfStream, NotSpliceable, Failed };
     Kind kind;
     std::size_t bytes = 0;   // Moved
     int error = 0;           // Failed: errno

@@ -288,7 +288,7 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
         bytes_.add(static_cast<int>(direction), n);
         // Counters are published in batches, not per read.
         if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
-        fullReads = n == buffer.size() ? fullReads + 1 : 0;
+        fullReads = n == buffer.size() ? std::min(fullReads + 1, kBulkReads) : 0;
         // Write first too: the socket usually takes it all, and the async path
         // (reactor, completion handler, coroutine resume) is only for the rest.
         std::size_t written = to.write_some(net::buffer(buffer.data(), n), ec);
@@ -309,15 +309,15 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
             std::optional<SplicePipe> pipe = worker_.pipes()->acquire(worker_.openSessions());
             fullReads = 0;   // without a pipe, ask again after the next two whole buffers
             if (pipe) {
-                co_await splicePump(direction, std::move(*pipe), ec);
-                break;
+                const bool backToBuffers = co_await splicePump(direction, std::move(*pipe), ec);
+                if (!backToBuffers) break;
             }
         }
     }
     finishDirection(direction, ec);
 }
 
-net::awaitable<void> AsioSession::splicePump(Direction direction, SplicePipe pipe, error_code& ec) {
+net::awaitable<bool> AsioSession::splicePump(Direction direction, SplicePipe pipe, error_code& ec) {
     const bool fromClient = direction == Direction::ClientToBackend;
     tcp::socket& from = fromClient ? client_ : upstream_;
     tcp::socket& to = fromClient ? upstream_ : client_;
@@ -330,6 +330,8 @@ net::awaitable<void> AsioSession::splicePump(Direction direction, SplicePipe pip
                 ec = net::error::operation_aborted;
                 break;
             }
+            // Bytes moving toward a slow reader are activity too (buffer mode sees them per read).
+            if (out.bytes > 0) lastActivity_ = std::chrono::steady_clock::now();
             if (pipe.bytes() == 0) break;
             co_await to.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
             if (ec) break;
@@ -345,6 +347,10 @@ net::awaitable<void> AsioSession::splicePump(Direction direction, SplicePipe pip
             ec = net::error::eof;
             break;
         }
+        if (in.kind == SpliceResult::Kind::NotSpliceable) {   // the pipe is empty here
+            if (SplicePipePool* pool = worker_.pipes()) pool->release(std::move(pipe));
+            co_return true;
+        }
         if (in.kind == SpliceResult::Kind::Failed) {
             ec = failed(in);
             break;
@@ -354,6 +360,7 @@ net::awaitable<void> AsioSession::splicePump(Direction direction, SplicePipe pip
         if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
     }
     if (SplicePipePool* pool = worker_.pipes()) pool->release(std::move(pipe));
+    co_return false;
 }
 
 net::awaitable<void> AsioSession::watchIdle(std::chrono::milliseconds idle) {

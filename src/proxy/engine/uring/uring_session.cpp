@@ -160,11 +160,8 @@ void UringSession::finish() {
     const unsigned worker = worker_.index();
     releaseBuffer(0);
     releaseBuffer(1);
-    for (Flow& f : flows_) {
-        if (!f.pipe) continue;
-        worker_.pipes()->release(std::move(*f.pipe));
-        f.pipe.reset();
-    }
+    releasePipe(0);
+    releasePipe(1);
     if (backend_) {
         bytes_.flush(*backend_, worker);
         countSessionEnd(*backend_, worker, reason_, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_);
@@ -474,10 +471,19 @@ void UringSession::onSend(int direction, int res) {
     submitRecv(direction);
 }
 
+void UringSession::releasePipe(int direction) {
+    Flow& f = flows_[direction];
+    if (!f.pipe) return;
+    worker_.pipes()->release(std::move(*f.pipe));
+    f.pipe.reset();
+    f.lastFillShort = false;
+}
+
 void UringSession::finishDirection(int direction) {
     Flow& f = flows_[direction];
     if (f.done) return;
     f.done = true;
+    releasePipe(direction);   // empty by now: a half-closed flow need not hold its descriptors
     // Half-close: pass the EOF on and keep the other direction open.
     noteReason(direction == 0 ? CloseReason::ClientClose : CloseReason::BackendClose);
     ::shutdown(direction == 0 ? backendFd_ : clientFd_, SHUT_WR);
@@ -514,6 +520,8 @@ void UringSession::pumpSplice(int direction) {
                 close(reason_);
                 return;
             }
+            // Bytes moving toward a slow reader are activity too (buffer mode sees them per read).
+            if (out.bytes > 0) lastActivity_ = worker_.now();
             if (pipe.bytes() > 0) {   // the sink's socket buffer is full: wait for room
                 armPoll(direction, sink, POLLOUT);
                 return;
@@ -538,6 +546,11 @@ void UringSession::pumpSplice(int direction) {
             break;
         case SpliceResult::Kind::EndOfStream: f.sourceEnded = true; break;
         case SpliceResult::Kind::WouldBlock: armPoll(direction, source, POLLIN); return;
+        case SpliceResult::Kind::NotSpliceable:   // the pipe is empty here: back to buffers
+            releasePipe(direction);
+            f.fullReads = 0;
+            submitRecv(direction);
+            return;
         case SpliceResult::Kind::Failed:
             noteReason(direction == 0 ? CloseReason::ClientReset : CloseReason::BackendReset);
             close(reason_);

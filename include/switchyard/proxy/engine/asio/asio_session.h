@@ -65,7 +65,8 @@ private:
     net::awaitable<void> pump(Direction direction);
     // A bulk direction relayed by splice(2) through `pipe` until it ends; the
     // pipe goes back to the worker's pool. Sets `ec` as pump's reads would.
-    net::awaitable<void> splicePump(Direction direction, SplicePipe pipe, boost::system::error_code& ec);
+    // True: the flow must go on through buffers (bytes splice will not take).
+    net::awaitable<bool> splicePump(Direction direction, SplicePipe pipe, boost::system::error_code& ec);
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
     void noteReason(CloseReason reason);

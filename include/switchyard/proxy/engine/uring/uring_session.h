@@ -121,6 +121,7 @@ private:
     void onTimer(int res);
     void finishDirection(int direction);
     bool startSplice(int direction);
+    void releasePipe(int direction);
     void pumpSplice(int direction);
     void armPoll(int direction, int fd, unsigned events);
     void onPoll(int direction, int res);
