@@ -216,3 +216,37 @@ def test_a_changed_config_value_without_an_override_is_not_listed_as_replaced(ba
     s = svc(d)
     assert s["split"] == {"blue": 80, "green": 20}
     assert pool_of(d, "blue") == [(b1.address, 60, "enabled")]
+
+
+def test_a_reload_keeps_the_drain_deadline_of_a_drained_backend(backends, switchyard):
+    # The state replay that a reload shares with a restart assumes nothing is left
+    # to drain; a reload must keep the running drain, or its connections never close.
+    other, echo = backends.name("other"), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[other], drain_timeout="3s", drain_spread="100ms")],
+                   workers=1)
+    assert d.admin(f"add web blue {echo.address}")["ok"]
+    held = None
+    for _ in range(20):   # round robin: one of the first few connections reaches the echo backend
+        s = connect(d.listen())
+        s.sendall(b"ping")
+        s.settimeout(5)
+        if s.recv(100) == b"ping":
+            held = s
+            break
+        s.close()
+    assert held is not None, "no connection reached the added backend"
+
+    def added():
+        return next(b for b in svc(d)["pools"]["blue"]["backends"] if b["address"] == echo.address)
+    try:
+        assert d.admin(f"backend web blue {echo.address} drain")["ok"]
+        assert d.admin("reload")["ok"]
+        b = added()
+        assert b["admin_state"] == "drain"
+        assert b["draining_connections"] == 1, b
+        assert b["drain_deadline_ms"] is not None and 0 < b["drain_deadline_ms"] <= 3000, b
+        # The deadline still closes it.
+        wait_until(lambda: added()["draining_connections"] == 0, 8,
+                   message="the drained connection closed at its deadline")
+    finally:
+        held.close()
