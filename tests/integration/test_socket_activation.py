@@ -45,6 +45,7 @@ def test_restart_with_inherited_socket_refuses_no_connection(backends, switchyar
     assert "inherited from systemd" in d.log()
 
     results = {"ok": 0, "failed": []}
+    lock = threading.Lock()   # four threads count: `+=` on a dict item is not atomic
     stop = threading.Event()
 
     def load():
@@ -52,12 +53,14 @@ def test_restart_with_inherited_socket_refuses_no_connection(backends, switchyar
         while not stop.is_set() and time.monotonic() < end:
             try:
                 body = http_get(address, timeout=5)
-                if body == "blue":
-                    results["ok"] += 1
-                else:
-                    results["failed"].append(body)
+                with lock:
+                    if body == "blue":
+                        results["ok"] += 1
+                    else:
+                        results["failed"].append(body)
             except OSError as exc:
-                results["failed"].append(repr(exc))
+                with lock:
+                    results["failed"].append(repr(exc))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for t in threads:
