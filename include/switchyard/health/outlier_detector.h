@@ -36,8 +36,8 @@ public:
     // Ejection end of a formally ejected backend.
     routing::TimePoint ejectedUntil(const routing::BackendState* backend) const;
 
-    // Drops the records of backends not in `alive` (removed ones).
-    void retain(const std::vector<const routing::BackendState*>& alive);
+    // Drops the records of backends nothing else holds any more (removed ones).
+    void dropGone();
 
 private:
     struct Record {
