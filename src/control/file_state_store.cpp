@@ -79,11 +79,10 @@ Result<bool> writeAll(int fd, const std::string& text) {
     return true;
 }
 
-// Writes `text` to `path` through `path.tmp` (fsync, rename); the directory
-// is synced by the caller, once per batch. The temp file is created
-// exclusively and never through a symlink: one planted there is removed,
-// not followed.
-Result<bool> replaceFile(const std::string& path, const std::string& text) {
+// Writes `text` to `path.tmp`, created exclusively and never through a
+// symlink (one planted there is removed, not followed). `sync`: fsync it now
+// (one file); a batch syncs the filesystem once instead.
+Result<std::string> writeTemp(const std::string& path, const std::string& text, bool sync) {
     const std::string tmp = path + ".tmp";
     const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     UniqueFd fd(::open(tmp.c_str(), flags, 0640));
@@ -91,15 +90,25 @@ Result<bool> replaceFile(const std::string& path, const std::string& text) {
         ::unlink(tmp.c_str());   // a crash's leftover, or a link someone planted
         fd = UniqueFd(::open(tmp.c_str(), flags, 0640));
     }
-    if (!fd.valid()) return Result<bool>::failure(fmt::format("cannot write {}: {}", tmp, errnoText(errno)));
+    if (!fd.valid()) return Result<std::string>::failure(fmt::format("cannot write {}: {}", tmp, errnoText(errno)));
     auto fail = [&](const std::string& what) {
         ::unlink(tmp.c_str());
-        return Result<bool>::failure(fmt::format("cannot save {}: {}", path, what));
+        return Result<std::string>::failure(fmt::format("cannot save {}: {}", path, what));
     };
     if (auto w = writeAll(fd.get(), text); !w) return fail(w.errorText());
-    if (::fsync(fd.get()) != 0) return fail(errnoText(errno));
+    if (sync && ::fsync(fd.get()) != 0) return fail(errnoText(errno));
     if (::close(fd.release()) != 0) return fail(errnoText(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errnoText(errno));
+    return tmp;
+}
+
+// `path` replaced by `text`: temp file, fsync, rename. The caller syncs the directory.
+Result<bool> replaceFile(const std::string& path, const std::string& text) {
+    auto tmp = writeTemp(path, text, true);
+    if (!tmp) return Result<bool>(tmp.errors());
+    if (::rename(tmp->c_str(), path.c_str()) != 0) {
+        ::unlink(tmp->c_str());
+        return Result<bool>::failure(fmt::format("cannot save {}: {}", path, errnoText(errno)));
+    }
     return true;
 }
 
@@ -336,36 +345,74 @@ Result<bool> FileStateStore::ensureLayout() {
     return true;
 }
 
-Result<bool> FileStateStore::writeRecord(const std::string& service, const Overrides& overrides,
-                                         const std::string& canonical) {
+std::string FileStateStore::recordText(const std::string& service, const Overrides& overrides) const {
     json record = {{"format", kFormat}, {"version", kVersion}, {"service", service}, {"saved_unix_ms", unixNowMs()}};
     record.update(overridesToJson(overrides));
-    if (auto ok = replaceFile(recordPath(service), record.dump(2) + "\n"); !ok) return ok;
-    onDisk_[service] = canonical;
-    return true;
+    return record.dump(2) + "\n";
 }
 
 Result<bool> FileStateStore::save(const std::vector<const ServiceEntry*>& services) {
     if (auto ok = ensureLayout(); !ok) return ok;
-    bool wrote = false;
+    // What to write: records whose overrides differ from what is on disk.
+    struct Staged {
+        std::string service;
+        std::string canonical;
+        std::string text;
+        std::string tmp;
+    };
+    std::vector<Staged> staged;
+    std::vector<std::string> gone;
     for (const ServiceEntry* s : services) {
         const std::string& name = s->config.name;
         const Overrides o = overridesOf(*s);
         const auto disk = onDisk_.find(name);
         if (o.empty()) {
-            if (disk == onDisk_.end()) continue;
-            if (::unlink(recordPath(name).c_str()) != 0 && errno != ENOENT)
-                return Result<bool>::failure(fmt::format("cannot remove {}: {}", recordPath(name), errnoText(errno)));
-            onDisk_.erase(disk);
-            wrote = true;
+            if (disk != onDisk_.end()) gone.push_back(name);
             continue;
         }
         std::string canonical = overridesToJson(o).dump();
         if (disk != onDisk_.end() && disk->second == canonical) continue;
-        if (auto ok = writeRecord(name, o, canonical); !ok) return ok;
-        wrote = true;
+        staged.push_back({name, std::move(canonical), recordText(name, o), {}});
     }
-    if (wrote)
+    // One record: fsync it. Several (a reload, a health batch): write them
+    // all, then sync the filesystem once, so a storm costs one sync, not one
+    // per service. Either way nothing is renamed before its data is durable.
+    const bool one = staged.size() == 1;
+    const auto dropTemps = [&] {
+        for (const auto& st : staged)
+            if (!st.tmp.empty()) ::unlink(st.tmp.c_str());
+    };
+    for (auto& st : staged) {
+        auto tmp = writeTemp(recordPath(st.service), st.text, one);
+        if (!tmp) {
+            dropTemps();
+            return Result<bool>(tmp.errors());
+        }
+        st.tmp = std::move(tmp).value();
+    }
+    if (staged.size() > 1) {
+        UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!dir.valid() || ::syncfs(dir.get()) != 0) {
+            const int e = errno;
+            dropTemps();
+            return Result<bool>::failure(fmt::format("cannot sync {}: {}", dir_, errnoText(e)));
+        }
+    }
+    for (auto& st : staged) {
+        if (::rename(st.tmp.c_str(), recordPath(st.service).c_str()) != 0) {
+            const int e = errno;
+            dropTemps();
+            return Result<bool>::failure(fmt::format("cannot save {}: {}", recordPath(st.service), errnoText(e)));
+        }
+        st.tmp.clear();
+        onDisk_[st.service] = std::move(st.canonical);
+    }
+    for (const auto& name : gone) {
+        if (::unlink(recordPath(name).c_str()) != 0 && errno != ENOENT)
+            return Result<bool>::failure(fmt::format("cannot remove {}: {}", recordPath(name), errnoText(errno)));
+        onDisk_.erase(name);
+    }
+    if (!staged.empty() || !gone.empty())
         if (auto ok = syncDirectory(dir_); !ok) return ok;
     if (!legacyPending_.empty()) {
         // Every record of the first-format file is written: keep it beside, then the manifest takes its place.

@@ -41,7 +41,8 @@ private:
     // Reads the records folder: good records into `found`, damaged ones set aside.
     Result<bool> loadRecords(MasterState& state, LoadReport& report, std::unordered_map<std::string, Overrides>& found);
     Result<bool> ensureLayout();
-    Result<bool> writeRecord(const std::string& service, const Overrides& overrides, const std::string& canonical);
+    // The file text of a service's record.
+    std::string recordText(const std::string& service, const Overrides& overrides) const;
     void setAside(const std::string& file, const std::string& why, LoadReport& report) const;
 
     std::string path_;
