@@ -322,18 +322,35 @@ void HealthMonitor::schedulePoll() {
 void HealthMonitor::evaluate() {
     evaluatePosted_ = false;
     const control::MasterState& state = control_.state();
-    if (dirtyAll_) {
+    const bool all = dirtyAll_;
+    if (all) {
         syncAll();
         std::erase_if(policies_, [&state](const auto& p) { return !state.find(p.first); });
+        std::erase_if(ejecting_, [&state](const auto& name) { return !state.find(name); });
+        tripsSeen_.clear();
     } else {
         for (const auto& name : dirty_)
             if (const control::ServiceEntry* s = state.find(name)) syncService(*s);
     }
+    // Which services need a look (cost follows what changed): those whose
+    // entry changed, those in fallback (restore: auto waits out its hold),
+    // those where a worker tripped an ejection, and those with an ejection to end.
+    std::vector<std::string> names;
+    std::unordered_set<std::string> changed(dirty_.begin(), dirty_.end());
+    for (const control::ServiceEntry& s : state.services) {
+        bool look = all || changed.contains(s.config.name) || s.fallback.active || ejecting_.contains(s.config.name);
+        if (s.state) {
+            const uint64_t trips = s.state->outlierTrips.load(std::memory_order_relaxed);
+            auto [seen, inserted] = tripsSeen_.try_emplace(s.state.get(), trips);
+            if (!inserted && seen->second != trips) {
+                seen->second = trips;
+                look = true;
+            }
+        }
+        if (look) names.push_back(s.config.name);
+    }
     dirtyAll_ = false;
     dirty_.clear();
-    std::vector<std::string> names;
-    names.reserve(state.services.size());
-    for (const auto& s : state.services) names.push_back(s.config.name);
     for (const auto& name : names) evaluateService(name);
 }
 
@@ -344,6 +361,8 @@ void HealthMonitor::evaluateService(const std::string& name) {
     const auto now = routing::Clock::now();
 
     const std::vector<OutlierEvent> events = outliers_.poll(*service, now);
+    if (outliers_.anyEjected(*service)) ejecting_.insert(name);
+    else ejecting_.erase(name);
     bool outliersChanged = false;
     std::vector<const routing::BackendState*> returned;
     for (const auto& e : events) {

@@ -77,6 +77,14 @@ routing::TimePoint OutlierDetector::ejectedUntil(const routing::BackendState* ba
     return it != records_.end() && it->second.ejected ? it->second.until : routing::TimePoint{};
 }
 
+bool OutlierDetector::anyEjected(const control::ServiceEntry& service) const {
+    if (records_.empty()) return false;
+    for (const control::PoolEntry& pool : service.pools)
+        for (const control::BackendEntry& b : pool.backends)
+            if (ejected(b.handle.get())) return true;
+    return false;
+}
+
 void OutlierDetector::dropGone() {
     // The record's own handle is the last one: no state, snapshot or session has the backend.
     std::erase_if(records_, [](const auto& entry) { return entry.second.backend.use_count() == 1; });

@@ -21,6 +21,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -84,6 +85,10 @@ private:
     // Services whose entries changed since the last evaluate (all of them after a reload).
     std::vector<std::string> dirty_;
     bool dirtyAll_ = true;
+    // What the poll looks at besides changed services: the workers' ejection
+    // count last seen per service, and services with a backend ejected now.
+    std::unordered_map<const routing::ServiceState*, uint64_t> tripsSeen_;
+    std::unordered_set<std::string> ejecting_;
     boost::asio::steady_timer flushTimer_;
     bool flushArmed_ = false;
     std::size_t checksInFlight_ = 0;

@@ -36,6 +36,9 @@ public:
     // Ejection end of a formally ejected backend.
     routing::TimePoint ejectedUntil(const routing::BackendState* backend) const;
 
+    // Whether any backend of `service` is formally ejected now.
+    bool anyEjected(const control::ServiceEntry& service) const;
+
     // Drops the records of backends nothing else holds any more (removed ones).
     void dropGone();
 

@@ -72,6 +72,9 @@ struct ServiceState {
     std::array<std::atomic<uint64_t>, 16> closedWithoutBackend{};
     // Automatic fallbacks engaged so far (the control thread counts, metrics read).
     std::atomic<uint64_t> fallbacks{0};
+    // Outlier ejections workers started (rare: one RMW per ejection). The
+    // health monitor looks at a service's backends only when this moved.
+    std::atomic<uint64_t> outlierTrips{0};
 };
 
 struct ServiceRoute {
