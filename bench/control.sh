@@ -18,9 +18,11 @@
 #   CONTROL_PORT_BASE   23000: backends listen on base..base+3 (0.0.0.0), services on
 #                       127.0.0.1:base+10 onwards (one port per service)
 #   SEED=1              which services the commands pick
-#   KEEP_WORK=1         keep the work directory (configs, daemon logs, state files)
+#   KEEP_WORK=1         keep the work directory (configs, daemon logs, state files); it is
+#                       removed otherwise, whatever the outcome
 # Output also goes to bench/results/control-latest.md. Exit 0 when the table was printed
-# (timeouts are results, not failures), 2 on setup errors.
+# (timeouts are results, not failures), 1 when QUICK=1 found a phase that did not work,
+# 2 on setup errors, 130 when interrupted.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 exec </dev/null
@@ -39,7 +41,6 @@ ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-control.XXXXXX")
 driver_pid=""
-rc=2
 cleanup() {
   if [ -n "$driver_pid" ] && kill -0 "$driver_pid" 2>/dev/null; then
     # The driver stops the daemon and the listeners it started on SIGTERM.
@@ -54,7 +55,7 @@ cleanup() {
       if grep -qaE 'control_driver\.py|switchyard' "/proc/$pid/cmdline" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null; fi
     done <"$work/pids"
   fi
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+  if [ "${KEEP_WORK:-0}" = 1 ]; then
     echo "control.sh: work directory kept: $work" >&2
   else
     rm -rf "$work"

@@ -128,9 +128,13 @@ def percentile(samples, p):
 
 
 def dir_bytes(path):
+    """Bytes of every file under path, less the temporary file of an atomic write in flight
+    (`*.tmp*`): it is about to replace the file beside it."""
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
+            if ".tmp" in name:
+                continue
             try:
                 total += os.lstat(os.path.join(root, name)).st_size
             except OSError:
@@ -216,11 +220,16 @@ class SizeRun:
         self.service_ports = [base + 10 + i for i in range(services)]
         self.listeners = {}          # port -> Popen
         self.daemon = None
-        self.r = {"size": f"{services}x{per_service}", "backends": self.backends, "notes": [],
+        self.r = {"size": f"{services}x{per_service}", "backends": self.backends, "notes": [], "problems": [],
                   "load_start": loadavg()}
 
     def note(self, text):
         self.r["notes"].append(text)
+
+    def problem(self, text):
+        """A note that also fails the smoke mode: something a healthy daemon never does."""
+        self.note(text)
+        self.r["problems"].append(text)
 
     # --- setup and teardown ---
     def check_ports(self):
@@ -333,7 +342,7 @@ class SizeRun:
             if pending:
                 time.sleep(0.02)
         if pending:
-            self.note(f"ready: {len(pending)} of {self.services} listeners not accepting after "
+            self.problem(f"ready: {len(pending)} of {self.services} listeners not accepting after "
                       f"{self.p.ready_max:.0f} s" if self.alive() else "ready: the daemon exited")
             return None
         probe = f"status s{self.services - 1}"
@@ -344,7 +353,7 @@ class SizeRun:
                 return time.monotonic() - self.t_start
             if err and err != "timeout":
                 time.sleep(0.02)     # the socket does not exist yet
-        self.note(f"ready: listeners up, `{probe}` unanswered {self.p.ready_max:.0f} s after start"
+        self.problem(f"ready: listeners up, `{probe}` unanswered {self.p.ready_max:.0f} s after start"
                   if self.alive() else "ready: the daemon exited")
         return None
 
@@ -375,7 +384,7 @@ class SizeRun:
             text += f", {timeouts} unanswered within {self.p.command_timeout:.0f} s"
         if errors:
             text += f", {errors} errors (first: {first_error})"
-        self.note(text)
+        (self.problem if timeouts or errors else self.note)(text)
         return samples, last_reply
 
     def count_health(self, reply):
@@ -412,7 +421,7 @@ class SizeRun:
         # 1. ready
         self.r["ready"] = self.wait_ready()
         if not self.alive():
-            self.note(f"the daemon exited with {self.daemon.returncode} before it was ready")
+            self.problem(f"the daemon exited with {self.daemon.returncode} before it was ready")
             return
 
         # 2. settle: every backend's first check has been issued and answered or timed out
@@ -453,7 +462,8 @@ class SizeRun:
                                                             p.status_all_budget)
         if reply is not None:
             up, down = self.count_health(reply)
-            self.note(f"before the storm: {up} backends up, {down} down (expected {self.backends} up)")
+            (self.note if up == self.backends else self.problem)(
+                f"before the storm: {up} backends up, {down} down (expected {self.backends} up)")
         status_all_fast = reply is not None and percentile(self.r["status_all"], 50) < 2.0
 
         # 6. health storm: the storm ports' listeners go away; admin round trips meanwhile
@@ -467,8 +477,9 @@ class SizeRun:
             secs, reply, err = self.admin("status")
             if reply is not None:
                 up, down = self.count_health(reply)
-                self.note(f"{time.monotonic() - storm_start:.1f} s into the storm: {up} up, {down} down "
-                          f"(expected {self.backends // 2} down)")
+                (self.note if down == self.backends // 2 else self.problem)(
+                    f"{time.monotonic() - storm_start:.1f} s into the storm: {up} up, {down} down "
+                    f"(expected {self.backends // 2} down)")
 
         # 7. SIGTERM -> exit, still in the storm (no client connections are open)
         if self.alive():
@@ -478,12 +489,12 @@ class SizeRun:
                 rc = self.daemon.wait(p.exit_wait)
                 self.r["exit"] = time.monotonic() - t0
                 if rc != 0:
-                    self.note(f"exit status after SIGTERM: {rc}")
+                    self.problem(f"exit status after SIGTERM: {rc}")
             except subprocess.TimeoutExpired:
                 self.r["exit"] = TIMEOUT
-                self.note(f"no exit within {p.exit_wait:.0f} s of SIGTERM: killed")
+                self.problem(f"no exit within {p.exit_wait:.0f} s of SIGTERM: killed")
         else:
-            self.note(f"the daemon exited with {self.daemon.returncode} during the run")
+            self.problem(f"the daemon exited with {self.daemon.returncode} during the run")
 
     def scan_log(self):
         """Warnings and errors the daemon logged (the config sets level warn), summarised."""
@@ -597,7 +608,7 @@ def run(args):
         try:
             size.run()
         except RuntimeError as exc:
-            size.note(f"setup failed: {exc}")
+            size.problem(f"setup failed: {exc}")
         finally:
             size.teardown()
         size.scan_log()
@@ -631,13 +642,20 @@ def run(args):
     ]
     for r in results:
         out.append(f"- **{r['size']}** (load {r['load_start']}): " + "; ".join(r["notes"]))
+    rc = 0
+    if params.quick:
+        # Smoke mode: every phase must have worked (a full run reports timeouts as results).
+        problems = [f"{r['size']}: {p}" for r in results for p in r["problems"]]
+        out.append("")
+        out.append("smoke: PASS" if not problems else "smoke: FAIL: " + "; ".join(problems))
+        rc = 1 if problems else 0
     text = "\n".join(out)
     print(text, flush=True)
     if args.out:
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:
             f.write(text + "\n")
-    return 0
+    return rc
 
 
 def main():
@@ -664,7 +682,12 @@ def main():
     def interrupted(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, interrupted)
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        # Each size stops what it started on the way out (SizeRun.teardown).
+        print("control_driver: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
