@@ -24,7 +24,7 @@
 # (timeouts are results, not failures), 1 when QUICK=1 found a phase that did not work,
 # 2 on setup errors, 130 when interrupted.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 exec </dev/null
 
 bin=${SWITCHYARD_BIN:-$PWD/build/switchyard}
