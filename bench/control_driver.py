@@ -577,8 +577,9 @@ def parse_sizes(text):
     for item in text.split():
         m = re.fullmatch(r"(\d+)x(\d+)", item)
         if not m or int(m.group(1)) < 1 or int(m.group(2)) < 2 or int(m.group(2)) % 2:
-            raise SystemExit(f"control_driver: bad size '{item}': want SERVICESxBACKENDS, "
-                             f"backends per service even and >= 2 (half blue, half green)")
+            print(f"control_driver: bad size '{item}': want SERVICESxBACKENDS, "
+                  f"backends per service even and >= 2 (half blue, half green)", file=sys.stderr)
+            raise SystemExit(2)
         sizes.append((int(m.group(1)), int(m.group(2))))
     return sizes
 
