@@ -4,10 +4,7 @@
 #include <cstring>
 #include <unordered_set>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
 #include "switchyard/telemetry/logging.h"
@@ -21,18 +18,8 @@ using tcp = net::ip::tcp;
 constexpr auto kPollEvery = std::chrono::milliseconds(100);
 // Results are folded into the state at most this often: one snapshot per batch.
 constexpr auto kBatchEvery = std::chrono::milliseconds(25);
-// Checks running at once; more wait for a place (a storm of 20,000 checks
-// must not take every descriptor the daemon has).
-constexpr std::size_t kMaxChecksInFlight = 512;
 // The first checks of all backends are spread over at most this (or the interval).
 constexpr auto kFirstCheckSpread = std::chrono::milliseconds(1000);
-
-tcp::endpoint toEndpoint(const routing::BackendState& backend) {
-    tcp::endpoint ep;
-    std::memcpy(ep.data(), &backend.sockaddr, backend.sockaddrLen);
-    ep.resize(backend.sockaddrLen);
-    return ep;
-}
 
 template <class Entry>   // ServiceEntry or const ServiceEntry
 auto findBackend(Entry& service, const routing::BackendState* handle) -> decltype(&service.pools[0].backends[0]) {
@@ -51,18 +38,16 @@ std::string formatMs(std::chrono::milliseconds d) { return config::formatDuratio
 
 } // namespace
 
-struct HealthMonitor::Checker {
-    explicit Checker(net::any_io_executor executor) : timer(std::move(executor)) {}
-    std::string service;
-    config::Colour colour = config::Colour::Blue;
-    routing::BackendHandle backend;
-    CheckState state;
-    net::steady_timer timer;
-    bool stopped = false;
-};
-
 HealthMonitor::HealthMonitor(net::io_context& context, control::ControlPlane& control)
-    : context_(context), control_(control), pollTimer_(context), flushTimer_(context) {}
+    : context_(context), control_(control), pollTimer_(context), flushTimer_(context) {
+    std::weak_ptr<bool> alive = alive_;
+    // Called on the runner's thread: the batch is taken on the control thread.
+    runner_ = std::make_unique<CheckRunner>([this, alive] {
+        net::post(context_, [this, alive] {
+            if (auto a = alive.lock(); a && *a && !stopped_) armFlush();
+        });
+    });
+}
 
 HealthMonitor::~HealthMonitor() {
     stop();
@@ -74,22 +59,21 @@ void HealthMonitor::start() {
     control_.onPublished([this, alive](const control::MasterState&) {
         if (auto a = alive.lock(); a && *a && !stopped_) onPublished();
     });
+    runner_->start();
     syncAll();
     dirtyAll_ = false;
     schedulePoll();
-    telemetry::logger("health")->info("health checks started for {} backend(s)", checkers_.size());
+    std::size_t checked = 0;
+    for (const auto& [_, c] : checked_) checked += c.backends.size();
+    telemetry::logger("health")->info("health checks started for {} backend(s)", checked);
 }
 
 void HealthMonitor::stop() {
     stopped_ = true;
     pollTimer_.cancel();
     flushTimer_.cancel();
-    waitingForSlot_.clear();
-    for (auto& [_, checker] : checkers_) {
-        checker->stopped = true;
-        checker->timer.cancel();
-    }
-    checkers_.clear();
+    if (runner_) runner_->stop();
+    checked_.clear();
 }
 
 std::chrono::milliseconds HealthMonitor::jitter(std::chrono::milliseconds upTo) {
@@ -99,60 +83,38 @@ std::chrono::milliseconds HealthMonitor::jitter(std::chrono::milliseconds upTo) 
 }
 
 void HealthMonitor::syncService(const control::ServiceEntry& service) {
-    const auto log = telemetry::logger("health");
+    const config::HealthConfig& check = service.config.health;
+    Checked& had = checked_[service.config.name];
+    if (!(had.check == check)) {
+        // A reload changed the check: loops that stay use it from their next round.
+        for (const routing::BackendState* backend : had.backends) runner_->update(backend, check);
+        had.check = check;
+    }
     std::vector<const routing::BackendState*> wanted;
-    for (const control::PoolEntry& pool : service.pools) {
+    for (const control::PoolEntry& pool : service.pools)
         for (const control::BackendEntry& b : pool.backends) {
             // Disabled = maintenance: not checked. Removed ones are on their way out.
             if (b.adminState == control::AdminState::Disabled || b.removing) continue;
             wanted.push_back(b.handle.get());
-            if (checkers_.contains(b.handle.get())) continue;
-            auto checker = std::make_shared<Checker>(context_.get_executor());
-            checker->service = service.config.name;
-            checker->colour = pool.colour;
-            checker->backend = b.handle;
-            checker->timer.expires_after(jitter(std::min(service.config.health.interval, kFirstCheckSpread)));
-            checkers_.emplace(b.handle.get(), checker);
-            log->debug("{}: checking backend {} (pool {}) every {}", service.config.name, b.handle->key,
-                       config::toString(pool.colour), formatMs(service.config.health.interval));
-            net::co_spawn(context_, checkLoop(checker), [](std::exception_ptr e) {
-                if (!e) return;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    telemetry::logger("health")->error("check loop ended by an exception: {}", x.what());
-                }
-            });
+            if (std::find(had.backends.begin(), had.backends.end(), b.handle.get()) != had.backends.end()) continue;
+            runner_->add(b.handle, check, jitter(std::min(check.interval, kFirstCheckSpread)));
         }
-    }
-    auto& had = checkedByService_[service.config.name];
-    for (const routing::BackendState* backend : had) {
-        if (std::find(wanted.begin(), wanted.end(), backend) != wanted.end()) continue;
-        if (auto it = checkers_.find(backend); it != checkers_.end()) {
-            it->second->stopped = true;
-            it->second->timer.cancel();
-            checkers_.erase(it);
-        }
-    }
-    had = std::move(wanted);
+    for (const routing::BackendState* backend : had.backends)
+        if (std::find(wanted.begin(), wanted.end(), backend) == wanted.end()) runner_->remove(backend);
+    had.backends = std::move(wanted);
 }
 
 void HealthMonitor::syncAll() {
     const control::MasterState& state = control_.state();
     for (const control::ServiceEntry& service : state.services) syncService(service);
     // Services no longer configured: their loops end.
-    for (auto it = checkedByService_.begin(); it != checkedByService_.end();) {
+    for (auto it = checked_.begin(); it != checked_.end();) {
         if (state.find(it->first)) {
             ++it;
             continue;
         }
-        for (const routing::BackendState* backend : it->second)
-            if (auto c = checkers_.find(backend); c != checkers_.end()) {
-                c->second->stopped = true;
-                c->second->timer.cancel();
-                checkers_.erase(c);
-            }
-        it = checkedByService_.erase(it);
+        for (const routing::BackendState* backend : it->second.backends) runner_->remove(backend);
+        it = checked_.erase(it);
     }
     outliers_.dropGone();
 }
@@ -170,83 +132,24 @@ void HealthMonitor::onPublished() {
     scheduleEvaluate();
 }
 
-net::awaitable<bool> HealthMonitor::acquireCheckSlot(std::shared_ptr<Checker> checker) {
-    while (checksInFlight_ >= kMaxChecksInFlight) {
-        waitingForSlot_.push_back(checker);
-        checker->timer.expires_at(std::chrono::steady_clock::time_point::max());
-        co_await checker->timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (checker->stopped || stopped_) co_return false;
-    }
-    ++checksInFlight_;
-    co_return true;
-}
-
-void HealthMonitor::releaseCheckSlot() {
-    --checksInFlight_;
-    while (!waitingForSlot_.empty()) {
-        auto next = waitingForSlot_.front().lock();
-        waitingForSlot_.pop_front();
-        if (next && !next->stopped) {
-            next->timer.cancel();   // wakes it: it takes the place
-            return;
-        }
-    }
-}
-
-net::awaitable<void> HealthMonitor::checkLoop(std::shared_ptr<Checker> checker) {
-    for (;;) {
-        co_await checker->timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (checker->stopped) co_return;
-        const control::ServiceEntry* service = control_.state().find(checker->service);
-        if (!service) co_return;
-        const config::HealthConfig check = service->config.health;
-        if (!co_await acquireCheckSlot(checker)) co_return;
-        const auto started = std::chrono::steady_clock::now();
-        const CheckResult result = co_await runCheck(toEndpoint(*checker->backend), check, checker->backend->key);
-        releaseCheckSlot();
-        if (checker->stopped) co_return;
-        onResult(*checker, result);
-        // Start to start, minus up to a tenth: never later than the interval, never in step.
-        checker->timer.expires_at(started + check.interval - jitter(check.interval / 10));
-    }
-}
-
-void HealthMonitor::onResult(Checker& checker, const CheckResult& result) {
-    const control::ServiceEntry* service = control_.state().find(checker.service);
-    if (!service) return;
-    const config::HealthConfig& h = service->config.health;
-    if (result.localError) {
-        // Out of fds or ports here: no verdict on the backend (like the data path).
-        telemetry::logger("health")->warn("{}: check of backend {} skipped: {}", checker.service,
-                                          checker.backend->key, result.failure);
-        return;
-    }
-    const bool first = !checker.state.checked();
-    const auto change = checker.state.record(result.passed, h.rise, h.fall);
+void HealthMonitor::logReport(const std::string& service, const CheckReport& r) const {
     const auto log = telemetry::logger("health");
-    const char* pool = config::toString(checker.colour);
-    if (change == CheckState::Change::WentDown) {
-        if (first)
-            log->warn("{}: backend {} (pool {}) is DOWN: its first check failed: {}", checker.service,
-                      checker.backend->key, pool, result.failure);
+    const routing::BackendState& b = *r.backend;
+    const char* pool = config::toString(b.colour);
+    if (r.result.localError) {
+        log->warn("{}: check of backend {} skipped: {}", service, b.key, r.result.failure);
+    } else if (r.change == CheckState::Change::WentDown) {
+        if (r.first)
+            log->warn("{}: backend {} (pool {}) is DOWN: its first check failed: {}", service, b.key, pool,
+                      r.result.failure);
         else
-            log->warn("{}: backend {} (pool {}) is DOWN after {} failed check(s): {}", checker.service,
-                      checker.backend->key, pool, checker.state.failuresInARow(), result.failure);
-    } else if (change == CheckState::Change::WentUp) {
-        log->info("{}: backend {} (pool {}) is UP after {} passed check(s)", checker.service, checker.backend->key,
-                  pool, h.rise);
-    } else if (!result.passed) {
-        log->debug("{}: backend {} (pool {}) failed a check: {}", checker.service, checker.backend->key, pool,
-                   result.failure);
+            log->warn("{}: backend {} (pool {}) is DOWN after {} failed check(s): {}", service, b.key, pool,
+                      r.failuresInARow, r.result.failure);
+    } else if (r.change == CheckState::Change::WentUp) {
+        log->info("{}: backend {} (pool {}) is UP after {} passed check(s)", service, b.key, pool, r.rise);
+    } else if (!r.result.passed) {
+        log->debug("{}: backend {} (pool {}) failed a check: {}", service, b.key, pool, r.result.failure);
     }
-    // A result that changes nothing the state holds costs nothing more.
-    if (const control::BackendEntry* b = findBackend(*service, checker.backend.get())) {
-        const bool sameFailure = result.passed || b->lastFailure == result.failure;
-        if (b->checked && b->healthy == checker.state.healthy() && sameFailure) return;
-    }
-    pending_.push_back({checker.service, checker.backend, checker.state.healthy(),
-                        result.passed ? std::string() : result.failure, change});
-    armFlush();
 }
 
 void HealthMonitor::armFlush() {
@@ -263,19 +166,29 @@ void HealthMonitor::armFlush() {
 }
 
 void HealthMonitor::flushResults() {
-    std::vector<PendingResult> results = std::move(pending_);
-    pending_.clear();
-    std::unordered_map<std::string, std::vector<const PendingResult*>> byService;
+    const std::vector<CheckReport> reports = runner_->takeResults();
+    const control::MasterState& state = control_.state();
+    std::unordered_map<std::string, std::vector<const CheckReport*>> byService;
     std::vector<std::string> services;
-    for (const auto& r : results) {
-        auto [it, inserted] = byService.try_emplace(r.service);
-        if (inserted) services.push_back(r.service);
+    for (const CheckReport& r : reports) {
+        const std::string& name = r.backend->service;
+        logReport(name, r);
+        if (r.result.localError) continue;
+        // A result that changes nothing the state holds costs nothing more.
+        const control::ServiceEntry* service = state.find(name);
+        const control::BackendEntry* b = service ? findBackend(*service, r.backend.get()) : nullptr;
+        if (!b) continue;
+        const bool sameFailure = r.result.passed || b->lastFailure == r.result.failure;
+        if (b->checked && b->healthy == r.healthy && sameFailure) continue;
+        auto [it, inserted] = byService.try_emplace(name);
+        if (inserted) services.push_back(name);
         it->second.push_back(&r);
     }
+    if (services.empty()) return;
     const auto now = routing::Clock::now();
     control_.applyAutomatic(services, [&](control::ServiceEntry& s) {
         bool changed = false;
-        for (const PendingResult* r : byService[s.config.name]) {
+        for (const CheckReport* r : byService[s.config.name]) {
             control::BackendEntry* b = findBackend(s, r->backend.get());
             if (!b || b->adminState == control::AdminState::Disabled) continue;
             if (!b->checked) {
@@ -287,8 +200,8 @@ void HealthMonitor::flushResults() {
                 if (r->healthy) control::markBackendReturned(*b, now);
                 changed = true;
             }
-            if (!r->failure.empty() && b->lastFailure != r->failure) {
-                b->lastFailure = r->failure;
+            if (!r->result.passed && b->lastFailure != r->result.failure) {
+                b->lastFailure = r->result.failure;
                 changed = true;
             }
         }

@@ -1,9 +1,10 @@
 #pragma once
 
 // Runs on the control thread's io_context and drives everything health does:
-// one check loop per backend that is not disabled or being removed (spread by
-// jitter, bounded by the timeout), the rise/fall state of each, the outlier
-// detector's 100 ms poll, and the fallback/panic policy of each service.
+// one check loop per backend that is not disabled or being removed (run by
+// the CheckRunner on its own thread, spread by jitter, bounded by the
+// timeout), the outlier detector's 100 ms poll, and the fallback/panic
+// policy of each service.
 // Every change reaches the routing snapshot through
 // ControlPlane::applyAutomatic (published first, saved best-effort; moves
 // `revision`, never `generation`).
@@ -12,11 +13,10 @@
 // folded into the state in batches (every kBatchEvery, one snapshot for all
 // services they touch), a result that changes nothing touches nothing, a
 // publish re-syncs the check loops of the services it changed only, and at
-// most kMaxChecksInFlight checks run at once (a health storm never takes the
-// descriptors the data path and the admin socket need).
+// most CheckRunner::kMaxInFlight checks run at once (a health storm never takes
+// the descriptors the data path and the admin socket need).
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -28,6 +28,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "switchyard/control/control_plane.h"
+#include "switchyard/health/check_runner.h"
 #include "switchyard/health/check_state.h"
 #include "switchyard/health/fallback_policy.h"
 #include "switchyard/health/health_check.h"
@@ -48,20 +49,13 @@ public:
     void stop();
 
 private:
-    struct Checker;
-    struct PendingResult {
-        std::string service;
-        routing::BackendHandle backend;
-        bool healthy = true;
-        std::string failure;   // non-empty when this check failed
-        CheckState::Change change = CheckState::Change::None;
+    // The backends of one service that have check loops, and the check they run.
+    struct Checked {
+        config::HealthConfig check;
+        std::vector<const routing::BackendState*> backends;
     };
 
-    boost::asio::awaitable<void> checkLoop(std::shared_ptr<Checker> checker);
-    // Waits for one of the kMaxChecksInFlight places; false if stopped meanwhile.
-    boost::asio::awaitable<bool> acquireCheckSlot(std::shared_ptr<Checker> checker);
-    void releaseCheckSlot();
-    void onResult(Checker& checker, const CheckResult& result);
+    void logReport(const std::string& service, const CheckReport& report) const;
     void armFlush();
     void flushResults();
     void onPublished();
@@ -79,9 +73,8 @@ private:
     boost::asio::io_context& context_;
     control::ControlPlane& control_;
     boost::asio::steady_timer pollTimer_;
-    std::unordered_map<const routing::BackendState*, std::shared_ptr<Checker>> checkers_;
-    // The backends each service has check loops for.
-    std::unordered_map<std::string, std::vector<const routing::BackendState*>> checkedByService_;
+    std::unique_ptr<CheckRunner> runner_;
+    std::unordered_map<std::string, Checked> checked_;
     // Services whose entries changed since the last evaluate (all of them after a reload).
     std::vector<std::string> dirty_;
     bool dirtyAll_ = true;
@@ -91,11 +84,8 @@ private:
     std::unordered_set<std::string> ejecting_;
     boost::asio::steady_timer flushTimer_;
     bool flushArmed_ = false;
-    std::size_t checksInFlight_ = 0;
-    std::deque<std::weak_ptr<Checker>> waitingForSlot_;
     std::unordered_map<std::string, FallbackPolicy> policies_;
     OutlierDetector outliers_;
-    std::vector<PendingResult> pending_;
     bool evaluatePosted_ = false;
     bool stopped_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
