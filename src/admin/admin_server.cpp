@@ -310,7 +310,9 @@ net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<Cli
         nlohmann::json reply;
         const bool keep = handleLine(line, peer, reply);
         std::fill(line.begin(), line.end(), '\0');   // may hold a token
-        const std::string text = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        std::string text = executor_.takeReplyText();
+        if (text.empty()) text = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        text += '\n';
         co_await net::async_write(socket, net::buffer(text), net::redirect_error(net::use_awaitable, ec));
         if (ec || !keep) co_return;
     }

@@ -4,131 +4,176 @@
 
 #include "switchyard/config/split_json.h"
 #include "switchyard/rollout/rollout_json.h"
+#include "switchyard/util/json_writer.h"
 
 namespace switchyard::admin {
 namespace {
 
-using nlohmann::json;
+void deadline(JsonWriter& w, routing::TimePoint at, routing::TimePoint now) {
+    if (at == routing::kNoDeadline) {
+        w.null();
+        return;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count();
+    w.value(int64_t{left < 0 ? 0 : left});
+}
 
-json deadlineJson(routing::TimePoint deadline, routing::TimePoint now) {
-    if (deadline == routing::kNoDeadline) return nullptr;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-    return left < 0 ? 0 : left;
+void split(JsonWriter& w, const config::Split& s) {
+    w.beginObject().field("blue", s.blue).field("green", s.green).endObject();
+}
+
+void backendStatus(JsonWriter& w, const control::ServiceEntry& service, const control::PoolEntry& pool,
+                   const control::BackendEntry& b, uint32_t effectiveWeight, routing::TimePoint now) {
+    const auto& c = service.config;
+    const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+    const int64_t active = b.handle->active.load(std::memory_order_relaxed);
+    const telemetry::TrafficTotals traffic = b.handle->traffic.totals();
+    const bool backendDraining = b.adminState != control::AdminState::Enabled || b.removing;
+    const bool draining = poolDraining || backendDraining;
+    const routing::TimePoint drainAt =
+        std::min(pool.drainDeadline, backendDraining ? b.drainDeadline : routing::kNoDeadline);
+    w.beginObject();
+    w.field("address", b.address.toString());
+    w.field("weight", b.weight);
+    w.field("effective_weight", pool.offline ? 0u : effectiveWeight);
+    w.key("slow_start_remaining_ms");
+    if (control::ramping(b, c.slowStart, now)) deadline(w, b.rampStart + c.slowStart, now);
+    else w.null();
+    w.key("max_connections");
+    if (b.maxConnections == 0) w.null();
+    else w.value(b.maxConnections);
+    w.field("limit_skips", b.handle->limitSkips.load(std::memory_order_relaxed));
+    w.field("admin_state", b.removing ? "removing" : toString(b.adminState));
+    w.field("health", b.healthy ? "up" : "down");
+    w.field("checked", b.checked);
+    w.key("last_failure");
+    if (b.lastFailure.empty()) w.null();
+    else w.value(b.lastFailure);
+    w.field("ejected", b.handle->ejected.load(std::memory_order_relaxed));
+    w.field("ejections", b.handle->ejections.load(std::memory_order_relaxed));
+    w.field("active", draining ? int64_t{0} : active);
+    w.field("draining_connections", draining ? active : int64_t{0});
+    w.key("drain_deadline_ms");
+    if (draining) deadline(w, drainAt, now);
+    else w.null();
+    w.field("origin", b.addedAtRuntime ? "runtime" : "config");
+    w.field("connect_attempts", traffic.connectAttempts);
+    w.field("connect_failures", traffic.connectFailures);
+    w.field("connections", traffic.connections);
+    w.endObject();
+}
+
+void poolStatus(JsonWriter& w, const control::ServiceEntry& service, const routing::ServiceRoute& route,
+                config::Colour colour, routing::TimePoint now) {
+    const control::PoolEntry& pool = service.pool(colour);
+    const routing::PoolRoute& poolRoute = route.pool(colour);
+    const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+    int64_t poolActive = 0;
+    int64_t poolDrainingConnections = 0;
+    for (const control::BackendEntry& b : pool.backends) {
+        const int64_t active = b.handle->active.load(std::memory_order_relaxed);
+        const bool draining = poolDraining || b.adminState != control::AdminState::Enabled || b.removing;
+        (draining ? poolDrainingConnections : poolActive) += active;
+    }
+    w.beginObject();
+    w.field("state", pool.offline ? "offline" : "online");
+    w.field("weight", service.split.weight(colour));
+    w.field("effective_weight", poolRoute.weight);
+    w.field("draining", poolDraining);
+    w.key("drain_deadline_ms");
+    deadline(w, pool.drainDeadline, now);
+    w.field("active", poolActive);
+    w.field("draining_connections", poolDrainingConnections);
+    w.key("backends").beginArray();
+    // The route lists the entry's backends in the entry's order: what traffic
+    // gets (after health, panic and slow start) is read, not computed again.
+    for (std::size_t i = 0; i < pool.backends.size(); ++i)
+        backendStatus(w, service, pool, pool.backends[i],
+                      i < poolRoute.backends.size() ? poolRoute.backends[i].weight : 0, now);
+    w.endArray();
+    w.endObject();
 }
 
 } // namespace
 
-json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route) {
+void serviceStatus(JsonWriter& w, const control::ServiceEntry& service, const routing::ServiceRoute& route) {
     const auto now = routing::Clock::now();
     const auto& c = service.config;
-    const config::Split effective{route.pool(config::Colour::Blue).weight, route.pool(config::Colour::Green).weight};
-    json pools = json::object();
-    for (auto colour : config::kColours) {
-        const control::PoolEntry& pool = service.pool(colour);
-        const routing::PoolRoute& poolRoute = route.pool(colour);
-        std::size_t position = 0;
-        const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
-        json backends = json::array();
-        int64_t poolActive = 0;
-        int64_t poolDrainingConnections = 0;
-        for (const control::BackendEntry& b : pool.backends) {
-            // The route lists the entry's backends in the entry's order.
-            const uint32_t effectiveWeight =
-                position < poolRoute.backends.size() ? poolRoute.backends[position].weight : 0;
-            ++position;
-            const int64_t active = b.handle->active.load(std::memory_order_relaxed);
-            const telemetry::TrafficTotals traffic = b.handle->traffic.totals();
-            const bool backendDraining = b.adminState != control::AdminState::Enabled || b.removing;
-            const bool draining = poolDraining || backendDraining;
-            const routing::TimePoint deadline =
-                std::min(pool.drainDeadline, backendDraining ? b.drainDeadline : routing::kNoDeadline);
-            poolActive += draining ? 0 : active;
-            poolDrainingConnections += draining ? active : 0;
-            backends.push_back({
-                {"address", b.address.toString()},
-                {"weight", b.weight},
-                {"effective_weight", pool.offline ? 0 : effectiveWeight},
-                {"slow_start_remaining_ms",
-                 control::ramping(b, c.slowStart, now) ? deadlineJson(b.rampStart + c.slowStart, now) : json(nullptr)},
-                {"max_connections", b.maxConnections == 0 ? json(nullptr) : json(b.maxConnections)},
-                {"limit_skips", b.handle->limitSkips.load(std::memory_order_relaxed)},
-                {"admin_state", b.removing ? "removing" : toString(b.adminState)},
-                {"health", b.healthy ? "up" : "down"},
-                {"checked", b.checked},
-                {"last_failure", b.lastFailure.empty() ? json(nullptr) : json(b.lastFailure)},
-                {"ejected", b.handle->ejected.load(std::memory_order_relaxed)},
-                {"ejections", b.handle->ejections.load(std::memory_order_relaxed)},
-                {"active", draining ? 0 : active},
-                {"draining_connections", draining ? active : 0},
-                {"drain_deadline_ms", draining ? deadlineJson(deadline, now) : json(nullptr)},
-                {"origin", b.addedAtRuntime ? "runtime" : "config"},
-                {"connect_attempts", traffic.connectAttempts},
-                {"connect_failures", traffic.connectFailures},
-                {"connections", traffic.connections},
-            });
-        }
-        pools[config::toString(colour)] = {
-            {"state", pool.offline ? "offline" : "online"},
-            {"weight", service.split.weight(colour)},
-            {"effective_weight", effective.weight(colour)},
-            {"draining", poolDraining},
-            {"drain_deadline_ms", deadlineJson(pool.drainDeadline, now)},
-            {"active", poolActive},
-            {"draining_connections", poolDrainingConnections},
-            {"backends", backends},
-        };
-    }
-    json fallback = {{"active", service.fallback.active}, {"reason", nullptr}, {"since", nullptr}};
-    if (service.fallback.active) {
-        fallback["from"] = config::toString(service.fallback.from);
-        fallback["reason"] = service.fallback.reason;
-        fallback["since"] = service.fallback.sinceUnixMs;
-    }
-    fallback["count"] = service.state->fallbacks.load(std::memory_order_relaxed);
     const routing::ServiceState& st = *service.state;
-    return {
-        {"name", c.name},
-        {"listen", c.listen.toString()},
-        {"balance", config::toString(c.balance)},
-        {"affinity", config::toString(c.affinity)},
-        {"split", config::splitToJson(service.split)},
-        {"effective_split", config::splitToJson(effective)},
-        {"rollback_split", service.rollbackSplit ? config::splitToJson(*service.rollbackSplit) : json(nullptr)},
-        {"generation", service.generation},
-        {"revision", service.revision},
-        {"active_connections", service.state->active.load(std::memory_order_relaxed)},
-        {"accepted_connections", service.state->accepted.load(std::memory_order_relaxed)},
-        {"max_connections", c.maxConnections},
-        {"refused_at_limit", st.refusedAtLimit.load(std::memory_order_relaxed)},
-        {"backends_full", st.backendsFull.load(std::memory_order_relaxed)},
-        {"proxy_protocol", config::toString(c.proxyProtocol)},
-        {"accept_proxy", c.acceptProxy},
-        {"proxy_header_errors", st.proxyHeaderErrors.load(std::memory_order_relaxed)},
-        {"proxy_header_timeouts", st.proxyHeaderTimeouts.load(std::memory_order_relaxed)},
-        {"slow_start_ms", c.slowStart.count()},
-        {"fallback", fallback},
-        {"panic", service.panic},
-        {"rollout", service.rollout ? rollout::statusJson(*service.rollout, control::rolloutNow(service)) : json(nullptr)},
-        {"pools", pools},
-    };
+    w.beginObject();
+    w.field("name", c.name);
+    w.field("listen", c.listen.toString());
+    w.field("balance", config::toString(c.balance));
+    w.field("affinity", config::toString(c.affinity));
+    w.key("split");
+    split(w, service.split);
+    w.key("effective_split");
+    split(w, {route.pool(config::Colour::Blue).weight, route.pool(config::Colour::Green).weight});
+    w.key("rollback_split");
+    if (service.rollbackSplit) split(w, *service.rollbackSplit);
+    else w.null();
+    w.field("generation", service.generation);
+    w.field("revision", service.revision);
+    w.field("active_connections", st.active.load(std::memory_order_relaxed));
+    w.field("accepted_connections", st.accepted.load(std::memory_order_relaxed));
+    w.field("max_connections", c.maxConnections);
+    w.field("refused_at_limit", st.refusedAtLimit.load(std::memory_order_relaxed));
+    w.field("backends_full", st.backendsFull.load(std::memory_order_relaxed));
+    w.field("proxy_protocol", config::toString(c.proxyProtocol));
+    w.field("accept_proxy", c.acceptProxy);
+    w.field("proxy_header_errors", st.proxyHeaderErrors.load(std::memory_order_relaxed));
+    w.field("proxy_header_timeouts", st.proxyHeaderTimeouts.load(std::memory_order_relaxed));
+    w.field("slow_start_ms", static_cast<int64_t>(c.slowStart.count()));
+    w.key("fallback").beginObject();
+    w.field("active", service.fallback.active);
+    if (service.fallback.active) {
+        w.field("from", config::toString(service.fallback.from));
+        w.field("reason", service.fallback.reason);
+        w.field("since", service.fallback.sinceUnixMs);
+    } else {
+        w.key("reason").null();
+        w.key("since").null();
+    }
+    w.field("count", st.fallbacks.load(std::memory_order_relaxed));
+    w.endObject();
+    w.field("panic", service.panic);
+    w.key("rollout");
+    if (service.rollout) w.raw(rollout::statusJson(*service.rollout, control::rolloutNow(service)).dump());
+    else w.null();
+    w.key("pools").beginObject();
+    for (auto colour : config::kColours) {
+        w.key(config::toString(colour));
+        poolStatus(w, service, route, colour, now);
+    }
+    w.endObject();
+    w.endObject();
 }
 
-json statusReport(const control::ControlPlane& control, std::string_view service) {
-    json services = json::array();
+std::string statusReportText(const control::ControlPlane& control, std::string_view service) {
     const control::MasterState& state = control.state();
     const routing::RoutingSnapshot& snapshot = *control.snapshot();   // built from `state`: the same positions
+    JsonWriter w;
+    w.reserve(service.empty() ? 512 + state.services.size() * 1024 : 4096);
+    w.beginObject();
+    w.field("ok", true);
+    w.field("version", SWITCHYARD_VERSION);
+    w.field("engine", control.engineName());
+    w.field("revision", state.revision);
+    w.key("services").beginArray();
     if (!service.empty()) {
         if (const std::size_t i = state.indexOf(service); i != routing::ServiceIndex::kNone)
-            services.push_back(serviceStatus(state.services[i], snapshot.services[i]));
+            serviceStatus(w, state.services[i], snapshot.services[i]);
     } else {
         for (std::size_t i = 0; i < state.services.size(); ++i)
-            services.push_back(serviceStatus(state.services[i], snapshot.services[i]));
+            serviceStatus(w, state.services[i], snapshot.services[i]);
     }
-    return {{"ok", true},
-            {"version", SWITCHYARD_VERSION},
-            {"engine", control.engineName()},
-            {"revision", control.state().revision},
-            {"services", services}};
+    w.endArray();
+    w.endObject();
+    return w.take();
+}
+
+nlohmann::json statusReport(const control::ControlPlane& control, std::string_view service) {
+    return nlohmann::json::parse(statusReportText(control, service));
 }
 
 } // namespace switchyard::admin

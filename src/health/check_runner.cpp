@@ -35,10 +35,10 @@ std::chrono::milliseconds jitter(std::chrono::milliseconds upTo) {
 } // namespace
 
 struct CheckRunner::Loop {
-    Loop(net::any_io_executor executor, routing::BackendHandle b, config::HealthConfig c)
+    Loop(net::any_io_executor executor, routing::BackendHandle b, CheckPtr c)
         : backend(std::move(b)), check(std::move(c)), timer(std::move(executor)) {}
     routing::BackendHandle backend;
-    config::HealthConfig check;
+    CheckPtr check;   // shared by the loops of one service: memory per backend stays small
     CheckState state;
     net::steady_timer timer;
     bool stopped = false;
@@ -69,8 +69,7 @@ void CheckRunner::stop() {
     thread_.join();
 }
 
-void CheckRunner::add(routing::BackendHandle backend, config::HealthConfig check,
-                      std::chrono::milliseconds firstDelay) {
+void CheckRunner::add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay) {
     net::post(context_, [this, backend = std::move(backend), check = std::move(check), firstDelay]() mutable {
         const routing::BackendState* key = backend.get();
         if (loops_.contains(key)) return;
@@ -98,7 +97,7 @@ void CheckRunner::remove(const routing::BackendState* backend) {
     });
 }
 
-void CheckRunner::update(const routing::BackendState* backend, config::HealthConfig check) {
+void CheckRunner::update(const routing::BackendState* backend, CheckPtr check) {
     net::post(context_, [this, backend, check = std::move(check)]() mutable {
         if (auto it = loops_.find(backend); it != loops_.end()) it->second->check = std::move(check);
     });
@@ -140,7 +139,8 @@ net::awaitable<void> CheckRunner::run(std::shared_ptr<Loop> loop) {
         co_await loop->timer.async_wait(net::as_tuple(net::use_awaitable));
         if (loop->stopped) co_return;
         if (!co_await acquireSlot(loop)) co_return;
-        const config::HealthConfig check = loop->check;
+        const CheckPtr held = loop->check;   // a reload may swap it meanwhile
+        const config::HealthConfig& check = *held;
         const auto started = std::chrono::steady_clock::now();
         CheckResult result = co_await runCheck(toEndpoint(*loop->backend), check, loop->backend->key);
         releaseSlot();

@@ -83,13 +83,13 @@ std::chrono::milliseconds HealthMonitor::jitter(std::chrono::milliseconds upTo) 
 }
 
 void HealthMonitor::syncService(const control::ServiceEntry& service) {
-    const config::HealthConfig& check = service.config.health;
     Checked& had = checked_[service.config.name];
-    if (!(had.check == check)) {
+    if (!had.check || !(*had.check == service.config.health)) {
         // A reload changed the check: loops that stay use it from their next round.
-        for (const routing::BackendState* backend : had.backends) runner_->update(backend, check);
-        had.check = check;
+        had.check = std::make_shared<const config::HealthConfig>(service.config.health);
+        for (const routing::BackendState* backend : had.backends) runner_->update(backend, had.check);
     }
+    const config::HealthConfig& check = *had.check;
     std::vector<const routing::BackendState*> wanted;
     for (const control::PoolEntry& pool : service.pools)
         for (const control::BackendEntry& b : pool.backends) {
@@ -97,7 +97,7 @@ void HealthMonitor::syncService(const control::ServiceEntry& service) {
             if (b.adminState == control::AdminState::Disabled || b.removing) continue;
             wanted.push_back(b.handle.get());
             if (std::find(had.backends.begin(), had.backends.end(), b.handle.get()) != had.backends.end()) continue;
-            runner_->add(b.handle, check, jitter(std::min(check.interval, kFirstCheckSpread)));
+            runner_->add(b.handle, had.check, jitter(std::min(check.interval, kFirstCheckSpread)));
         }
     for (const routing::BackendState* backend : had.backends)
         if (std::find(wanted.begin(), wanted.end(), backend) == wanted.end()) runner_->remove(backend);

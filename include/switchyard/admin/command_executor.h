@@ -1,5 +1,8 @@
 #pragma once
 
+#include <string>
+#include <utility>
+
 // Turns a parsed admin command into a control-plane call and its JSON reply.
 
 #include <nlohmann/json.hpp>
@@ -15,6 +18,11 @@ public:
 
     nlohmann::json execute(const Command& command);
 
+    // A reply execute() wrote as text instead (a `status` can be megabytes:
+    // it is streamed, not built as a tree); empty when the returned value is
+    // the reply. Taken once.
+    std::string takeReplyText() { return std::exchange(replyText_, {}); }
+
     static nlohmann::json errorReply(const std::string& code, const std::string& message);
 
 private:
@@ -23,6 +31,7 @@ private:
     nlohmann::json rolloutReply(const control::Outcome& outcome, const std::string& service);
 
     control::ControlPlane& control_;
+    std::string replyText_;
 };
 
 } // namespace switchyard::admin

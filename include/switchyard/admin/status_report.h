@@ -2,19 +2,24 @@
 
 // The JSON of `status` (docs/admin-protocol.md shows a real reply).
 
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "switchyard/control/control_plane.h"
+#include "switchyard/util/json_writer.h"
 
 namespace switchyard::admin {
 
 // One service: intent and health from its entry, what traffic gets (effective
 // weights, after fallback, panic and slow start) from the route the workers use.
-nlohmann::json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route);
+void serviceStatus(JsonWriter& out, const control::ServiceEntry& service, const routing::ServiceRoute& route);
 
-// All services, or just `service` when it is not empty.
+// All services, or just `service` when it is not empty, as JSON text (written
+// as a stream: a full status of 40,000 backends is ~16 MB).
+std::string statusReportText(const control::ControlPlane& control, std::string_view service);
+// The same as a JSON value, for callers that pick fields from it.
 nlohmann::json statusReport(const control::ControlPlane& control, std::string_view service);
 
 } // namespace switchyard::admin

@@ -43,6 +43,8 @@ struct CheckReport {
 
 class CheckRunner {
 public:
+    using CheckPtr = std::shared_ptr<const config::HealthConfig>;
+
     // Checks running at once; more wait for a place (a storm must not take
     // every descriptor the data path and the admin socket need).
     static constexpr std::size_t kMaxInFlight = 512;
@@ -59,10 +61,10 @@ public:
     void stop();
 
     // Starts checking `backend` with `check`, the first time after `firstDelay`.
-    void add(routing::BackendHandle backend, config::HealthConfig check, std::chrono::milliseconds firstDelay);
+    void add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay);
     void remove(const routing::BackendState* backend);
     // A reload changed the check: the loop uses it from its next check on.
-    void update(const routing::BackendState* backend, config::HealthConfig check);
+    void update(const routing::BackendState* backend, CheckPtr check);
 
     std::vector<CheckReport> takeResults();
 

@@ -51,7 +51,7 @@ public:
 private:
     // The backends of one service that have check loops, and the check they run.
     struct Checked {
-        config::HealthConfig check;
+        CheckRunner::CheckPtr check;
         std::vector<const routing::BackendState*> backends;
     };
 
