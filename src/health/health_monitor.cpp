@@ -140,6 +140,11 @@ net::awaitable<void> HealthMonitor::checkLoop(std::shared_ptr<Checker> checker) 
         const auto started = std::chrono::steady_clock::now();
         const CheckResult result = co_await runCheck(toEndpoint(*checker->backend), check, checker->backend->key);
         if (checker->stopped) co_return;
+        // A check that could not run for a reason of this host's says nothing about the backend.
+        if (!result.localError)
+            checker->backend->checks.record(
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
+                result.kind ? &*result.kind : nullptr);
         onResult(*checker, result);
         // Start to start, minus up to a tenth: never later than the interval, never in step.
         checker->timer.expires_at(started + check.interval - jitter(check.interval / 10));

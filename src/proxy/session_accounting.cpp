@@ -1,5 +1,7 @@
 #include "switchyard/proxy/session_accounting.h"
 
+#include <cerrno>
+
 #include "switchyard/health/outlier_trip.h"
 #include "switchyard/proxy/local_error.h"
 #include "switchyard/routing/consistent_hash.h"
@@ -34,6 +36,11 @@ void countConnectAttempt(routing::BackendState& backend, unsigned worker) {
     backend.pool->traffic.slot(worker).connectAttempts.add();
 }
 
+void countRetry(routing::BackendState& backend, unsigned worker) {
+    backend.traffic.slot(worker).retries.add();
+    backend.pool->traffic.slot(worker).retries.add();
+}
+
 void countConnectOk(routing::BackendState& backend, unsigned worker, std::chrono::steady_clock::duration took) {
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     backend.pool->latency(worker).connect.record(static_cast<uint64_t>(micros < 0 ? 0 : micros));
@@ -53,6 +60,13 @@ void countConnectFailure(const routing::ServiceRoute& service, routing::BackendS
     }
     counters.connectFailures.add();
     poolCounters.connectFailures.add();
+    if (err == ETIMEDOUT) {
+        counters.connectTimeouts.add();
+        poolCounters.connectTimeouts.add();
+    } else if (err == ECONNREFUSED) {
+        counters.connectRefused.add();
+        poolCounters.connectRefused.add();
+    }
     const uint32_t run = backend.consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
     health::noteBackendFailure(service, backend, run);
 }
@@ -115,8 +129,10 @@ void FirstBytes::backendByte(routing::BackendState& backend, unsigned worker, St
 }
 
 void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReason reason, bool sawBackendByte,
-                     const routing::SnapshotPtr& current, std::size_t serviceIndex) {
+                     const routing::SnapshotPtr& current, std::size_t serviceIndex, SteadyTime connectedAt) {
     backend.active.fetch_sub(1, std::memory_order_relaxed);
+    const auto lived = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - connectedAt);
+    backend.pool->latency(worker).duration.record(static_cast<uint64_t>(lived.count() < 0 ? 0 : lived.count()));
     if (!sawBackendByte && (reason == CloseReason::BackendClose || reason == CloseReason::BackendReset)) {
         backend.traffic.slot(worker).earlyCloses.add();
         backend.pool->traffic.slot(worker).earlyCloses.add();

@@ -45,6 +45,12 @@ def total(samples, name, **labels):
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
+def ended(samples, svc):
+    """Client connections of `svc` that ended: after a backend, or before any."""
+    return total(samples, "switchyard_connections_closed_total", service=svc) + \
+        total(samples, "switchyard_connections_unserved_total", service=svc)
+
+
 def metrics_daemon(switchyard, services, **extra):
     address = free_address()
     cfg = {"metrics": {"listen": address}}
@@ -59,7 +65,7 @@ def settled(d, svc):
     def done():
         s = parse(scrape(d.metrics_address))
         accepted = value(s, "switchyard_connections_accepted_total", service=svc) or 0
-        closed = total(s, "switchyard_connections_closed_total", service=svc)
+        closed = ended(s, svc)
         active = value(s, "switchyard_connections_active", service=svc)
         return s if accepted >= 1 and closed == accepted and active == 0 else None
     return wait_until(done, 5, 0.05, "the readiness probe's connection to end")
@@ -82,7 +88,7 @@ def test_scrape_shows_per_pool_and_per_backend_traffic_exactly(backends, switchy
     def after_traffic():
         s = parse(scrape(d.metrics_address))
         return s if value(s, "switchyard_connections_active", service="web") == 0 and \
-            total(s, "switchyard_connections_closed_total", service="web") == \
+            ended(s, "web") == \
             value(s, "switchyard_connections_accepted_total", service="web") else None
     after = wait_until(after_traffic, 5, 0.05, "every connection to be counted as closed")
 
@@ -148,15 +154,22 @@ def test_connect_failures_are_counted_against_the_backend_and_the_close_reason(b
 
     def counted():
         s = parse(scrape(d.metrics_address))
-        return s if total(s, "switchyard_connections_closed_total", service="web", reason="connect_failed") - \
-            total(before, "switchyard_connections_closed_total", service="web", reason="connect_failed") >= 2 else None
+        return s if total(s, "switchyard_connections_unserved_total", service="web", reason="connect_failed") - \
+            total(before, "switchyard_connections_unserved_total", service="web", reason="connect_failed") >= 2 else None
     after = wait_until(counted, 5, 0.05, "two connect failures to be counted")
 
     def delta(name, **labels):
         return total(after, name, **labels) - total(before, name, **labels)
-    assert delta("switchyard_connections_closed_total", service="web", reason="connect_failed") == 2
+    assert delta("switchyard_connections_unserved_total", service="web", reason="connect_failed") == 2
     assert delta("switchyard_upstream_connect_attempts_total", service="web", pool="blue", backend=dead) == 2
     assert delta("switchyard_upstream_connect_failures_total", service="web", pool="blue", backend=dead) == 2
+    # A dead port on loopback refuses: the breakdown says so, and nothing is blamed on this host.
+    assert delta("switchyard_upstream_connect_errors_total", service="web", pool="blue", backend=dead,
+                 reason="refused") == 2
+    assert delta("switchyard_upstream_connect_errors_total", service="web", pool="blue", backend=dead,
+                 reason="timeout") == 0
+    assert delta("switchyard_upstream_connect_errors_total", service="web", pool="blue", backend=dead,
+                 reason="local") == 0
     assert delta("switchyard_pool_connect_failures_total", service="web", pool="blue") == 2
     assert delta("switchyard_upstream_connections_total", service="web", pool="blue") == 0
 

@@ -34,6 +34,8 @@ void countClosedWithoutBackend(routing::ServiceState& state, CloseReason reason)
 void countProxyHeaderFailure(routing::ServiceState& state, bool timedOut);
 
 void countConnectAttempt(routing::BackendState& backend, unsigned worker);
+// A connect about to be tried on `backend` after an earlier one of the same client failed.
+void countRetry(routing::BackendState& backend, unsigned worker);
 void countConnectOk(routing::BackendState& backend, unsigned worker, std::chrono::steady_clock::duration took);
 // `err` is an errno value (ETIMEDOUT for the connect timeout). Reaching the
 // outlier threshold ejects the backend before this connection's retry picks.
@@ -92,9 +94,10 @@ private:
 // A session that reached a backend ended: its active count, an early close
 // (closed or reset before the backend's first byte, an error for rollout gates
 // and outlier detection) and the close reason. `current` is the worker's
-// snapshot now (the session let its own go after connect).
+// snapshot now (the session let its own go after connect). `connectedAt`: when
+// the upstream connection was established (its duration goes to the pool's histogram).
 void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReason reason, bool sawBackendByte,
-                     const routing::SnapshotPtr& current, std::size_t serviceIndex);
+                     const routing::SnapshotPtr& current, std::size_t serviceIndex, SteadyTime connectedAt);
 
 // The access-log line (only when telemetry::accessLogEnabled() was true at accept).
 struct AccessInfo {

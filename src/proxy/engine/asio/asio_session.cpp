@@ -112,7 +112,7 @@ net::awaitable<void> AsioSession::run() {
 
     bytes_.flush(*backend_, worker_.index());
     countSessionEnd(*backend_, worker_.index(), reason_, firstBytes_.sawBackendByte(), worker_.snapshot(),
-                    serviceIndex_);
+                    serviceIndex_, connectedAt_);
     log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
                bytes_.total(0), bytes_.total(1));
     close(reason_);
@@ -198,6 +198,7 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
             co_return false;
         }
         const routing::BackendHandle& handle = pick.backend->handle;
+        if (attempt > 0) countRetry(*handle, worker_.index());
         const auto started = std::chrono::steady_clock::now();
         const error_code ec = co_await connectOnce(*handle, service.connectTimeout);
         if (!ec) {

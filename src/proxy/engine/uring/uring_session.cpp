@@ -164,7 +164,8 @@ void UringSession::finish() {
     releasePipe(1);
     if (backend_) {
         bytes_.flush(*backend_, worker);
-        countSessionEnd(*backend_, worker, reason_, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_);
+        countSessionEnd(*backend_, worker, reason_, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_,
+                        connectedAt_);
         log()->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
                      bytes_.total(0), bytes_.total(1));
     }
@@ -307,6 +308,7 @@ void UringSession::connectNext() {
         ++s.attemptsMade;
         s.trying = pick.backend->handle;
         routing::BackendState& b = *s.trying;
+        if (s.attemptsMade > 1) countRetry(b, worker);
         countConnectAttempt(b, worker);
         const int fd = ::socket(b.sockaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
