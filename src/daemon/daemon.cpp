@@ -111,7 +111,13 @@ void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Sh
                     SystemdNotifier& notifier) {
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
-        if (signal == SIGHUP) {
+        if (signal == SIGUSR1) {
+            // logrotate moved the access log away: write to a new file at its path.
+            if (const std::string error = telemetry::reopenAccessLog(); !error.empty())
+                telemetry::logger("daemon")->error("SIGUSR1: cannot reopen the access log: {}", error);
+            else
+                telemetry::logger("daemon")->info("SIGUSR1: access log reopened");
+        } else if (signal == SIGHUP) {
             notifier.reloading();
             const auto report = control.reload();
             if (!report.outcome.ok)
@@ -168,7 +174,9 @@ int runDaemon(DaemonOptions options) {
     config::Config& config = options.config;
     raiseFileLimit(config);
     if (config.log.accessLog) {
-        if (const std::string error = telemetry::setupAccessLog(true, config.log.accessLogPath); !error.empty()) {
+        if (const std::string error =
+                telemetry::setupAccessLog(true, config.log.accessLogPath, config.log.accessLogFormat);
+            !error.empty()) {
             log->error("cannot start: {}", error);
             return 1;
         }
@@ -249,8 +257,11 @@ int runDaemon(DaemonOptions options) {
     }
     control.onPublished([&control, log](const control::MasterState&) {
         const config::LogConfig& wanted = control.config().log;
+        telemetry::setAccessLogFormat(wanted.accessLogFormat);
         if (wanted.accessLog == telemetry::accessLogEnabled()) return;
-        if (const std::string error = telemetry::setupAccessLog(wanted.accessLog, wanted.accessLogPath); !error.empty())
+        if (const std::string error =
+                telemetry::setupAccessLog(wanted.accessLog, wanted.accessLogPath, wanted.accessLogFormat);
+            !error.empty())
             log->error("access log: {}", error);
     });
 
@@ -263,6 +274,7 @@ int runDaemon(DaemonOptions options) {
     Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace, notifier);
     shutdown.onBegin([&metrics] { metrics.setReady(false); });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
+    signals.add(SIGUSR1);
     waitForSignals(signals, control, shutdown, notifier);
 
     // Every listener is bound and the state file loaded by now.

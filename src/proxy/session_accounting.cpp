@@ -36,9 +36,20 @@ void countConnectAttempt(routing::BackendState& backend, unsigned worker) {
     backend.pool->traffic.slot(worker).connectAttempts.add();
 }
 
-void countRetry(routing::BackendState& backend, unsigned worker) {
+void countRetry(routing::BackendState& backend, unsigned worker, AccessInfo* access) {
     backend.traffic.slot(worker).retries.add();
     backend.pool->traffic.slot(worker).retries.add();
+    if (access) ++access->retries;
+}
+
+void startAccessInfo(AccessInfo& info, int clientFd) {
+    info.start = std::chrono::steady_clock::now();
+    info.accepted = std::chrono::system_clock::now();
+    info.clientLen = sizeof info.client;
+    if (::getpeername(clientFd, reinterpret_cast<sockaddr*>(&info.client), &info.clientLen) != 0) info.clientLen = 0;
+    info.listenerLen = sizeof info.listener;
+    if (::getsockname(clientFd, reinterpret_cast<sockaddr*>(&info.listener), &info.listenerLen) != 0)
+        info.listenerLen = 0;
 }
 
 void countConnectOk(routing::BackendState& backend, unsigned worker, std::chrono::steady_clock::duration took) {
@@ -123,7 +134,8 @@ void FirstBytes::backendByte(routing::BackendState& backend, unsigned worker, St
     sawBackendByte_ = true;
     const SteadyTime from = firstClientByteAt_ != SteadyTime{} ? firstClientByteAt_ : connectedAt;
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - from).count();
-    backend.pool->latency(worker).ttfb.record(static_cast<uint64_t>(micros < 0 ? 0 : micros));
+    ttfb_ = std::chrono::microseconds(micros < 0 ? 0 : micros);
+    backend.pool->latency(worker).ttfb.record(static_cast<uint64_t>(ttfb_.count()));
     if (backend.consecutiveFailures.load(std::memory_order_relaxed) != 0)
         backend.consecutiveFailures.store(0, std::memory_order_relaxed);
 }
@@ -145,14 +157,22 @@ void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReaso
 }
 
 void logSessionAccess(const AccessInfo& info, std::string_view service, const routing::BackendState* backend,
-                      SteadyTime connectedAt, uint64_t bytesIn, uint64_t bytesOut, CloseReason reason) {
+                      SteadyTime connectedAt, uint64_t bytesIn, uint64_t bytesOut, CloseReason reason,
+                      const FirstBytes& firstBytes) {
     using std::chrono::duration_cast;
     using std::chrono::microseconds;
     telemetry::AccessRecord r;
+    r.accepted = info.accepted;
     if (info.clientLen > 0) {
         r.client = reinterpret_cast<const sockaddr*>(&info.client);
         r.clientLen = info.clientLen;
     }
+    if (info.listenerLen > 0) {
+        r.listener = reinterpret_cast<const sockaddr*>(&info.listener);
+        r.listenerLen = info.listenerLen;
+    }
+    r.retries = info.retries;
+    r.ttfb = firstBytes.ttfb();
     r.service = backend ? std::string_view(backend->service) : service;
     if (backend) {
         r.pool = config::toString(backend->colour);
