@@ -3,31 +3,19 @@ every service, pool, split and backend from /status, and shows a new split after
 
 import html.parser
 import os
-import shutil
 import subprocess
-import tempfile
 
+from browser import COMMON_FLAGS, LivePage, chromium, profile_dir
 from daemon import service
 from netutil import free_address
 from waiters import wait_until
 
 
-def chromium():
-    path = shutil.which("chromium")
-    assert path, "chromium not found: scripts/install-deps.sh installs Debian's chromium package"
-    return path
-
-
 def browse(url, tmp_path, *extra, timeout=60):
     """Loads `url` headless and returns the rendered DOM (--dump-dom), or runs `extra` (--screenshot)."""
-    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
     # --virtual-time-budget lets the page's fetch of /status finish before the DOM is dumped.
-    # A profile of its own per run: a second Chromium on a profile still in use
-    # hands the URL to the first one and exits at once, printing nothing.
-    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           "--no-first-run", "--no-default-browser-check", f"--user-data-dir={profile}",
-           "--virtual-time-budget=3000", *(extra or ("--dump-dom",)), url]
+    cmd = [chromium(), *COMMON_FLAGS, f"--user-data-dir={profile_dir(tmp_path)}", "--virtual-time-budget=3000",
+           *(extra or ("--dump-dom",)), url]
     env = dict(os.environ, HOME=str(tmp_path))
     result = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
@@ -98,3 +86,23 @@ def test_browser_screenshot_of_the_status_page(backends, switchyard, tmp_path):
     browse(f"http://{metrics}/", tmp_path, f"--screenshot={shot}", "--window-size=390,844")   # a phone
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+
+
+def test_an_open_page_follows_a_split_without_reloading(backends, switchyard, tmp_path):
+    metrics = free_address()
+    d = switchyard([service("web", free_address(), blue=[backends.name("blue-1")], green=[backends.name("green-1")])],
+                   extra={"metrics": {"listen": metrics}})
+    page = LivePage(f"http://{metrics}/", tmp_path)
+    try:
+        intent = "document.querySelector('[data-service=\"web\"] [data-split=\"intent\"] .bar')?.dataset.blue"
+        wait_until(lambda: page.evaluate(intent) == "100", 30, 0.1, "the page to show blue=100")
+        page.evaluate("window.stillTheSamePage = true")
+        assert d.admin("split web blue=30 green=70")["ok"] is True
+        # The page polls /status every 2 s: the bar moves within a few seconds, in the same document.
+        wait_until(lambda: page.evaluate(intent) == "30", 10, 0.1, "the open page to show the new split")
+        assert page.evaluate("window.stillTheSamePage") is True
+        effective = intent.replace("intent", "effective").replace(".blue", ".green")
+        assert page.evaluate(effective) == "70"
+        assert page.evaluate("document.getElementById('conn').className") == "meta"   # not stale
+    finally:
+        page.close()
