@@ -59,7 +59,7 @@ table { border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums;
 th, td { text-align:left; padding:.25em .45em; border-bottom:1px solid var(--line); white-space:nowrap; }
 th { color:var(--muted); font-weight:500; font-size:.85em; }
 td.num, th.num { text-align:right; }
-td.why { white-space:normal; color:var(--muted); min-width:10em; }
+td.why { white-space:normal; overflow-wrap:anywhere; color:var(--muted); min-width:10em; }
 .up { color:var(--green); font-weight:600; } .down { color:var(--bad); font-weight:600; }
 .empty { color:var(--muted); font-style:italic; }
 footer { color:var(--muted); text-align:center; padding:1em; font-size:.85em; }
@@ -117,9 +117,12 @@ function rollout(r) {
              (w.enough_samples ? "" : " · waiting for samples") + `</div>`;
     if (w.gates && w.gates.length) {
       window += `<div class="scroll"><table class="gates"><tr><th>gate</th><th class="num">limit</th><th class="num">observed</th><th class="num">samples</th><th>verdict</th></tr>`;
-      for (const g of w.gates)
-        window += `<tr><td>${esc(g.gate)}</td><td class="num">${num(g.limit)}</td><td class="num">${num(g.observed)}</td>` +
+      for (const g of w.gates) {
+        // Latency gates are in milliseconds; the rest are ratios or counts.
+        const unit = /p99/.test(g.gate) ? " ms" : "";
+        window += `<tr><td>${esc(g.gate)}</td><td class="num">${num(g.limit)}${unit}</td><td class="num">${num(g.observed)}${unit}</td>` +
                   `<td class="num">${num(g.samples)}</td><td>${esc(g.verdict)}${g.note ? " <small>" + esc(g.note) + "</small>" : ""}</td></tr>`;
+      }
       window += `</table></div>`;
     }
   }

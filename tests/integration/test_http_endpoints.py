@@ -184,3 +184,32 @@ def test_metrics_pass_promtool_check_metrics(backends, switchyard):
         label_sets.setdefault(m.group(1), set()).add(names)
     mixed = {name: sets for name, sets in label_sets.items() if len(sets) > 1}
     assert not mixed, mixed
+
+
+def test_a_crowd_of_silent_clients_cannot_lock_scrapers_out(backends, switchyard):
+    # More silent connections than the listener keeps (256): the ones idle longest make room.
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[backends.echo()])])
+    host, port = d.metrics_address.rsplit(":", 1)
+    crowd = []
+    try:
+        for _ in range(300):
+            crowd.append(socket.create_connection((host, int(port))))
+        for _ in range(5):
+            started = time.monotonic()
+            status, _, body = get(d.metrics_address, "/metrics", timeout=2)
+            assert status == 200 and b"switchyard_build_info" in body
+            assert time.monotonic() - started < 1.0
+
+        def closed(s):
+            s.setblocking(False)
+            try:
+                return s.recv(1) == b""
+            except BlockingIOError:
+                return False
+        # The oldest were closed to make room; the newest are still open.
+        wait_until(lambda: closed(crowd[0]), 5, 0.05, "the oldest idle client to be closed")
+        assert not closed(crowd[-1])
+        assert "closing the one idle longest" in d.log()
+    finally:
+        for s in crowd:
+            s.close()
