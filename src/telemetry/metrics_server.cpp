@@ -134,13 +134,18 @@ private:
         waitingForRequest_ = false;
         if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted)
             return close();
-        if (ec) return respond(simple(http::status::bad_request, "bad request: " + ec.message() + "\n"));
+        if (ec) {
+            // The stream is out of step after a bad request: answer, then close.
+            request_ = {};
+            request_.keep_alive(false);
+            return respond(simple(http::status::bad_request, "bad request: " + ec.message() + "\n"));
+        }
         request_ = parser_->release();
         route();
     }
 
-    http::response<http::string_body> simple(http::status status, std::string body,
-                                             const char* type = "text/plain; charset=utf-8") {
+    static http::response<http::string_body> simple(http::status status, std::string body,
+                                                    const char* type = "text/plain; charset=utf-8") {
         http::response<http::string_body> res{status, 11};
         res.set(http::field::content_type, type);
         res.body() = std::move(body);

@@ -213,3 +213,17 @@ def test_a_crowd_of_silent_clients_cannot_lock_scrapers_out(backends, switchyard
     finally:
         for s in crowd:
             s.close()
+
+
+def test_a_bad_request_gets_400_and_the_connection_closes(backends, switchyard):
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[backends.echo()])])
+    host, port = d.metrics_address.rsplit(":", 1)
+    for junk in (b"HELLO THERE\r\n\r\n", b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 10000 + b"\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(junk)
+            reply = b""
+            while chunk := s.recv(4096):
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply[:80]
+            assert b"Connection: close" in reply
+    assert get(d.metrics_address, "/ready")[0] == 200
