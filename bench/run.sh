@@ -274,7 +274,7 @@ write_switchyard_config() {
   {
     echo "admin: { socket: $d/admin.sock }"
     # METRICS_COST=1 compares metrics off with metrics scraped every second;
-    # otherwise the exposer is on, unscraped, as in production.
+    # otherwise the metrics listener is on, unscraped, as in production.
     if [ "$metrics" = on ]; then echo "metrics: { listen: 127.0.0.1:$P_METRICS }"; fi
     echo 'state_file: ""'
     echo "workers: $SY_WORKERS"

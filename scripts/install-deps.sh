@@ -9,6 +9,9 @@ packages=(
   catch2 prometheus-cpp-dev libsystemd-dev nlohmann-json3-dev
   python3 python3-pytest python3-pytest-rerunfailures
   curl socat netcat-openbsd iproute2 systemd
+  # promtool (check metrics, check rules, test rules) and a headless browser
+  # for the status page test (tests/integration/test_status_page_browser.py).
+  prometheus chromium
   # The sanitizer builds and the fuzzers (scripts/test.sh runs both every time,
   # so they are always installed): Debian's clang 14, its compiler-rt
   # (ASan/UBSan/TSan runtimes and libFuzzer) and llvm-symbolizer for readable

@@ -614,7 +614,7 @@ void Loader::loadMetrics(const Val& v, MetricsConfig& out) {
 }
 
 void Loader::loadLog(const Val& v, LogConfig& out) {
-    MapView m(*this, v, {"level", "access_log", "access_log_path"});
+    MapView m(*this, v, {"level", "access_log", "access_log_path", "access_log_format"});
     if (!m.valid()) return;
     if (auto l = m.get("level")) {
         word(l,
@@ -629,6 +629,8 @@ void Loader::loadLog(const Val& v, LogConfig& out) {
     }
     if (auto a = m.get("access_log")) boolean(a, out.accessLog);
     if (auto p = m.get("access_log_path")) absolutePath(p, true, out.accessLogPath);
+    if (auto f = m.get("access_log_format"))
+        word(f, {{"text", AccessLogFormat::Text}, {"json", AccessLogFormat::Json}}, out.accessLogFormat);
 }
 
 void Loader::loadService(const Val& v, ServiceConfig& out) {

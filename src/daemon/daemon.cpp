@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -46,6 +47,9 @@ public:
         : context_(context), control_(control), admin_(admin), workers_(workers), grace_(grace), timer_(context),
           notifier_(notifier) {}
 
+    // Runs first when stopping begins (the metrics listener's /ready turns 503).
+    void onBegin(std::function<void()> hook) { onBegin_ = std::move(hook); }
+
     void begin() {
         const auto log = telemetry::logger("daemon");
         if (started_) {
@@ -53,6 +57,7 @@ public:
             std::_Exit(0);
         }
         started_ = true;
+        if (onBegin_) onBegin_();
         notifier_.stopping();
         control_.stopAccepting();
         // Worker calls run in order: once this runs on a worker, its listeners
@@ -99,13 +104,20 @@ private:
     bool started_ = false;
     SystemdNotifier& notifier_;
     std::shared_ptr<std::atomic<std::size_t>> stoppedWorkers_ = std::make_shared<std::atomic<std::size_t>>(0);
+    std::function<void()> onBegin_;
 };
 
 void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Shutdown& shutdown,
                     SystemdNotifier& notifier) {
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
-        if (signal == SIGHUP) {
+        if (signal == SIGUSR1) {
+            // logrotate moved the access log away: write to a new file at its path.
+            if (const std::string error = telemetry::reopenAccessLog(); !error.empty())
+                telemetry::logger("daemon")->error("SIGUSR1: cannot reopen the access log: {}", error);
+            else
+                telemetry::logger("daemon")->info("SIGUSR1: access log reopened");
+        } else if (signal == SIGHUP) {
             notifier.reloading();
             const auto report = control.reload();
             if (!report.outcome.ok)
@@ -162,7 +174,9 @@ int runDaemon(DaemonOptions options) {
     config::Config& config = options.config;
     raiseFileLimit(config);
     if (config.log.accessLog) {
-        if (const std::string error = telemetry::setupAccessLog(true, config.log.accessLogPath); !error.empty()) {
+        if (const std::string error =
+                telemetry::setupAccessLog(true, config.log.accessLogPath, config.log.accessLogFormat);
+            !error.empty()) {
             log->error("cannot start: {}", error);
             return 1;
         }
@@ -243,8 +257,11 @@ int runDaemon(DaemonOptions options) {
     }
     control.onPublished([&control, log](const control::MasterState&) {
         const config::LogConfig& wanted = control.config().log;
+        telemetry::setAccessLogFormat(wanted.accessLogFormat);
         if (wanted.accessLog == telemetry::accessLogEnabled()) return;
-        if (const std::string error = telemetry::setupAccessLog(wanted.accessLog, wanted.accessLogPath); !error.empty())
+        if (const std::string error =
+                telemetry::setupAccessLog(wanted.accessLog, wanted.accessLogPath, wanted.accessLogFormat);
+            !error.empty())
             log->error("access log: {}", error);
     });
 
@@ -255,11 +272,14 @@ int runDaemon(DaemonOptions options) {
                            control.state().services.size(), open, count, engine, control.state().revision);
     });
     Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace, notifier);
+    shutdown.onBegin([&metrics] { metrics.setReady(false); });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
+    signals.add(SIGUSR1);
     waitForSignals(signals, control, shutdown, notifier);
 
     // Every listener is bound and the state file loaded by now.
     notifier.ready();
+    metrics.setReady(true);
     log->info("switchyard {} ready: {} service(s), {} worker(s), engine {}, admin socket {}", SWITCHYARD_VERSION,
               config.services.size(), count, engine, socketPath);
     if (options.demo) {

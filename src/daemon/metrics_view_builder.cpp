@@ -2,6 +2,9 @@
 
 #include <memory>
 
+#include <boost/asio/post.hpp>
+
+#include "switchyard/admin/status_report.h"
 #include "switchyard/proxy/close_reason.h"
 #include "switchyard/rollout/rollout_controller.h"
 
@@ -70,7 +73,14 @@ MetricsViewBuilder::ServiceViewPtr MetricsViewBuilder::buildService(const contro
         sv.accepted = std::shared_ptr<const std::atomic<uint64_t>>(s.state, &s.state->accepted);
         sv.closedWithoutBackend =
             std::shared_ptr<const std::array<std::atomic<uint64_t>, 16>>(s.state, &s.state->closedWithoutBackend);
+        using Live = std::shared_ptr<const std::atomic<uint64_t>>;
+        sv.refusedAtLimit = Live(s.state, &s.state->refusedAtLimit);
+        sv.backendsFull = Live(s.state, &s.state->backendsFull);
+        sv.proxyHeaderErrors = Live(s.state, &s.state->proxyHeaderErrors);
+        sv.proxyHeaderTimeouts = Live(s.state, &s.state->proxyHeaderTimeouts);
     }
+    sv.panic = s.panic;
+    sv.maxConnections = s.config.maxConnections;
     const config::Split effective = s.effectiveSplit();
     for (auto colour : config::kColours) {
         const control::PoolEntry& pool = s.pool(colour);
@@ -89,6 +99,8 @@ MetricsViewBuilder::ServiceViewPtr MetricsViewBuilder::buildService(const contro
                 bv.traffic = std::shared_ptr<const telemetry::TrafficCounters>(b.handle, &b.handle->traffic);
                 bv.active = std::shared_ptr<const std::atomic<int64_t>>(b.handle, &b.handle->active);
                 bv.ejected = std::shared_ptr<const std::atomic<bool>>(b.handle, &b.handle->ejected);
+                bv.limitSkips = std::shared_ptr<const std::atomic<uint64_t>>(b.handle, &b.handle->limitSkips);
+                bv.checks = std::shared_ptr<const telemetry::HealthCheckCounters>(b.handle, &b.handle->checks);
                 // Recorded by the control thread, which publishes each ejection.
                 bv.ejections = b.handle->ejections.load(std::memory_order_relaxed);
             }
@@ -96,6 +108,7 @@ MetricsViewBuilder::ServiceViewPtr MetricsViewBuilder::buildService(const contro
             bv.draining = poolDraining || b.adminState != control::AdminState::Enabled || b.removing;
             bv.weight = b.weight;
             bv.adminState = control::toString(b.adminState);
+            bv.maxConnections = b.maxConnections;
             pv.backends.push_back(std::move(bv));
         }
     }
@@ -123,6 +136,13 @@ MetricsPublisher::MetricsPublisher(boost::asio::io_context& context, control::Co
 
 Result<bool> MetricsPublisher::start(const config::Endpoint& listen) {
     refresh();
+    // /status is the admin `status` reply, built on the control thread (the one
+    // writer of the state it reads); the server thread only waits for the text.
+    server_.setStatusProvider([this, executor = timer_.get_executor()](telemetry::MetricsServer::StatusReply reply) {
+        boost::asio::post(executor, [this, reply = std::move(reply)] {
+            if (running_) reply(admin::statusReportText(control_, ""));
+        });
+    });
     if (auto ok = server_.start(listen); !ok) return ok;
     running_ = true;
     control_.onPublished([this](const control::MasterState&) {

@@ -145,6 +145,11 @@ net::awaitable<void> CheckRunner::run(std::shared_ptr<Loop> loop) {
         CheckResult result = co_await runCheck(toEndpoint(*loop->backend), check, loop->backend->key);
         releaseSlot();
         if (loop->stopped) co_return;
+        // A check that could not run for a reason of this host's says nothing about the backend.
+        if (!result.localError)
+            loop->backend->checks.record(
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
+                result.kind ? &*result.kind : nullptr);
         CheckReport report;
         report.backend = loop->backend;
         if (!result.localError) {

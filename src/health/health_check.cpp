@@ -24,8 +24,8 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kMaxReply = 64 * 1024;
 constexpr std::size_t kMaxStatusLine = 8 * 1024;
 
-CheckResult pass() { return {true, {}}; }
-CheckResult fail(std::string why) { return {false, std::move(why)}; }
+CheckResult pass() { return {true, {}, false, std::nullopt}; }
+CheckResult fail(telemetry::CheckFailure kind, std::string why) { return {false, std::move(why), false, kind}; }
 
 // Printable excerpt of what a backend said, for failure reasons.
 std::string excerpt(const std::string& data) {
@@ -45,8 +45,11 @@ net::awaitable<CheckResult> probe(tcp::socket& socket, tcp::endpoint endpoint, c
                                   const std::string& hostHeader, std::string& phase) {
     phase = "connecting";
     if (auto [ec] = co_await socket.async_connect(endpoint, kTuple); ec) {
-        CheckResult result = fail("connect: " + ec.message());
+        CheckResult result = fail(ec == net::error::connection_refused ? telemetry::CheckFailure::Refused
+                                                                       : telemetry::CheckFailure::ConnectError,
+                                  "connect: " + ec.message());
         result.localError = proxy::isLocalError(ec.value());
+        if (result.localError) result.kind.reset();
         co_return result;
     }
     if (check.type == config::HealthType::Tcp) co_return pass();
@@ -65,7 +68,7 @@ net::awaitable<CheckResult> probe(tcp::socket& socket, tcp::endpoint endpoint, c
     }
     if (!request.empty()) {
         if (auto [ec, n] = co_await net::async_write(socket, net::buffer(request), kTuple); ec)
-            co_return fail("send: " + ec.message());
+            co_return fail(telemetry::CheckFailure::IoError, "send: " + ec.message());
     }
 
     std::string reply;
@@ -76,10 +79,10 @@ net::awaitable<CheckResult> probe(tcp::socket& socket, tcp::endpoint endpoint, c
         if (check.type == config::HealthType::SendExpect) {
             if (reply.find(expect) != std::string::npos) co_return pass();
             if (ec == net::error::eof)
-                co_return fail(reply.empty() ? fmt::format("closed before \"{}\" came (no reply)", excerpt(expect))
+                co_return fail(telemetry::CheckFailure::Closed, reply.empty() ? fmt::format("closed before \"{}\" came (no reply)", excerpt(expect))
                                              : fmt::format("closed before \"{}\" came; got \"{}\"", excerpt(expect),
                                                            excerpt(reply)));
-            if (ec) co_return fail("receive: " + ec.message());
+            if (ec) co_return fail(telemetry::CheckFailure::IoError, "receive: " + ec.message());
             // Keep the tail that could still start a match.
             if (reply.size() > kMaxReply) reply.erase(0, reply.size() - expect.size());
             continue;
@@ -87,15 +90,15 @@ net::awaitable<CheckResult> probe(tcp::socket& socket, tcp::endpoint endpoint, c
         if (const auto eol = reply.find("\r\n"); eol != std::string::npos || reply.size() > kMaxStatusLine) {
             const std::string line = reply.substr(0, eol == std::string::npos ? kMaxStatusLine : eol);
             const int status = parseHttpStatus(line);
-            if (status < 0) co_return fail(fmt::format("not an HTTP response: \"{}\"", excerpt(line)));
+            if (status < 0) co_return fail(telemetry::CheckFailure::BadResponse, fmt::format("not an HTTP response: \"{}\"", excerpt(line)));
             if (status != check.http.expectStatus)
-                co_return fail(fmt::format("HTTP status {}, expected {}", status, check.http.expectStatus));
+                co_return fail(telemetry::CheckFailure::BadStatus, fmt::format("HTTP status {}, expected {}", status, check.http.expectStatus));
             co_return pass();
         }
         if (ec == net::error::eof)
-            co_return fail(reply.empty() ? std::string("closed before an HTTP status line (no reply)")
+            co_return fail(telemetry::CheckFailure::Closed, reply.empty() ? std::string("closed before an HTTP status line (no reply)")
                                          : fmt::format("closed in the HTTP status line: \"{}\"", excerpt(reply)));
-        if (ec) co_return fail("receive: " + ec.message());
+        if (ec) co_return fail(telemetry::CheckFailure::IoError, "receive: " + ec.message());
     }
 }
 
@@ -125,7 +128,7 @@ net::awaitable<CheckResult> runCheck(tcp::endpoint endpoint, config::HealthConfi
     boost::system::error_code ignored;
     socket.close(ignored);
     if (outcome.index() == 1)
-        co_return fail(fmt::format("timeout after {} {}", config::formatDuration(check.timeout), phase));
+        co_return fail(telemetry::CheckFailure::Timeout, fmt::format("timeout after {} {}", config::formatDuration(check.timeout), phase));
     co_return std::get<0>(std::move(outcome));
 }
 

@@ -1,5 +1,7 @@
 #include "switchyard/proxy/session_accounting.h"
 
+#include <cerrno>
+
 #include "switchyard/health/outlier_trip.h"
 #include "switchyard/proxy/local_error.h"
 #include "switchyard/routing/consistent_hash.h"
@@ -34,6 +36,22 @@ void countConnectAttempt(routing::BackendState& backend, unsigned worker) {
     backend.pool->traffic.slot(worker).connectAttempts.add();
 }
 
+void countRetry(routing::BackendState& backend, unsigned worker, AccessInfo* access) {
+    backend.traffic.slot(worker).retries.add();
+    backend.pool->traffic.slot(worker).retries.add();
+    if (access) ++access->retries;
+}
+
+void startAccessInfo(AccessInfo& info, int clientFd) {
+    info.start = std::chrono::steady_clock::now();
+    info.accepted = std::chrono::system_clock::now();
+    info.clientLen = sizeof info.client;
+    if (::getpeername(clientFd, reinterpret_cast<sockaddr*>(&info.client), &info.clientLen) != 0) info.clientLen = 0;
+    info.listenerLen = sizeof info.listener;
+    if (::getsockname(clientFd, reinterpret_cast<sockaddr*>(&info.listener), &info.listenerLen) != 0)
+        info.listenerLen = 0;
+}
+
 void countConnectOk(routing::BackendState& backend, unsigned worker, std::chrono::steady_clock::duration took) {
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     backend.pool->latency(worker).connect.record(static_cast<uint64_t>(micros < 0 ? 0 : micros));
@@ -53,6 +71,13 @@ void countConnectFailure(const routing::ServiceRoute& service, routing::BackendS
     }
     counters.connectFailures.add();
     poolCounters.connectFailures.add();
+    if (err == ETIMEDOUT) {
+        counters.connectTimeouts.add();
+        poolCounters.connectTimeouts.add();
+    } else if (err == ECONNREFUSED) {
+        counters.connectRefused.add();
+        poolCounters.connectRefused.add();
+    }
     const uint32_t run = backend.consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
     health::noteBackendFailure(service, backend, run);
 }
@@ -109,14 +134,17 @@ void FirstBytes::backendByte(routing::BackendState& backend, unsigned worker, St
     sawBackendByte_ = true;
     const SteadyTime from = firstClientByteAt_ != SteadyTime{} ? firstClientByteAt_ : connectedAt;
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - from).count();
-    backend.pool->latency(worker).ttfb.record(static_cast<uint64_t>(micros < 0 ? 0 : micros));
+    ttfb_ = std::chrono::microseconds(micros < 0 ? 0 : micros);
+    backend.pool->latency(worker).ttfb.record(static_cast<uint64_t>(ttfb_.count()));
     if (backend.consecutiveFailures.load(std::memory_order_relaxed) != 0)
         backend.consecutiveFailures.store(0, std::memory_order_relaxed);
 }
 
 void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReason reason, bool sawBackendByte,
-                     const routing::SnapshotPtr& current, std::size_t serviceIndex) {
+                     const routing::SnapshotPtr& current, std::size_t serviceIndex, SteadyTime connectedAt) {
     backend.active.fetch_sub(1, std::memory_order_relaxed);
+    const auto lived = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - connectedAt);
+    backend.pool->latency(worker).duration.record(static_cast<uint64_t>(lived.count() < 0 ? 0 : lived.count()));
     if (!sawBackendByte && (reason == CloseReason::BackendClose || reason == CloseReason::BackendReset)) {
         backend.traffic.slot(worker).earlyCloses.add();
         backend.pool->traffic.slot(worker).earlyCloses.add();
@@ -129,14 +157,22 @@ void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReaso
 }
 
 void logSessionAccess(const AccessInfo& info, std::string_view service, const routing::BackendState* backend,
-                      SteadyTime connectedAt, uint64_t bytesIn, uint64_t bytesOut, CloseReason reason) {
+                      SteadyTime connectedAt, uint64_t bytesIn, uint64_t bytesOut, CloseReason reason,
+                      const FirstBytes& firstBytes) {
     using std::chrono::duration_cast;
     using std::chrono::microseconds;
     telemetry::AccessRecord r;
+    r.accepted = info.accepted;
     if (info.clientLen > 0) {
         r.client = reinterpret_cast<const sockaddr*>(&info.client);
         r.clientLen = info.clientLen;
     }
+    if (info.listenerLen > 0) {
+        r.listener = reinterpret_cast<const sockaddr*>(&info.listener);
+        r.listenerLen = info.listenerLen;
+    }
+    r.retries = info.retries;
+    r.ttfb = firstBytes.ttfb();
     r.service = backend ? std::string_view(backend->service) : service;
     if (backend) {
         r.pool = config::toString(backend->colour);

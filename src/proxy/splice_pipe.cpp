@@ -56,6 +56,7 @@ std::optional<SplicePipe> SplicePipePool::acquire(std::size_t openConnections) {
         SplicePipe pipe = std::move(idle_.back());
         idle_.pop_back();
         ++inUse_;
+        publish();
         return pipe;
     }
     if (pipes >= maxPipes()) return std::nullopt;
@@ -68,6 +69,7 @@ std::optional<SplicePipe> SplicePipePool::acquire(std::size_t openConnections) {
     if (size <= 0) return std::nullopt;
     pipe.capacity_ = static_cast<std::size_t>(size);
     ++inUse_;
+    publish();
     return pipe;
 }
 
@@ -77,9 +79,17 @@ void SplicePipePool::release(SplicePipe pipe) {
     // back to what it had before the traffic (nothing looks leaked).
     if (inUse_ == 0) {
         idle_.clear();
+        publish();
         return;
     }
     if (pipe.bytes_ == 0 && inUse_ + idle_.size() < maxPipes()) idle_.push_back(std::move(pipe));
+    publish();
+}
+
+void SplicePipePool::publish() {
+    if (!gauges_) return;
+    gauges_->splicePipesInUse.store(static_cast<int64_t>(inUse_), std::memory_order_relaxed);
+    gauges_->splicePipesPooled.store(static_cast<int64_t>(idle_.size()), std::memory_order_relaxed);
 }
 
 } // namespace switchyard::proxy

@@ -10,6 +10,7 @@
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/histogram.h"
 #include "switchyard/telemetry/metrics_process.h"
+#include "switchyard/telemetry/worker_gauges.h"
 
 namespace switchyard::telemetry {
 namespace {
@@ -18,9 +19,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
-
-constexpr std::array<double, 3> kQuantiles{0.5, 0.9, 0.99};
-constexpr std::array<const char*, 3> kQuantileLabels{"0.5", "0.9", "0.99"};
 
 // Families are created in the order they appear on /metrics and filled as the
 // view is walked once; empty families are dropped at the end.
@@ -56,20 +54,33 @@ void gauge(MetricFamily& f, Labels labels, double value) {
     f.metric.push_back(std::move(m));
 }
 
-void histogram(MetricFamily& f, Labels labels, const HistogramData& data) {
+void histogram(MetricFamily& f, Labels labels, const HistogramData& data,
+               const std::vector<double>& bounds = latencyBucketBounds()) {
     ClientMetric m;
     m.label = std::move(labels);
     // The count is the sum of the buckets read, so +Inf always equals it even
     // while a worker is between its bucket and count stores.
     uint64_t total = 0;
     for (uint64_t b : data.buckets) total += b;
-    for (double bound : latencyBucketBounds()) {
+    for (double bound : bounds) {
         const auto micros = static_cast<uint64_t>(bound * 1e6 + 0.5);
         m.histogram.bucket.push_back({data.countAtMost(micros), bound});
     }
     m.histogram.bucket.push_back({total, std::numeric_limits<double>::infinity()});
     m.histogram.sample_count = total;
     m.histogram.sample_sum = static_cast<double>(data.sumMicros) / 1e6;
+    f.metric.push_back(std::move(m));
+}
+
+void checkHistogram(MetricFamily& f, Labels labels, const HealthCheckCounters& checks) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    const auto cumulative = checks.durationBuckets();
+    for (std::size_t i = 0; i < kCheckDurationBounds.size(); ++i)
+        m.histogram.bucket.push_back({cumulative[i], kCheckDurationBounds[i]});
+    m.histogram.bucket.push_back({cumulative.back(), std::numeric_limits<double>::infinity()});
+    m.histogram.sample_count = cumulative.back();
+    m.histogram.sample_sum = checks.durationSumSeconds();
     f.metric.push_back(std::move(m));
 }
 
@@ -85,6 +96,11 @@ double d(uint64_t v) { return static_cast<double>(v); }
 const std::vector<double>& latencyBucketBounds() {
     static const std::vector<double> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                             0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+    return bounds;
+}
+
+const std::vector<double>& connectionDurationBounds() {
+    static const std::vector<double> bounds{0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 14400, 86400};
     return bounds;
 }
 
@@ -114,8 +130,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     auto& active = fam.add("switchyard_connections_active",
                            "Client connections open now, routed or still connecting.", G);
     auto& closed = fam.add("switchyard_connections_closed_total",
-                           "Client connections ended, by reason; pool and backend are absent for connections "
-                           "that never reached a backend.", C);
+                           "Client connections that reached a backend and ended, by reason.", C);
+    auto& unserved = fam.add("switchyard_connections_unserved_total",
+                             "Client connections closed before any backend served them, by reason.", C);
     auto& upActive = fam.add("switchyard_upstream_connections_active",
                              "Proxied connections open now on the backend.", G);
     auto& upDraining = fam.add("switchyard_upstream_connections_draining",
@@ -146,10 +163,39 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     auto& ttfbHist = fam.add("switchyard_upstream_ttfb_seconds",
                              "Time to the first backend byte after the first client byte (after connect when the "
                              "server speaks first), per pool.", MetricType::Histogram);
-    auto& connectQ = fam.add("switchyard_upstream_connect_quantile_seconds",
-                             "Upstream connect time quantiles since start, from a log-linear histogram (within 2%).", G);
-    auto& ttfbQ = fam.add("switchyard_upstream_ttfb_quantile_seconds",
-                          "Time-to-first-byte quantiles since start, from a log-linear histogram (within 2%).", G);
+
+    auto& durationHist = fam.add("switchyard_upstream_connection_duration_seconds",
+                                 "How long upstream connections lived, from established to closed, per pool.",
+                                 MetricType::Histogram);
+    auto& retries = fam.add("switchyard_upstream_retries_total",
+                            "Upstream connects tried after an earlier connect of the same client failed, "
+                            "counted on the backend retried.", C);
+    auto& connectErrors = fam.add("switchyard_upstream_connect_errors_total",
+                                  "Upstream connects that failed, by reason: timeout, refused, other (all three "
+                                  "count against the backend) and local (this host's: EMFILE, EADDRNOTAVAIL).", C);
+    auto& poolRetries = fam.add("switchyard_pool_retries_total", "Upstream connects tried as retries, per pool.", C);
+    auto& checks = fam.add("switchyard_backend_checks_total", "Active health checks run against the backend.", C);
+    auto& checkFailures = fam.add("switchyard_backend_check_failures_total",
+                                  "Active health checks that failed, by reason (timeout, refused, connect_error, "
+                                  "io_error, closed, bad_response, bad_status).", C);
+    auto& checkDuration = fam.add("switchyard_backend_check_duration_seconds",
+                                  "How long active health checks took.", MetricType::Histogram);
+    auto& backendMax = fam.add("switchyard_backend_max_connections",
+                               "The backend's max_connections (only backends that have one).", G);
+    auto& backendLimitSkips = fam.add("switchyard_backend_limit_skips_total",
+                                      "Picks that passed the backend over because it was at its max_connections.", C);
+    auto& serviceMax = fam.add("switchyard_max_connections", "The service's max_connections.", G);
+    auto& limitRefused = fam.add("switchyard_connections_limit_refused_total",
+                                 "Client connections refused because the service was at its max_connections.", C);
+    auto& backendsFull = fam.add("switchyard_backends_full_total",
+                                 "Client connections that found every pickable backend at its max_connections.", C);
+    auto& proxyErrors = fam.add("switchyard_proxy_header_errors_total",
+                                "Incoming PROXY headers (accept_proxy) that were malformed, cut short or late.", C);
+    auto& proxyTimeouts = fam.add("switchyard_proxy_header_timeouts_total",
+                                  "Incoming PROXY headers that did not arrive in time (also counted as errors).", C);
+    auto& panic = fam.add("switchyard_panic_active",
+                          "1 while the service is in panic mode (no healthy backend where traffic goes: health "
+                          "is ignored).", G);
 
     auto& backendUp = fam.add("switchyard_backend_up", "1 if the backend passes its health checks, else 0.", G);
     auto& backendEjected = fam.add("switchyard_backend_ejected", "1 while outlier detection ejects the backend.", G);
@@ -175,6 +221,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     auto& saveFailures = fam.add("switchyard_state_save_failures_total", "State-file saves that failed.", C);
     auto& accessDropped = fam.add("switchyard_access_log_dropped_total",
                                   "Access-log lines dropped because the writer fell behind.", C);
+    auto& pipesInUse = fam.add("switchyard_worker_splice_pipes_in_use",
+                               "Splice pipes a bulk flow holds now, per worker (two descriptors each).", G);
+    auto& pipesPooled = fam.add("switchyard_worker_splice_pipes_pooled",
+                                "Empty splice pipes kept for the next bulk flow, per worker.", G);
 
     if (view) {
         for (const ServiceMetricsView& s : view->services) {
@@ -183,7 +233,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             if (s.active) gauge(active, sl, static_cast<double>(s.active->load(std::memory_order_relaxed)));
             if (s.closedWithoutBackend)
                 for (const auto& r : view->serviceCloseReasons)
-                    counter(closed, with(sl, "reason", r.name),
+                    counter(unserved, with(sl, "reason", r.name),
                             d((*s.closedWithoutBackend)[static_cast<std::size_t>(r.slot)].load(std::memory_order_relaxed)));
             for (const PoolMetricsView& p : s.pools) {
                 const Labels pl = with(sl, "pool", p.colour);
@@ -191,6 +241,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                     const Labels bl = with(pl, "backend", b.address);
                     if (b.traffic) {
                         const TrafficTotals t = b.traffic->totals();
+                        counter(retries, bl, d(t.retries));
+                        counter(connectErrors, with(bl, "reason", "timeout"), d(t.connectTimeouts));
+                        counter(connectErrors, with(bl, "reason", "refused"), d(t.connectRefused));
+                        counter(connectErrors, with(bl, "reason", "other"),
+                                d(t.connectFailures - std::min(t.connectFailures, t.connectTimeouts + t.connectRefused)));
+                        counter(connectErrors, with(bl, "reason", "local"), d(t.localErrors));
                         for (const auto& r : view->backendCloseReasons)
                             counter(closed, with(bl, "reason", r.name), d(t.closed[static_cast<std::size_t>(r.slot)]));
                         counter(attempts, bl, d(t.connectAttempts));
@@ -210,6 +266,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                     gauge(backendWeight, bl, b.weight);
                     for (const char* state : {"enabled", "drain", "disabled"})
                         gauge(backendAdmin, with(bl, "state", state), b.adminState == state ? 1 : 0);
+                    if (b.maxConnections > 0) gauge(backendMax, bl, b.maxConnections);
+                    if (b.limitSkips) counter(backendLimitSkips, bl, d(b.limitSkips->load(std::memory_order_relaxed)));
+                    if (b.checks) {
+                        counter(checks, bl, d(b.checks->attempts()));
+                        for (std::size_t k = 0; k < kCheckFailureKinds; ++k) {
+                            const auto kind = static_cast<CheckFailure>(k);
+                            counter(checkFailures, with(bl, "reason", std::string(toString(kind))),
+                                    d(b.checks->failures(kind)));
+                        }
+                        checkHistogram(checkDuration, bl, *b.checks);
+                    }
                 }
                 if (p.counters) {
                     const TrafficTotals t = p.counters->traffic.totals();
@@ -223,10 +290,8 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                     const HistogramData ttfb = p.counters->ttfbHistogram();
                     histogram(connectHist, pl, connect);
                     histogram(ttfbHist, pl, ttfb);
-                    for (std::size_t i = 0; i < kQuantiles.size(); ++i) {
-                        gauge(connectQ, with(pl, "quantile", kQuantileLabels[i]), connect.quantile(kQuantiles[i]) / 1e6);
-                        gauge(ttfbQ, with(pl, "quantile", kQuantileLabels[i]), ttfb.quantile(kQuantiles[i]) / 1e6);
-                    }
+                    histogram(durationHist, pl, p.counters->durationHistogram(), connectionDurationBounds());
+                    counter(poolRetries, pl, d(t.retries));
                 }
                 gauge(poolWeight, pl, p.weight);
                 gauge(poolEffective, pl, p.effectiveWeight);
@@ -235,6 +300,15 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             gauge(generation, sl, d(s.generation));
             gauge(revision, sl, d(s.revision));
             gauge(fallbackActive, sl, s.fallbackActive ? 1 : 0);
+            gauge(panic, sl, s.panic ? 1 : 0);
+            gauge(serviceMax, sl, s.maxConnections);
+            auto live = [](const std::shared_ptr<const std::atomic<uint64_t>>& p) {
+                return p ? d(p->load(std::memory_order_relaxed)) : 0.0;
+            };
+            if (s.refusedAtLimit) counter(limitRefused, sl, live(s.refusedAtLimit));
+            if (s.backendsFull) counter(backendsFull, sl, live(s.backendsFull));
+            if (s.proxyHeaderErrors) counter(proxyErrors, sl, live(s.proxyHeaderErrors));
+            if (s.proxyHeaderTimeouts) counter(proxyTimeouts, sl, live(s.proxyHeaderTimeouts));
             counter(fallbacks, sl, d(s.fallbacks));
             gauge(rolloutActive, sl, s.rollout.active ? 1 : 0);
             gauge(rolloutStep, sl, s.rollout.step);
@@ -246,6 +320,11 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         counter(saveFailures, {}, d(view->saveFailures));
     }
     counter(accessDropped, {}, d(accessLogDropped()));
+    for (unsigned w = 0; w < workerSlots(); ++w) {
+        const WorkerGauges& g = workerGauges(w);
+        gauge(pipesInUse, {{"worker", std::to_string(w)}}, d(static_cast<uint64_t>(g.splicePipesInUse.load(std::memory_order_relaxed))));
+        gauge(pipesPooled, {{"worker", std::to_string(w)}}, d(static_cast<uint64_t>(g.splicePipesPooled.load(std::memory_order_relaxed))));
+    }
 
     std::vector<MetricFamily> out = fam.take();
     if (processMetrics_) appendProcessMetrics(out);

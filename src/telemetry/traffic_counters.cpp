@@ -1,12 +1,40 @@
 #include "switchyard/telemetry/traffic_counters.h"
 
+#include <mutex>
+#include <vector>
+
+#include "switchyard/telemetry/worker_gauges.h"
+
 namespace switchyard::telemetry {
 namespace {
 std::atomic<unsigned> g_slots{1};
-}
+// Grown only by setWorkerSlots, before any worker runs; an old array is kept
+// so a reference handed out earlier (tests) stays valid.
+struct GaugeArray {
+    std::unique_ptr<WorkerGauges[]> gauges;
+    unsigned size;
+};
+std::mutex g_gaugesMutex;
+std::vector<std::unique_ptr<GaugeArray>> g_allGauges;   // every array ever handed out
+GaugeArray g_firstGauges{std::make_unique<WorkerGauges[]>(1), 1};
+std::atomic<GaugeArray*> g_gauges{&g_firstGauges};
+} // namespace
 
-void setWorkerSlots(unsigned slots) { g_slots.store(slots == 0 ? 1 : slots); }
+void setWorkerSlots(unsigned slots) {
+    slots = slots == 0 ? 1 : slots;
+    std::lock_guard lock(g_gaugesMutex);
+    if (slots > g_gauges.load()->size) {
+        g_allGauges.push_back(std::make_unique<GaugeArray>(GaugeArray{std::make_unique<WorkerGauges[]>(slots), slots}));
+        g_gauges.store(g_allGauges.back().get());
+    }
+    g_slots.store(slots);
+}
 unsigned workerSlots() { return g_slots.load(); }
+
+WorkerGauges& workerGauges(unsigned worker) {
+    const GaugeArray* a = g_gauges.load();
+    return a->gauges[worker % a->size];
+}
 
 TrafficCounters::TrafficCounters() : count_(workerSlots()), slots_(new TrafficSlot[count_]) {}
 
@@ -17,6 +45,9 @@ TrafficTotals TrafficCounters::totals() const {
         t.connectAttempts += s.connectAttempts.get();
         t.connectFailures += s.connectFailures.get();
         t.localErrors += s.localErrors.get();
+        t.connectTimeouts += s.connectTimeouts.get();
+        t.connectRefused += s.connectRefused.get();
+        t.retries += s.retries.get();
         t.connections += s.connections.get();
         t.earlyCloses += s.earlyCloses.get();
         t.bytesIn += s.bytesIn.get();
@@ -31,6 +62,12 @@ PoolCounters::PoolCounters() : count_(workerSlots()), latency_(new PoolLatencySl
 HistogramData PoolCounters::connectHistogram() const {
     HistogramData d;
     for (unsigned i = 0; i < count_; ++i) latency_[i].connect.addTo(d);
+    return d;
+}
+
+HistogramData PoolCounters::durationHistogram() const {
+    HistogramData d;
+    for (unsigned i = 0; i < count_; ++i) latency_[i].duration.addTo(d);
     return d;
 }
 

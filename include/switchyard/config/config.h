@@ -156,10 +156,13 @@ struct MetricsConfig {
     bool operator==(const MetricsConfig&) const = default;
 };
 
+enum class AccessLogFormat { Text, Json };
+
 struct LogConfig {
     LogLevel level = LogLevel::Info;
     bool accessLog = false;
     std::string accessLogPath;          // empty: stderr (the journal under systemd)
+    AccessLogFormat accessLogFormat = AccessLogFormat::Text;   // logfmt, or one JSON object a line
     bool operator==(const LogConfig&) const = default;
 };
 

@@ -44,16 +44,19 @@ private:
     std::map<std::string, uint64_t> rolloutCounted_;
 };
 
-// The daemon's metrics: collector, exposer and the view kept fresh on the
+// The daemon's metrics: collector, HTTP listener and the view kept fresh on the
 // control thread (every publish, and every second for the counters that
 // change without one).
 class MetricsPublisher {
 public:
     MetricsPublisher(boost::asio::io_context& context, control::ControlPlane& control, std::string engine);
 
-    // Serves /metrics at `listen`; call after the control plane started.
+    // Serves /metrics, /ready, /status and the status page at `listen`; call
+    // after the control plane started. /status is answered on the control thread.
     Result<bool> start(const config::Endpoint& listen);
     void stop();
+    // /ready: set once every listener is bound and the state loaded; cleared when stopping.
+    void setReady(bool ready) { server_.setReady(ready); }
     const std::shared_ptr<telemetry::MetricsCollector>& collector() const { return collector_; }
 
 private:

@@ -6,12 +6,14 @@
 // check (connect included) is bounded by health.timeout, so a backend that
 // accepts and never answers fails it instead of stalling anything.
 
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "switchyard/config/config.h"
+#include "switchyard/telemetry/health_check_counters.h"
 
 namespace switchyard::health {
 
@@ -21,6 +23,8 @@ struct CheckResult {
     // The check could not run for a reason of this host's (no fds, no ports):
     // it says nothing about the backend and is not counted.
     bool localError = false;
+    // Why, as a bounded word for metrics; empty when it passed or on a local error.
+    std::optional<telemetry::CheckFailure> kind;
 };
 
 // `hostHeader` is what an http check sends as Host (the backend's address).

@@ -34,6 +34,9 @@ void countClosedWithoutBackend(routing::ServiceState& state, CloseReason reason)
 void countProxyHeaderFailure(routing::ServiceState& state, bool timedOut);
 
 void countConnectAttempt(routing::BackendState& backend, unsigned worker);
+// A connect about to be tried on `backend` after an earlier one of the same
+// client failed; `access` (may be null) counts it for the access log.
+void countRetry(routing::BackendState& backend, unsigned worker, struct AccessInfo* access);
 void countConnectOk(routing::BackendState& backend, unsigned worker, std::chrono::steady_clock::duration took);
 // `err` is an errno value (ETIMEDOUT for the connect timeout). Reaching the
 // outlier threshold ejects the backend before this connection's retry picks.
@@ -83,27 +86,38 @@ public:
     }
     // Records TTFB and ends the backend's failure run.
     void backendByte(routing::BackendState& backend, unsigned worker, SteadyTime connectedAt, SteadyTime now);
+    // The TTFB recorded; negative before the backend's first byte.
+    std::chrono::microseconds ttfb() const { return ttfb_; }
 
 private:
     SteadyTime firstClientByteAt_{};
+    std::chrono::microseconds ttfb_{-1};
     bool sawBackendByte_ = false;
 };
 
 // A session that reached a backend ended: its active count, an early close
 // (closed or reset before the backend's first byte, an error for rollout gates
 // and outlier detection) and the close reason. `current` is the worker's
-// snapshot now (the session let its own go after connect).
+// snapshot now (the session let its own go after connect). `connectedAt`: when
+// the upstream connection was established (its duration goes to the pool's histogram).
 void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReason reason, bool sawBackendByte,
-                     const routing::SnapshotPtr& current, std::size_t serviceIndex);
+                     const routing::SnapshotPtr& current, std::size_t serviceIndex, SteadyTime connectedAt);
 
 // The access-log line (only when telemetry::accessLogEnabled() was true at accept).
 struct AccessInfo {
     sockaddr_storage client{};
     socklen_t clientLen = 0;
+    sockaddr_storage listener{};        // the address the client connected to
+    socklen_t listenerLen = 0;
     SteadyTime start{};
+    std::chrono::system_clock::time_point accepted{};
+    uint32_t retries = 0;
 };
+// Fills `info` at accept: times, the client's and the listener's addresses.
+void startAccessInfo(AccessInfo& info, int clientFd);
 void logSessionAccess(const AccessInfo& info, std::string_view service, const routing::BackendState* backend,
-                      SteadyTime connectedAt, uint64_t bytesIn, uint64_t bytesOut, CloseReason reason);
+                      SteadyTime connectedAt, uint64_t bytesIn, uint64_t bytesOut, CloseReason reason,
+                      const FirstBytes& firstBytes);
 
 // The bytes a backend gets before the relay: the PROXY header, then what came
 // in with an accepted one. The early bytes count as relayed client bytes.

@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "switchyard/telemetry/worker_gauges.h"
 #include "switchyard/util/unique_fd.h"
 
 namespace switchyard::proxy {
@@ -60,7 +61,9 @@ private:
 class SplicePipePool {
 public:
     // `fdShare`: the descriptors this worker may count on (its part of RLIMIT_NOFILE).
-    explicit SplicePipePool(std::size_t fdShare) : fdShare_(fdShare) {}
+    // `gauges`: where the pool shows its pipe counts to the metrics scrape (may be null).
+    explicit SplicePipePool(std::size_t fdShare, telemetry::WorkerGauges* gauges = nullptr)
+        : fdShare_(fdShare), gauges_(gauges) {}
     SplicePipePool(const SplicePipePool&) = delete;
     SplicePipePool& operator=(const SplicePipePool&) = delete;
 
@@ -78,7 +81,10 @@ public:
     std::size_t maxPipes() const { return fdShare_ / 16; }
 
 private:
+    void publish();
+
     std::size_t fdShare_;
+    telemetry::WorkerGauges* gauges_;
     std::size_t inUse_ = 0;
     std::vector<SplicePipe> idle_;
 };

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "switchyard/config/config.h"
+#include "switchyard/telemetry/health_check_counters.h"
 #include "switchyard/telemetry/traffic_counters.h"
 
 namespace switchyard::routing {
@@ -43,6 +44,9 @@ struct BackendState {
     std::atomic<bool> ejected{false};
     // Ejections recorded by the control thread, ever (status, metrics, rollout gates).
     std::atomic<uint32_t> ejections{0};
+
+    // Active health checks of this backend (the control thread writes).
+    telemetry::HealthCheckCounters checks;
 
     // Per-worker traffic counters of this backend, and of its pool.
     telemetry::TrafficCounters traffic;

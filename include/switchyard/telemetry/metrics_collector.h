@@ -7,7 +7,7 @@
 // the data path one uncontended store.
 //
 // Thread safety: setView() is called by the control thread, Collect() by the
-// exposer's threads; the view pointer is swapped under a mutex and the view
+// metrics listener's thread; the view pointer is swapped under a mutex and the view
 // itself is immutable.
 
 #include <memory>
@@ -27,6 +27,8 @@ namespace switchyard::telemetry {
 // its sub-buckets counts only the sub-buckets wholly below it (at most 3.1%
 // of the bound away), so the exported counts never overstate.
 const std::vector<double>& latencyBucketBounds();
+// `le` bounds, in seconds, of the upstream connection duration histogram (1 ms to a day).
+const std::vector<double>& connectionDurationBounds();
 
 class MetricsCollector final : public prometheus::Collectable {
 public:

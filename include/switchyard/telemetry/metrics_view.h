@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "switchyard/telemetry/health_check_counters.h"
 #include "switchyard/telemetry/traffic_counters.h"
 #include "switchyard/util/shared_list.h"
 
@@ -34,6 +35,9 @@ struct BackendMetricsView {
     uint32_t weight = 0;               // after operator overrides
     std::string adminState;            // "enabled" | "drain" | "disabled"
     uint64_t ejections = 0;            // ejections seen by the control thread
+    uint32_t maxConnections = 0;       // 0: no per-backend limit
+    std::shared_ptr<const std::atomic<uint64_t>> limitSkips;   // live: picks that passed it over at its limit
+    std::shared_ptr<const HealthCheckCounters> checks;         // live: active health checks
 };
 
 struct PoolMetricsView {
@@ -67,6 +71,14 @@ struct ServiceMetricsView {
     std::shared_ptr<const std::array<std::atomic<uint64_t>, 16>> closedWithoutBackend;
     std::array<PoolMetricsView, 2> pools;
     RolloutMetricsView rollout;
+    bool panic = false;                // every backend takes traffic regardless of health
+    uint32_t maxConnections = 0;
+    // live, may be null: refused at max_connections, found every backend at its
+    // limit, PROXY headers that failed (and, of those, came too late)
+    std::shared_ptr<const std::atomic<uint64_t>> refusedAtLimit;
+    std::shared_ptr<const std::atomic<uint64_t>> backendsFull;
+    std::shared_ptr<const std::atomic<uint64_t>> proxyHeaderErrors;
+    std::shared_ptr<const std::atomic<uint64_t>> proxyHeaderTimeouts;
 };
 
 // A close reason: the counter slot it is counted in and its label word.

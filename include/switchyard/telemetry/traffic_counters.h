@@ -35,6 +35,9 @@ struct alignas(64) TrafficSlot {
     Counter connectAttempts;          // upstream connects tried
     Counter connectFailures;          // ... that failed for a reason of the backend's
     Counter localErrors;              // ... that failed for a reason of this host's (EMFILE, EADDRNOTAVAIL)
+    Counter connectTimeouts;          // ... of connectFailures: timed out (timeouts.connect)
+    Counter connectRefused;           // ... of connectFailures: refused (ECONNREFUSED)
+    Counter retries;                  // connects tried after an earlier one of the same client failed
     Counter connections;              // upstream connections established
     Counter earlyCloses;              // backend closed or reset before sending a byte
     Counter bytesIn;                  // client -> backend
@@ -47,6 +50,9 @@ struct TrafficTotals {
     uint64_t connectAttempts = 0;
     uint64_t connectFailures = 0;
     uint64_t localErrors = 0;
+    uint64_t connectTimeouts = 0;
+    uint64_t connectRefused = 0;
+    uint64_t retries = 0;
     uint64_t connections = 0;
     uint64_t earlyCloses = 0;
     uint64_t bytesIn = 0;
@@ -69,6 +75,7 @@ private:
 struct alignas(64) PoolLatencySlot {
     Histogram connect;   // upstream connect time
     Histogram ttfb;      // first backend byte after the first client byte
+    Histogram duration;  // upstream connection established to closed
 };
 
 class PoolCounters {
@@ -78,6 +85,7 @@ public:
     PoolLatencySlot& latency(unsigned worker) { return latency_[worker % count_]; }
     HistogramData connectHistogram() const;
     HistogramData ttfbHistogram() const;
+    HistogramData durationHistogram() const;
 
 private:
     unsigned count_;

@@ -62,11 +62,7 @@ net::awaitable<void> AsioSession::run() {
     const std::string serviceName = service.name;
     if (telemetry::accessLogEnabled()) {
         access_.emplace();
-        access_->start = std::chrono::steady_clock::now();
-        access_->clientLen = sizeof access_->client;
-        if (::getpeername(client_.native_handle(), reinterpret_cast<sockaddr*>(&access_->client),
-                          &access_->clientLen) != 0)
-            access_->clientLen = 0;
+        startAccessInfo(*access_, client_.native_handle());
     }
     // Whichever way the session ends: the service's count, then the access log.
     struct Release {
@@ -112,7 +108,7 @@ net::awaitable<void> AsioSession::run() {
 
     bytes_.flush(*backend_, worker_.index());
     countSessionEnd(*backend_, worker_.index(), reason_, firstBytes_.sawBackendByte(), worker_.snapshot(),
-                    serviceIndex_);
+                    serviceIndex_, connectedAt_);
     log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
                bytes_.total(0), bytes_.total(1));
     close(reason_);
@@ -120,7 +116,8 @@ net::awaitable<void> AsioSession::run() {
 
 void AsioSession::logAccess(std::string_view service) const {
     if (!access_) return;
-    logSessionAccess(*access_, service, backend_.get(), connectedAt_, bytes_.total(0), bytes_.total(1), reason_);
+    logSessionAccess(*access_, service, backend_.get(), connectedAt_, bytes_.total(0), bytes_.total(1), reason_,
+                     firstBytes_);
 }
 
 net::awaitable<AsioSession::HeaderRead> AsioSession::readProxyHeader(ProxyHeaderDecoder& decoder) {
@@ -198,6 +195,7 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
             co_return false;
         }
         const routing::BackendHandle& handle = pick.backend->handle;
+        if (attempt > 0) countRetry(*handle, worker_.index(), access_ ? &*access_ : nullptr);
         const auto started = std::chrono::steady_clock::now();
         const error_code ec = co_await connectOnce(*handle, service.connectTimeout);
         if (!ec) {

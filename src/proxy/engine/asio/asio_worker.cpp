@@ -28,7 +28,7 @@ tcp protocolOf(int fd) {
 } // namespace
 
 AsioWorker::AsioWorker(unsigned index, WorkerOptions options) : index_(index) {
-    if (options.splice) pipes_.emplace(options.fdShare);
+    if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
 }
 
 AsioWorker::~AsioWorker() { stop(); }

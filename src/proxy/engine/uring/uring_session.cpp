@@ -65,10 +65,7 @@ void UringSession::start() {
     serviceState_ = svc.state;
     if (telemetry::accessLogEnabled()) {
         access_ = std::make_unique<AccessInfo>();
-        access_->start = std::chrono::steady_clock::now();
-        access_->clientLen = sizeof access_->client;
-        if (::getpeername(clientFd_, reinterpret_cast<sockaddr*>(&access_->client), &access_->clientLen) != 0)
-            access_->clientLen = 0;
+        startAccessInfo(*access_, clientFd_);
     }
     admitted_ = true;
     if (!admitConnection(svc)) {
@@ -164,14 +161,15 @@ void UringSession::finish() {
     releasePipe(1);
     if (backend_) {
         bytes_.flush(*backend_, worker);
-        countSessionEnd(*backend_, worker, reason_, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_);
+        countSessionEnd(*backend_, worker, reason_, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_,
+                        connectedAt_);
         log()->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
                      bytes_.total(0), bytes_.total(1));
     }
     if (access_) {
         const routing::ServiceRoute* svc = service();
         logSessionAccess(*access_, svc ? std::string_view(svc->name) : std::string_view(), backend_.get(),
-                         connectedAt_, bytes_.total(0), bytes_.total(1), reason_);
+                         connectedAt_, bytes_.total(0), bytes_.total(1), reason_, firstBytes_);
     }
     if (admitted_) releaseConnection(*serviceState_);
     worker_.sessionEnded(this);   // frees this
@@ -307,6 +305,7 @@ void UringSession::connectNext() {
         ++s.attemptsMade;
         s.trying = pick.backend->handle;
         routing::BackendState& b = *s.trying;
+        if (s.attemptsMade > 1) countRetry(b, worker, access_.get());
         countConnectAttempt(b, worker);
         const int fd = ::socket(b.sockaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {

@@ -52,7 +52,7 @@ int initRing(io_uring& ring, RingSetup& setup) {
 
 UringWorker::UringWorker(unsigned index, WorkerOptions options) : index_(index) {
     wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
-    if (options.splice) pipes_.emplace(options.fdShare);
+    if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
 }
 
 UringWorker::~UringWorker() { stop(); }
