@@ -16,6 +16,13 @@ json deadlineJson(routing::TimePoint deadline, routing::TimePoint now) {
     return left < 0 ? 0 : left;
 }
 
+// A drain is over once its deadline has passed and its last connection has
+// closed: the deadline stays in the state (a pool coming back before it stops
+// the drain), but status should not show an idle pool as draining for ever.
+bool drainOver(routing::TimePoint deadline, routing::TimePoint now, int64_t connections) {
+    return deadline != routing::kNoDeadline && deadline <= now && connections == 0;
+}
+
 } // namespace
 
 json serviceStatus(const control::ServiceEntry& service) {
@@ -25,7 +32,11 @@ json serviceStatus(const control::ServiceEntry& service) {
     json pools = json::object();
     for (auto colour : config::kColours) {
         const control::PoolEntry& pool = service.pool(colour);
-        const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+        int64_t poolConnections = 0;
+        for (const control::BackendEntry& b : pool.backends)
+            poolConnections += b.handle->active.load(std::memory_order_relaxed);
+        const bool poolDraining =
+            pool.drainDeadline != routing::kNoDeadline && !drainOver(pool.drainDeadline, now, poolConnections);
         json backends = json::array();
         int64_t poolActive = 0;
         int64_t poolDrainingConnections = 0;
@@ -56,7 +67,8 @@ json serviceStatus(const control::ServiceEntry& service) {
                 {"ejections", b.handle->ejections.load(std::memory_order_relaxed)},
                 {"active", draining ? 0 : active},
                 {"draining_connections", draining ? active : 0},
-                {"drain_deadline_ms", draining ? deadlineJson(deadline, now) : json(nullptr)},
+                {"drain_deadline_ms",
+                 draining && !drainOver(deadline, now, active) ? deadlineJson(deadline, now) : json(nullptr)},
                 {"origin", b.addedAtRuntime ? "runtime" : "config"},
                 {"connect_attempts", traffic.connectAttempts},
                 {"connect_failures", traffic.connectFailures},
@@ -68,7 +80,7 @@ json serviceStatus(const control::ServiceEntry& service) {
             {"weight", service.split.weight(colour)},
             {"effective_weight", effective.weight(colour)},
             {"draining", poolDraining},
-            {"drain_deadline_ms", deadlineJson(pool.drainDeadline, now)},
+            {"drain_deadline_ms", poolDraining ? deadlineJson(pool.drainDeadline, now) : json(nullptr)},
             {"active", poolActive},
             {"draining_connections", poolDrainingConnections},
             {"backends", backends},

@@ -26,6 +26,14 @@ namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 
+// A typo (an unknown command, a malformed argument) is a usage error, exit 2,
+// so a script can tell it from a refusal of a well-formed command (exit 1).
+int exitCodeForRefusal(const std::string& code) {
+    if (code == "generation_mismatch") return kExitGenerationMismatch;
+    if (code == "unknown_command" || code == "bad_argument") return kExitUsage;
+    return kExitFailure;
+}
+
 int usageError(const std::string& message) {
     std::fprintf(stderr, "switchyardctl: %s\n", message.c_str());
     return kExitUsage;
@@ -37,7 +45,7 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
     if (auto* err = std::get_if<admin::ParseError>(&parsed)) {
         // The daemon would say the same; saying it here spares a round trip.
         std::fprintf(stderr, "switchyardctl: %s (%s)\n", err->message.c_str(), err->code.c_str());
-        return kExitFailure;
+        return exitCodeForRefusal(err->code);
     }
     const auto& cmd = std::get<admin::Command>(parsed);
     switch (cmd.kind) {
@@ -100,6 +108,7 @@ int main(int argc, char** argv) {
     auto requestDeadline = Clock::now() + kRequestTimeout;
     if (deadline && *deadline < requestDeadline) requestDeadline = *deadline;
 
+    applyConfigSocket(*options);
     auto where = resolveTarget(*options, usage);
     if (!where) return usageError(usage.message);
     AdminClient client(std::move(*where), &interruptRequested);
@@ -130,7 +139,7 @@ int main(int argc, char** argv) {
     }
     if (parsed["ok"] != true) {
         std::fprintf(stderr, "switchyardctl: %s\n", formatError(parsed).c_str());
-        return parsed.value("code", "") == "generation_mismatch" ? kExitGenerationMismatch : kExitFailure;
+        return exitCodeForRefusal(parsed.value("code", ""));
     }
     if (!options->json) {
         std::string out;

@@ -1,6 +1,8 @@
 #include "reply_printer.h"
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <vector>
 
 #include <fmt/format.h>
@@ -85,7 +87,8 @@ std::string fallbackText(const json& fb) {
     if (!field(fb, "active").is_boolean()) return fb.dump();
     if (!field(fb, "active").get<bool>()) return "inactive";
     std::string out = "ACTIVE";
-    if (!field(fb, "since").is_null()) out += " since " + text(field(fb, "since"));
+    if (const json& since = field(fb, "since"); since.is_number())
+        out += " since " + formatSince(number(since), nowUnixMs());
     if (!field(fb, "reason").is_null()) out += ": " + text(field(fb, "reason"));
     return out;
 }
@@ -176,6 +179,29 @@ std::string extraFields(const json& reply, std::initializer_list<const char*> kn
 }
 
 } // namespace
+
+long long nowUnixMs() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string formatAgo(long long ms) {
+    if (ms < 1000) return "just now";
+    long long s = ms / 1000;   // round down: "1s ago" only once a whole second has passed
+    if (s < 60) return fmt::format("{}s ago", s);
+    if (s < 3600) return fmt::format("{}m{:02}s ago", s / 60, s % 60);
+    if (s < 86400) return fmt::format("{}h{:02}m ago", s / 3600, (s % 3600) / 60);
+    return fmt::format("{}d{:02}h ago", s / 86400, (s % 86400) / 3600);
+}
+
+std::string formatSince(long long unixMs, long long nowMs) {
+    const std::time_t seconds = static_cast<std::time_t>(unixMs / 1000);
+    std::tm local {};
+    if (::localtime_r(&seconds, &local) == nullptr) return std::to_string(unixMs);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &local);
+    return fmt::format("{} ({})", when, formatAgo(nowMs > unixMs ? nowMs - unixMs : 0));
+}
 
 std::string formatMsLeft(long long ms) {
     if (ms < 1000) return "<1s";

@@ -23,4 +23,14 @@ std::string formatError(const nlohmann::json& reply);
 // "12s", "<1s", "4m05s", "1h02m" for milliseconds left.
 std::string formatMsLeft(long long ms);
 
+// "just now", "12s ago", "3m12s ago", "2h05m ago", "3d04h ago" for milliseconds past.
+std::string formatAgo(long long ms);
+
+// A Unix time in milliseconds as local time with how long ago it was:
+// "2026-12-04 20:31:05 UTC (3m12s ago)".
+std::string formatSince(long long unixMs, long long nowMs);
+
+// The wall clock in Unix milliseconds.
+long long nowUnixMs();
+
 } // namespace switchyard::ctl

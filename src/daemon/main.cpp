@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: switchyard -c FILE [--check]
        switchyard --demo
-       switchyard --version | --help
+       switchyard -V | --version | --help
 
 A Layer-4 (TCP) load balancer for blue/green and progressive delivery.
 
@@ -22,7 +22,7 @@ Options:
   --check             validate the config and exit (0 valid, 2 invalid)
   --demo              run the built-in demo: service `demo` on 127.0.0.1:8080,
                       built-in backends blue-1, blue-2, green-1, green-2
-  --version           print the version
+  -V, --version       print the version and build details (for bug reports)
   -h, --help          this text
 
 Signals: SIGHUP reloads the config; SIGTERM stops accepting and lets open
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
             check = true;
         } else if (arg == "--demo") {
             demo = true;
-        } else if (arg == "--version") {
+        } else if (arg == "-V" || arg == "--version") {
             std::printf("switchyard %s\n", SWITCHYARD_VERSION);
             return 0;
         } else if (arg == "-h" || arg == "--help") {

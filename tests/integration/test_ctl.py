@@ -1,6 +1,7 @@
 """switchyardctl against the real daemon: output, --json, exit codes 0/1/2/3/5,
 socket resolution, if-generation races, --wait."""
 
+import datetime
 import json
 import os
 import re
@@ -85,8 +86,6 @@ def test_json_on_a_refusal_prints_the_reply_and_exits_1(web):
     (("status", "nope"), "no_such_service"),
     (("split", "nope", "blue=1", "green=1"), "no_such_service"),
     (("backend", "web", "blue", "127.0.0.1:1", "drain"), "no_such_backend"),
-    (("split", "web", "blue=x", "green=1"), "bad_argument"),
-    (("frobnicate",), "unknown_command"),
     (("rollback", "web"), "refused"),
     (("split", "web", "blue=0", "green=0"), "refused"),
 ])
@@ -97,6 +96,61 @@ def test_refusals_exit_1_with_the_error_and_code_on_stderr(web, args, code):
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert r.stdout == ""
     assert r.stderr == f"switchyardctl: {direct['error']} ({code})\n"
+
+
+@pytest.mark.parametrize("args,code", [
+    (("frobnicate",), "unknown_command"),
+    (("stauts", "web"), "unknown_command"),
+    (("split", "web", "blue=x", "green=1"), "bad_argument"),
+    (("cutover", "web", "gren"), "bad_argument"),
+])
+def test_a_typo_exits_2_not_1(web, args, code):
+    """A typo is a usage error (2), so a script can tell it from a refusal (1)."""
+    gen = generation(web)
+    direct = web.admin(" ".join(args))
+    assert direct["ok"] is False and direct["code"] == code, direct
+    r = web.ctl(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr == f"switchyardctl: {direct['error']} ({code})\n"
+    assert generation(web) == gen
+
+
+def test_c_reads_the_socket_from_the_config_even_when_it_is_invalid(web, tmp_path):
+    r = run_ctl("-c", str(web.config_path), "status", "web", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["services"][0]["name"] == "web"
+    web.config_path.write_text(web.config_path.read_text() + "no_such_key: 1\n")
+    r = run_ctl("-c", str(web.config_path), "status", "web", "--json")
+    assert r.returncode == 0, r.stderr
+    # -s wins over -c
+    r = run_ctl("-c", str(web.config_path), "-s", str(tmp_path / "none.sock"), "status")
+    assert r.returncode == 3 and str(tmp_path / "none.sock") in r.stderr, r.stderr
+    # A missing file is reported, and the default socket is tried.
+    r = run_ctl("-c", str(tmp_path / "missing.yaml"), "status", env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert r.returncode == 3
+    assert f"{tmp_path / 'missing.yaml'}: cannot read the configuration file; using the default socket" in r.stderr
+
+
+def test_status_shows_when_a_fallback_began_as_local_time_and_age(backends, switchyard):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green],
+                            health={"type": "tcp", "interval": "100ms", "timeout": "100ms", "rise": 1, "fall": 1})],
+                   workers=1)
+    wait_until(lambda: all(b["checked"] for p in d.admin("status web")["services"][0]["pools"].values()
+                           for b in p["backends"]), 5, message="first health results")
+    blue.kill()
+    wait_until(lambda: d.admin("status web")["services"][0]["fallback"]["active"], 5, message="fallback")
+    since_ms = d.admin("status web")["services"][0]["fallback"]["since"]
+    # Local time is the TZ the ctl runs under.
+    r = run_ctl("-s", d.socket_path, "status", "web", env={"TZ": "Asia/Kolkata"})
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.strip().startswith("fallback"))
+    utc = datetime.datetime.fromtimestamp(since_ms / 1000, datetime.timezone.utc)
+    expected = (utc + datetime.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"ACTIVE since {expected} IST " in line, line
+    assert re.search(r"\((just now|\d+s ago)\): pool blue: 0 of 1 backend", line), line
+    assert str(since_ms) not in line
 
 
 def test_already_exists_exits_1(web):
@@ -216,3 +270,12 @@ def test_help_and_version(web):
     assert any(line.startswith("split ") for line in r.stdout.splitlines()), r.stdout
     r = run_ctl("--version")
     assert r.returncode == 0 and r.stdout.startswith("switchyardctl ")
+    assert run_ctl("-V").stdout == r.stdout
+
+
+def test_switchyard_takes_dash_v_like_switchyardctl():
+    from daemon import switchyard_bin
+    long = subprocess.run([switchyard_bin(), "--version"], capture_output=True, text=True, timeout=10)
+    short = subprocess.run([switchyard_bin(), "-V"], capture_output=True, text=True, timeout=10)
+    assert long.returncode == 0 and short.returncode == 0, short.stderr
+    assert short.stdout == long.stdout and short.stdout.startswith("switchyard ")
