@@ -1,4 +1,4 @@
-// switchyard: the daemon. See `switchyard --help` and SPEC.md.
+// switchyard: the daemon. See `switchyard --help` and man/switchyard.8.
 
 #include <cstdio>
 #include <cstring>

@@ -1,5 +1,5 @@
 """reload and SIGHUP: broken files keep the old config, backends come and go, and the
-override rule of SPEC "State file and config"."""
+override rule of docs/semantics.md "State file, restarts and reloads"."""
 
 import copy
 import re

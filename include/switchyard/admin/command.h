@@ -1,6 +1,6 @@
 #pragma once
 
-// One parsed admin command (SPEC.md "Admin protocol"). The parser only checks
+// One parsed admin command (docs/admin-protocol.md). The parser only checks
 // syntax and value ranges; whether a service or backend exists, and the safety
 // rules, are the control plane's business.
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // The immutable routing state the workers route by. The control thread builds a
-// new one for every change and publishes it whole (SPEC.md "Atomic"): a new
+// new one for every change and publishes it whole (docs/semantics.md): a new
 // connection sees all of the old snapshot or all of the new one.
 
 #include <array>
