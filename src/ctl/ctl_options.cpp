@@ -202,7 +202,7 @@ std::string usageText() {
         "      --timeout D      give up after D in total (e.g. 30s, 5m); default: no total\n"
         "                       limit; each request waits at most 10s for its reply\n"
         "  -h, --help           this text\n"
-        "  -V, --version        print the version\n"
+        "  -V, --version        version and build details (for bug reports)\n"
         "\n"
         "Commands:\n";
     std::string_view help = admin::helpText();

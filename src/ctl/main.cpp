@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "switchyard/admin/command_parser.h"
+#include "switchyard/daemon/build_info.h"
 
 #include "admin_client.h"
 #include "ctl_options.h"
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
         return kExitOk;
     }
     if (options->version) {
-        std::printf("switchyardctl %s\n", SWITCHYARD_VERSION);
+        std::fputs(daemon::versionReport("switchyardctl").c_str(), stdout);
         return kExitOk;
     }
 

@@ -7,6 +7,7 @@
 
 #include "switchyard/admin/admin_auth.h"
 #include "switchyard/config/config_loader.h"
+#include "switchyard/daemon/build_info.h"
 #include "switchyard/daemon/daemon.h"
 
 namespace {
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
         } else if (arg == "--demo") {
             demo = true;
         } else if (arg == "-V" || arg == "--version") {
-            std::printf("switchyard %s\n", SWITCHYARD_VERSION);
+            std::fputs(switchyard::daemon::versionReport("switchyard").c_str(), stdout);
             return 0;
         } else if (arg == "-h" || arg == "--help") {
             std::fputs(kUsage, stdout);

@@ -270,6 +270,7 @@ def test_help_and_version(web):
     assert any(line.startswith("split ") for line in r.stdout.splitlines()), r.stdout
     r = run_ctl("--version")
     assert r.returncode == 0 and r.stdout.startswith("switchyardctl ")
+    assert "\n  git commit:  " in r.stdout and "\n  io_uring:    " in r.stdout, r.stdout
     assert run_ctl("-V").stdout == r.stdout
 
 
