@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <string>
+#include <optional>
 #include <variant>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 #include "switchyard/daemon/build_info.h"
 
 #include "admin_client.h"
+#include "change_report.h"
 #include "ctl_options.h"
 #include "drain_waiter.h"
 #include "reply_printer.h"
@@ -66,6 +69,24 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
     }
 }
 
+// For a changing command, the status request that shows what it changed:
+// `status SERVICE`, or `status` for a reload (it may touch every service).
+std::optional<std::string> changeStatusRequest(const std::string& line) {
+    auto parsed = admin::parseCommand(line);
+    const auto* cmd = std::get_if<admin::Command>(&parsed);
+    if (!cmd || !admin::isChange(cmd->kind)) return std::nullopt;
+    return cmd->service.empty() ? std::string("status") : "status " + cmd->service;
+}
+
+// A status reply, or nothing when it cannot be had (the change itself will say why).
+std::optional<json> fetchStatus(const AdminClient& client, const std::string& request, Clock::time_point deadline) {
+    AdminReply reply = client.request(request, deadline);
+    if (reply.status != AdminReply::Status::Ok) return std::nullopt;
+    json parsed = json::parse(reply.line, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object() || parsed.value("ok", false) != true) return std::nullopt;
+    return parsed;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -113,6 +134,13 @@ int main(int argc, char** argv) {
     auto where = resolveTarget(*options, usage);
     if (!where) return usageError(usage.message);
     AdminClient client(std::move(*where), &interruptRequested);
+
+    // A changing command is told as before -> after (change_report.h), so the
+    // state before it is read first. --json prints only the reply line.
+    std::optional<std::string> statusLine = options->json ? std::nullopt : changeStatusRequest(line);
+    std::optional<json> before;
+    if (statusLine) before = fetchStatus(client, *statusLine, requestDeadline);
+
     AdminReply reply = client.request(line, requestDeadline);
     if (reply.status == AdminReply::Status::Unreachable) {
         if (client.target().tcp())
@@ -146,13 +174,25 @@ int main(int argc, char** argv) {
         std::string out;
         if (word == "status") {
             out = formatStatus(parsed);
-        } else if (parsed.contains("rollout")) {
-            // The rollout commands: the usual summary line, then the rollout readably.
+        } else {
             json rest = parsed;
             rest.erase("rollout");
-            out = formatChange(rest, word) + formatRollout(parsed["rollout"]);
-        } else {
-            out = formatChange(parsed, word);
+            std::vector<std::string> changes;
+            if (before)
+                if (auto after = fetchStatus(client, *statusLine, Clock::now() + kRequestTimeout))
+                    changes = describeChanges(*before, *after);
+            if (before && changes.empty()) {
+                // Accepted, but nothing an operator controls moved (e.g. enabling an enabled backend).
+                const std::string who = rest.value("service", "");
+                out = fmt::format("{}: no change\n", who.empty() ? word : who) + formatExtras(rest);
+            } else if (changes.empty()) {
+                out = formatChange(rest, word);
+            } else {
+                for (const auto& change : changes) out += change + "\n";
+                out += formatExtras(rest);
+            }
+            // The rollout commands: then the rollout readably.
+            if (parsed.contains("rollout")) out += formatRollout(parsed["rollout"]);
         }
         std::fputs(out.c_str(), stdout);
     }

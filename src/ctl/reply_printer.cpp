@@ -220,9 +220,13 @@ std::string formatStatus(const json& reply) {
     return out;
 }
 
+std::string formatExtras(const json& reply) {
+    return extraFields(reply, {"ok", "service", "split", "effective_split", "generation", "revision"});
+}
+
 std::string formatChange(const json& reply, const std::string& command) {
     const json& service = field(reply, "service");
-    std::string extra = extraFields(reply, {"ok", "service", "split", "effective_split", "generation", "revision"});
+    std::string extra = formatExtras(reply);
     // A reply that is only content (help) needs no "help: ok" above it, nor a label.
     if (service.is_null() && field(reply, "split").is_null() && field(reply, "generation").is_null() &&
         !extra.empty()) {

@@ -17,6 +17,10 @@ std::string formatStatus(const nlohmann::json& reply);
 // `command` is the command word, used when the reply names no service.
 std::string formatChange(const nlohmann::json& reply, const std::string& command);
 
+// The fields of a changing command's reply beyond service, split and
+// generation (a reload's overrides, a warning), one per line.
+std::string formatExtras(const nlohmann::json& reply);
+
 // "<error> (<code>)" of an ok:false reply.
 std::string formatError(const nlohmann::json& reply);
 

@@ -41,9 +41,55 @@ def test_change_prints_a_summary_and_exits_0(web):
     gen = generation(web)
     r = web.ctl("split", "web", "blue=90", "green=10")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == f"web: split blue=90 green=10 (generation {gen + 1})"
+    assert r.stdout == f"web: split blue=100 green=0 → blue=90 green=10 (generation {gen + 1})\n"
     assert r.stderr == ""
     assert web.admin("status web")["services"][0]["split"] == {"blue": 90, "green": 10}
+
+
+def test_every_change_says_what_it_changed_before_and_after(web):
+    gen = generation(web)
+    g = web.green.address
+
+    def ctl(*args):
+        r = web.ctl(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert ctl("backend", "web", "green", g, "weight=50") == f"web: green {g} weight 100 → 50 (generation {gen + 1})\n"
+    assert ctl("backend", "web", "green", g, "drain") == f"web: green {g} enabled → drain (generation {gen + 2})\n"
+    assert ctl("backend", "web", "green", g, "enable") == f"web: green {g} drain → enabled (generation {gen + 3})\n"
+    assert ctl("backend", "web", "green", g, "enable") == "web: no change\n"
+    gen = generation(web)
+    assert ctl("add", "web", "green", "127.0.0.1:1", "weight=5") == \
+        f"web: green 127.0.0.1:1 added (weight 5, enabled) (generation {gen + 1})\n"
+    out = ctl("remove", "web", "green", "127.0.0.1:1")
+    # No connections to drain: it is gone by the time the after-state is read, or still removing.
+    assert out in (f"web: green 127.0.0.1:1 removed from the pool (generation {gen + 2})\n",
+                   f"web: green 127.0.0.1:1 enabled → removing (generation {gen + 2})\n"), out
+    assert ctl("pool", "web", "green", "offline") == f"web: green pool online → offline (generation {gen + 3})\n"
+    assert ctl("pool", "web", "green", "online") == f"web: green pool offline → online (generation {gen + 4})\n"
+    out = ctl("cutover", "web", "green")
+    assert out == f"web: split blue=100 green=0 → blue=0 green=100 (generation {gen + 5})\n", out
+    out = ctl("reset", "web")
+    assert out == f"web: split blue=0 green=100 → blue=100 green=0 (generation {gen + 6})\n" \
+                  f"web: green {g} weight 50 → 100 (generation {gen + 6})\n", out
+    # --json stays the reply line alone.
+    r = web.ctl("--json", "split", "web", "blue=1", "green=1")
+    assert r.returncode == 0 and r.stdout.count("\n") == 1 and json.loads(r.stdout)["ok"] is True
+
+
+def test_reload_says_which_settings_changed(web):
+    text = web.config_path.read_text()
+    assert "balance" not in text
+    web.config_path.write_text(text.replace("drain_timeout:", "balance: leastconn\n    drain_timeout:", 1))
+    r = web.ctl("reload")
+    assert r.returncode == 0, r.stderr
+    gen = generation(web)
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"web: balance roundrobin → leastconn (generation {gen})", r.stdout
+    assert "overrides_kept: none" in lines and "services_added: none" in lines, r.stdout
+    r = web.ctl("reload")
+    assert r.stdout.splitlines()[0] == "reload: no change", r.stdout
 
 
 def test_status_prints_a_table(web):
