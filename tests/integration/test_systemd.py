@@ -185,7 +185,8 @@ def test_meson_install_puts_everything_where_a_package_would(tmp_path):
     for suffix in ("sbin/switchyard", "bin/switchyardctl", "systemd/system/switchyard.service",
                    "systemd/system/switchyard.socket", "sysusers.d/switchyard.conf", "man8/switchyard.8",
                    "man1/switchyardctl.1", "examples/switchyard.yaml", "switchyard/switchyard.yaml",
-                   "tmpfiles.d/switchyard.conf", "logrotate.d/switchyard"):
+                   "tmpfiles.d/switchyard.conf", "logrotate.d/switchyard",
+                   "bash-completion/completions/switchyardctl"):
         assert any(f.endswith(suffix) for f in files), (suffix, sorted(files))
     unit = next(p for p in tmp_path.rglob("switchyard.service"))
     text = unit.read_text()
