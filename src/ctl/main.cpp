@@ -58,6 +58,7 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
     case admin::CommandKind::BackendDrain:
         return DrainTarget{cmd.service, *cmd.colour, cmd.backend};
     case admin::CommandKind::Rollout:
+    case admin::CommandKind::RolloutStatus:   // attach to the running rollout
         return RolloutWait{cmd.service, 0};   // the id comes with the reply
     default: {
         std::string what = word;
@@ -200,6 +201,15 @@ int main(int argc, char** argv) {
 
     if (rolloutTarget) {
         const json& started = parsed["rollout"];
+        if (word == "rollout-status") {
+            // Attaching: nothing to follow, or a rollout that has already ended and says how.
+            if (!started.is_object()) {
+                std::fprintf(stderr, "switchyardctl: %s has no rollout to wait for\n", rolloutTarget->service.c_str());
+                return kExitFailure;
+            }
+            if (started.value("active", true) == false)
+                return started.value("state", "") == "promoted" ? kExitOk : kExitNotPromoted;
+        }
         if (!started.is_object() || !started.contains("id")) {
             std::fprintf(stderr, "switchyardctl: the rollout reply carries no rollout id; cannot wait\n");
             return kExitFailure;
