@@ -59,7 +59,7 @@ _switchyardctl() {
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local options="-s --socket -c --config --tcp --token-file --json --wait --timeout -h --help -V --version"
     local commands="status split cutover rollback backend add remove pool rollout rollout-status
-        rollout-pause rollout-resume rollout-abort promote reset reload help"
+        rollout-history rollout-pause rollout-resume rollout-abort promote reset reload help"
 
     case $prev in
         -s | --socket | -c | --config | --token-file)
@@ -97,7 +97,7 @@ _switchyardctl() {
         help | reload)
             [[ $command == reload ]] && candidates=$change_opts
             ;;
-        status | rollout-status)
+        status | rollout-status | rollout-history)
             ((n == 1)) && candidates=$(_switchyardctl_query services)
             ;;
         rollback | reset | rollout-pause | rollout-resume | rollout-abort | promote)

@@ -8,6 +8,7 @@ bool isChange(CommandKind kind) {
     switch (kind) {
     case CommandKind::Status:
     case CommandKind::RolloutStatus:
+    case CommandKind::RolloutHistory:
     case CommandKind::Help:
         return false;
     case CommandKind::Split:
@@ -49,6 +50,7 @@ const char* toString(CommandKind kind) {
     case CommandKind::PoolOnline: return "pool";
     case CommandKind::Rollout: return "rollout";
     case CommandKind::RolloutStatus: return "rollout-status";
+    case CommandKind::RolloutHistory: return "rollout-history";
     case CommandKind::RolloutPause: return "rollout-pause";
     case CommandKind::RolloutResume: return "rollout-resume";
     case CommandKind::RolloutAbort: return "rollout-abort";

@@ -121,6 +121,18 @@ json CommandExecutor::execute(const Command& c) {
         if (!s) return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
         return rolloutReply(control::Outcome::success(), c.service);
     }
+    case CommandKind::RolloutHistory: {
+        const control::ServiceEntry* s = control_.state().find(c.service);
+        if (!s) return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
+        nlohmann::json rollouts = nlohmann::json::array();
+        if (history_) {
+            rollouts = history_->entries(c.service);
+        }
+        // The running one (not history yet) comes first.
+        if (s->rollout && s->rollout->active())
+            rollouts.insert(rollouts.begin(), rollout::historyEntry(*s->rollout, rollout::toString(s->rollout->phase), 0));
+        return {{"ok", true}, {"service", c.service}, {"rollouts", rollouts}};
+    }
     case CommandKind::RolloutPause:
         return rolloutReply(control_.rolloutAction(c.service, rollout::Action::Pause, guard), c.service);
     case CommandKind::RolloutResume:

@@ -47,6 +47,7 @@ constexpr std::array kGrammar{
             "[max_connect_p99=DURATION] [max_ttfb_p99=DURATION] [max_error_rate_vs_baseline=R] "
             "[min_connections=N] [max_hold=DURATION]"},
     Grammar{"rollout-status", CommandKind::RolloutStatus, {"SERVICE"}, false, "rollout-status SERVICE"},
+    Grammar{"rollout-history", CommandKind::RolloutHistory, {"SERVICE"}, false, "rollout-history SERVICE"},
     Grammar{"rollout-pause", CommandKind::RolloutPause, {"SERVICE"}, false, "rollout-pause SERVICE"},
     Grammar{"rollout-resume", CommandKind::RolloutResume, {"SERVICE"}, false, "rollout-resume SERVICE"},
     Grammar{"rollout-abort", CommandKind::RolloutAbort, {"SERVICE"}, false, "rollout-abort SERVICE"},
@@ -383,7 +384,7 @@ std::string buildHelpText() {
     }
     text += "  rollout gates: max_error_rate=R max_connect_p99=DURATION max_ttfb_p99=DURATION\n"
             "                 max_error_rate_vs_baseline=R min_connections=N max_hold=DURATION\n";
-    text += "  changing commands (all but status, rollout-status, help) also take if-generation=N and force\n";
+    text += "  changing commands (not status, rollout-status, rollout-history, help) take if-generation=N, force\n";
     return text;
 }
 

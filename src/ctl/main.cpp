@@ -175,6 +175,8 @@ int main(int argc, char** argv) {
         std::string out;
         if (word == "status") {
             out = formatStatus(parsed);
+        } else if (word == "rollout-history") {
+            out = formatRolloutHistory(parsed);
         } else {
             json rest = parsed;
             rest.erase("rollout");

@@ -256,6 +256,30 @@ std::string formatChange(const json& reply, const std::string& command) {
     return line + "\n" + extra;
 }
 
+std::string formatRolloutHistory(const json& reply) {
+    const std::string service = text(field(reply, "service"));
+    const json& rollouts = field(reply, "rollouts");
+    if (!rollouts.is_array() || rollouts.empty()) return service + ": no rollouts yet\n";
+    std::string out = fmt::format("{}: {} rollout(s), newest first\n", service, rollouts.size());
+    const long long now = nowUnixMs();
+    for (const json& r : rollouts) {
+        std::string plan;
+        if (field(r, "plan").is_array())
+            for (const json& p : field(r, "plan")) plan += (plan.empty() ? "" : ",") + text(p);
+        const json& ended = field(r, "ended_unix_ms");
+        const json& started = field(r, "started_unix_ms");
+        std::string when = ended.is_number() && number(ended) > 0
+                               ? "ended " + formatSince(number(ended), now)
+                               : (started.is_number() ? "started " + formatSince(number(started), now) : "");
+        out += fmt::format("  rollout {}  {}  to {} steps={}  reached step {}/{} ({}%)  {}\n", text(field(r, "id")),
+                           text(field(r, "outcome")), text(field(r, "to")), plan, text(field(r, "step")),
+                           text(field(r, "steps_total")), text(field(r, "percent")), when);
+        if (field(r, "reason").is_string() && !field(r, "reason").get<std::string>().empty())
+            out += "      " + text(field(r, "reason")) + "\n";
+    }
+    return out;
+}
+
 std::string formatError(const json& reply) {
     return fmt::format("{} ({})", text(field(reply, "error")), text(field(reply, "code")));
 }

@@ -21,6 +21,9 @@ std::string formatChange(const nlohmann::json& reply, const std::string& command
 // generation (a reload's overrides, a warning), one per line.
 std::string formatExtras(const nlohmann::json& reply);
 
+// The `rollout-history` reply: one block per rollout, newest first.
+std::string formatRolloutHistory(const nlohmann::json& reply);
+
 // "<error> (<code>)" of an ok:false reply.
 std::string formatError(const nlohmann::json& reply);
 

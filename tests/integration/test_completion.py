@@ -42,8 +42,8 @@ def two_services(backends, switchyard):
 
 
 def test_commands_and_options_complete_without_a_daemon():
-    assert complete("roll") == ["rollback", "rollout", "rollout-status", "rollout-pause", "rollout-resume",
-                                "rollout-abort"]
+    assert complete("roll") == ["rollback", "rollout", "rollout-status", "rollout-history", "rollout-pause",
+                                "rollout-resume", "rollout-abort"]
     assert complete("--ti") == ["--timeout"]
     assert set(complete("-")) >= {"-s", "-c", "--tcp", "--token-file", "--json", "--wait", "-V"}
     assert complete("cutover", "web", "") == ["blue", "green"]

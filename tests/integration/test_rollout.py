@@ -390,3 +390,36 @@ def test_rollout_status_wait_exits_4_when_the_rollout_it_attached_to_is_aborted(
     out = "".join(lines)
     assert proc.returncode == 4, out + proc.stderr.read()
     assert "web: rollout aborted" in out, out
+
+
+def test_rollout_history_keeps_each_rollout_with_its_outcome_and_reason(backends, switchyard):
+    blue, green = backends.name("blue"), backends.name("green")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])])
+    assert d.admin("rollout-history web") == {"ok": True, "service": "web", "rollouts": []}
+    assert d.admin("rollout-history nope")["code"] == "no_such_service"
+
+    first = d.admin("rollout web to=green steps=50,100 hold=60s min_connections=0")
+    assert first["ok"] is True
+    running = d.admin("rollout-history web")["rollouts"]
+    assert [(r["id"], r["outcome"]) for r in running] == [(first["rollout"]["id"], "running")]
+    assert d.admin("rollout-abort web")["ok"] is True
+    # A forced start replaces a running rollout in one change.
+    second = d.admin("rollout web to=green steps=50,100 hold=60s min_connections=0")
+    assert d.admin("rollout web to=green steps=10,100 hold=60s min_connections=0 force")["ok"] is True
+    third_id = rollout_of(d)["id"]
+    assert d.admin("rollout-abort web")["ok"] is True
+
+    history = d.admin("rollout-history web")["rollouts"]
+    assert [(r["id"], r["outcome"]) for r in history] == [
+        (third_id, "aborted"), (second["rollout"]["id"], "replaced"), (first["rollout"]["id"], "aborted")]
+    assert history[0]["reason"] == "aborted by the operator at step 1/2 (10% green)"
+    assert history[0]["plan"] == [10, 100] and history[0]["to"] == "green"
+    assert history[2]["steps"][0]["percent"] == 50
+    assert all(r["ended_unix_ms"] >= r["started_unix_ms"] > 0 for r in history)
+
+    out = d.ctl("rollout-history", "web")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "web: 3 rollout(s), newest first"
+    assert lines[1].startswith(f"  rollout {third_id}  aborted  to green steps=10,100  reached step 1/2 (10%)  ended ")
+    assert "      aborted by the operator at step 1/2 (10% green)" in lines

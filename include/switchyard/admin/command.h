@@ -28,6 +28,7 @@ enum class CommandKind {
     PoolOnline,      // pool SERVICE COLOUR online
     Rollout,         // rollout SERVICE to=COLOUR steps=1,5,25,50,100 hold=60s [gates...]
     RolloutStatus,   // rollout-status SERVICE
+    RolloutHistory,  // rollout-history SERVICE
     RolloutPause,    // rollout-pause SERVICE
     RolloutResume,   // rollout-resume SERVICE
     RolloutAbort,    // rollout-abort SERVICE

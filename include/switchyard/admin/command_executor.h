@@ -6,6 +6,7 @@
 
 #include "switchyard/admin/command.h"
 #include "switchyard/control/control_plane.h"
+#include "switchyard/rollout/rollout_history.h"
 
 namespace switchyard::admin {
 
@@ -15,6 +16,9 @@ public:
 
     nlohmann::json execute(const Command& command);
 
+    // What `rollout-history` reads; without one it answers with the latest rollout only.
+    void setRolloutHistory(const rollout::RolloutHistory* history) { history_ = history; }
+
     static nlohmann::json errorReply(const std::string& code, const std::string& message);
 
 private:
@@ -23,6 +27,7 @@ private:
     nlohmann::json rolloutReply(const control::Outcome& outcome, const std::string& service);
 
     control::ControlPlane& control_;
+    const rollout::RolloutHistory* history_ = nullptr;
 };
 
 } // namespace switchyard::admin
