@@ -276,7 +276,7 @@ if want soak; then
 fi
 
 # The Debian package from a clean clone of HEAD, checked by lintian
-# (scripts/build-deb.sh; ~6 minutes of compiling on the 2-core CI machine).
+# (scripts/build-deb.sh; ~6 CPU-minutes of compiling, a cold build with no ccache hits).
 if want deb; then
   echo "== Debian package"
   if bash scripts/build-deb.sh "$logdir/deb" 2>&1 | tee "$logdir/deb.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
