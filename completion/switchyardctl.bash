@@ -57,9 +57,9 @@ _switchyardctl() {
     local cur prev
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local options="-s --socket -c --config --tcp --token-file --json --wait --timeout -h --help -V --version"
+    local options="-s --socket -c --config --tcp --token-file --json --wait --check --timeout -h --help -V --version"
     local commands="status split cutover rollback backend add remove pool rollout rollout-status
-        rollout-history rollout-pause rollout-resume rollout-abort promote reset reload help"
+        rollout-history rollout-pause rollout-resume rollout-abort promote reset reload reload-check diff help"
 
     case $prev in
         -s | --socket | -c | --config | --token-file)
@@ -94,7 +94,7 @@ _switchyardctl() {
     local change_opts="if-generation= force"
     local candidates=""
     case $command in
-        help | reload)
+        help | reload | reload-check | diff)
             [[ $command == reload ]] && candidates=$change_opts
             ;;
         status | rollout-status | rollout-history)

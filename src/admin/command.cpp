@@ -9,6 +9,7 @@ bool isChange(CommandKind kind) {
     case CommandKind::Status:
     case CommandKind::RolloutStatus:
     case CommandKind::RolloutHistory:
+    case CommandKind::ReloadCheck:
     case CommandKind::Help:
         return false;
     case CommandKind::Split:
@@ -57,6 +58,7 @@ const char* toString(CommandKind kind) {
     case CommandKind::Promote: return "promote";
     case CommandKind::Reset: return "reset";
     case CommandKind::Reload: return "reload";
+    case CommandKind::ReloadCheck: return "reload-check";
     case CommandKind::Help: return "help";
     }
     std::abort();

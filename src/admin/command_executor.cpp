@@ -114,6 +114,20 @@ json CommandExecutor::execute(const Command& c) {
                 {"services_added", report.servicesAdded},
                 {"services_removed", report.servicesRemoved}};
     }
+    case CommandKind::ReloadCheck: {
+        control::ReloadReport report = control_.reload(false);
+        if (!report.outcome.ok) return errorReply(report.outcome.code, report.outcome.message);
+        nlohmann::json services = nlohmann::json::array();
+        if (report.preview)
+            for (const auto& s : report.preview->services) services.push_back(serviceStatus(s));
+        return {{"ok", true},
+                {"applied", false},
+                {"overrides_kept", report.overridesKept},
+                {"overrides_replaced", report.overridesReplaced},
+                {"services_added", report.servicesAdded},
+                {"services_removed", report.servicesRemoved},
+                {"services", services}};
+    }
     case CommandKind::Rollout:
         return rolloutReply(control_.startRollout(c.service, planFrom(*c.rollout), guard), c.service);
     case CommandKind::RolloutStatus: {

@@ -54,6 +54,7 @@ constexpr std::array kGrammar{
     Grammar{"promote", CommandKind::Promote, {"SERVICE"}, false, "promote SERVICE"},
     Grammar{"reset", CommandKind::Reset, {"SERVICE"}, false, "reset SERVICE"},
     Grammar{"reload", CommandKind::Reload, {}, false, "reload"},
+    Grammar{"reload-check", CommandKind::ReloadCheck, {}, false, "reload-check"},
     Grammar{"help", CommandKind::Help, {}, false, "help"},
 };
 
@@ -384,7 +385,8 @@ std::string buildHelpText() {
     }
     text += "  rollout gates: max_error_rate=R max_connect_p99=DURATION max_ttfb_p99=DURATION\n"
             "                 max_error_rate_vs_baseline=R min_connections=N max_hold=DURATION\n";
-    text += "  changing commands (not status, rollout-status, rollout-history, help) take if-generation=N, force\n";
+    text += "  changing commands also take if-generation=N and force; the read-only ones (status,\n"
+            "  rollout-status, rollout-history, reload-check, help) take neither\n";
     return text;
 }
 

@@ -413,19 +413,19 @@ void ControlPlane::applyAutomatic(const std::string& service, const ServiceMutat
     }
 }
 
-ReloadReport ControlPlane::reload() {
+ReloadReport ControlPlane::reload(bool apply) {
     const auto log = telemetry::logger("control");
     ReloadReport report;
     if (config_.sourcePath.empty()) {
-        ++reloadsFailed_;
+        if (apply) ++reloadsFailed_;
         report.outcome = Outcome::failure("refused", "this daemon runs a built-in config (--demo); nothing to reload");
         return report;
     }
     auto loaded = config::loadConfigFile(config_.sourcePath);
     if (!loaded) {
-        ++reloadsFailed_;
+        if (apply) ++reloadsFailed_;
         report.outcome = Outcome::failure("bad_config", loaded.errorText());
-        log->error("reload refused, keeping the running config: {}", loaded.errorText());
+        if (apply) log->error("reload refused, keeping the running config: {}", loaded.errorText());
         return report;
     }
     config::Config next = std::move(loaded).value();
@@ -457,7 +457,7 @@ ReloadReport ControlPlane::reload() {
     }
     auto merged = mergeOverrides(serializeState(state_), fresh);
     if (!merged) {
-        ++reloadsFailed_;
+        if (apply) ++reloadsFailed_;
         report.outcome = Outcome::failure("refused", merged.errorText());
         return report;
     }
@@ -483,6 +483,16 @@ ReloadReport ControlPlane::reload() {
                 if (b.adminState != AdminState::Enabled && ob->adminState == b.adminState)
                     b.drainDeadline = ob->drainDeadline;
             }
+    }
+    if (!apply) {
+        report.overridesKept = merged->kept;
+        report.overridesReplaced = merged->replaced;
+        for (const auto& service : next.services)
+            if (!config_.findService(service.name)) report.servicesAdded.push_back(service.name);
+        for (const auto& service : config_.services)
+            if (!next.findService(service.name)) report.servicesRemoved.push_back(service.name);
+        report.preview = std::move(fresh);
+        return report;
     }
     // New listeners first: a port that cannot be bound refuses the reload whole.
     std::vector<std::string> opened;

@@ -115,21 +115,22 @@ std::vector<std::string> serviceChanges(const json& before, const json& after) {
 
 } // namespace
 
-std::vector<std::string> describeChanges(const json& before, const json& after) {
+std::vector<std::string> describeChanges(const json& before, const json& after, bool withGeneration) {
     std::vector<std::string> lines;
     const json& servicesAfter = field(after, "services");
     if (servicesAfter.is_array()) {
         for (const json& svc : servicesAfter) {
             const std::string name = text(field(svc, "name"));
-            const std::string generation = fmt::format("(generation {})", text(field(svc, "generation")));
+            const std::string generation =
+                withGeneration ? fmt::format(" (generation {})", text(field(svc, "generation"))) : "";
             const json* old = findService(before, name);
             if (!old) {
-                lines.push_back(fmt::format("{}: added, listen {}, split {} {}", name, text(field(svc, "listen")),
+                lines.push_back(fmt::format("{}: added, listen {}, split {}{}", name, text(field(svc, "listen")),
                                             splitText(field(svc, "split")), generation));
                 continue;
             }
             for (const std::string& change : serviceChanges(*old, svc))
-                lines.push_back(fmt::format("{}: {} {}", name, change, generation));
+                lines.push_back(fmt::format("{}: {}{}", name, change, generation));
         }
     }
     const json& servicesBefore = field(before, "services");

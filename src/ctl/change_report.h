@@ -19,6 +19,8 @@ namespace switchyard::ctl {
 //   "web: split blue=100 green=0 → blue=90 green=10 (generation 4)"
 // Services are matched by name; one that appears or disappears is one line.
 // Empty when the two agree on everything an operator controls.
-std::vector<std::string> describeChanges(const nlohmann::json& before, const nlohmann::json& after);
+// Without `withGeneration` the lines end after the change (a preview moved nothing).
+std::vector<std::string> describeChanges(const nlohmann::json& before, const nlohmann::json& after,
+                                         bool withGeneration = true);
 
 } // namespace switchyard::ctl

@@ -57,6 +57,8 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
             options.json = true;
         } else if (arg == "--wait") {
             options.wait = true;
+        } else if (arg == "--check") {
+            options.check = true;
         } else if (arg == "-h" || arg == "--help") {
             options.help = true;
         } else if (arg == "-V" || arg == "--version") {
@@ -195,6 +197,8 @@ std::string usageText() {
         "                       holding the daemon's admin.token_file token\n"
         "                       (default: $SWITCHYARD_ADMIN_TOKEN_FILE)\n"
         "      --json           print the daemon's JSON reply line as is\n"
+        "      --check          reload --check: show what a reload would change, apply nothing\n"
+        "                       (the same as the command reload-check, or diff)\n"
         "      --wait           cutover: wait until the old pool has no connections left;\n"
         "                       backend ... drain: wait until that backend has none left;\n"
         "                       rollout: show its progress until it ends (exit 0 promoted,\n"

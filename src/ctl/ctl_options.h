@@ -26,6 +26,7 @@ struct CtlOptions {
     std::optional<std::string> tokenFile;     // --token-file FILE (else $SWITCHYARD_ADMIN_TOKEN_FILE)
     bool json = false;
     bool wait = false;
+    bool check = false;                       // --check: `reload --check` is `reload-check`
     std::optional<std::chrono::milliseconds> timeout;
     bool help = false;
     bool version = false;

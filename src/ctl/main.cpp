@@ -103,6 +103,13 @@ int main(int argc, char** argv) {
         return kExitOk;
     }
 
+    // `reload --check` and `diff` are spellings of the protocol's reload-check.
+    if (options->check) {
+        if (options->words.front() != "reload") return usageError("--check is only for reload (reload --check)");
+        options->words.front() = "reload-check";
+    }
+    if (options->words.front() == "diff") options->words.front() = "reload-check";
+
     std::string line;
     for (const auto& word : options->words) {
         if (!line.empty()) line += ' ';
@@ -177,6 +184,17 @@ int main(int argc, char** argv) {
             out = formatStatus(parsed);
         } else if (word == "rollout-history") {
             out = formatRolloutHistory(parsed);
+        } else if (word == "reload-check") {
+            json rest = parsed;
+            rest.erase("services");
+            rest.erase("applied");
+            std::vector<std::string> changes;
+            if (auto current = fetchStatus(client, "status", Clock::now() + kRequestTimeout))
+                changes = describeChanges(*current, json{{"services", parsed["services"]}}, false);
+            out = changes.empty() ? "reload-check: a reload would change no setting or override\n"
+                                  : "reload-check: a reload would change (nothing applied):\n";
+            for (const auto& change : changes) out += "  " + change + "\n";
+            out += formatExtras(rest);
         } else {
             json rest = parsed;
             rest.erase("rollout");

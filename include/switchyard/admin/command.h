@@ -35,6 +35,7 @@ enum class CommandKind {
     Promote,         // promote SERVICE
     Reset,           // reset SERVICE
     Reload,          // reload
+    ReloadCheck,     // reload-check: what a reload would change, applying nothing
     Help,            // help
 };
 
