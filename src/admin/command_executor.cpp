@@ -7,6 +7,7 @@
 #include "switchyard/admin/command_parser.h"
 #include "switchyard/admin/status_report.h"
 #include "switchyard/config/split_json.h"
+#include "switchyard/control/snapshot_builder.h"
 #include "switchyard/rollout/rollout_json.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -119,7 +120,7 @@ json CommandExecutor::execute(const Command& c) {
         if (!report.outcome.ok) return errorReply(report.outcome.code, report.outcome.message);
         nlohmann::json services = nlohmann::json::array();
         if (report.preview)
-            for (const auto& s : report.preview->services) services.push_back(serviceStatus(s));
+            for (const auto& s : report.preview->services) services.push_back(serviceStatus(s, *control::buildRoute(s)));
         return {{"ok", true},
                 {"applied", false},
                 {"overrides_kept", report.overridesKept},

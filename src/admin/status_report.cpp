@@ -25,13 +25,15 @@ bool drainOver(routing::TimePoint deadline, routing::TimePoint now, int64_t conn
 
 } // namespace
 
-json serviceStatus(const control::ServiceEntry& service) {
+json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route) {
     const auto now = routing::Clock::now();
     const auto& c = service.config;
-    const config::Split effective = service.effectiveSplit();
+    const config::Split effective{route.pool(config::Colour::Blue).weight, route.pool(config::Colour::Green).weight};
     json pools = json::object();
     for (auto colour : config::kColours) {
         const control::PoolEntry& pool = service.pool(colour);
+        const routing::PoolRoute& poolRoute = route.pool(colour);
+        std::size_t position = 0;
         int64_t poolConnections = 0;
         for (const control::BackendEntry& b : pool.backends)
             poolConnections += b.handle->active.load(std::memory_order_relaxed);
@@ -41,6 +43,10 @@ json serviceStatus(const control::ServiceEntry& service) {
         int64_t poolActive = 0;
         int64_t poolDrainingConnections = 0;
         for (const control::BackendEntry& b : pool.backends) {
+            // The route lists the entry's backends in the entry's order.
+            const uint32_t effectiveWeight =
+                position < poolRoute.backends.size() ? poolRoute.backends[position].weight : 0;
+            ++position;
             const int64_t active = b.handle->active.load(std::memory_order_relaxed);
             const telemetry::TrafficTotals traffic = b.handle->traffic.totals();
             const bool backendDraining = b.adminState != control::AdminState::Enabled || b.removing;
@@ -52,9 +58,7 @@ json serviceStatus(const control::ServiceEntry& service) {
             backends.push_back({
                 {"address", b.address.toString()},
                 {"weight", b.weight},
-                {"effective_weight", pool.offline                                                 ? 0
-                                     : service.panic && b.takesNewConnectionsIgnoringHealth() ? b.weight
-                                                        : control::effectiveBackendWeight(b, c.slowStart, now)},
+                {"effective_weight", pool.offline ? 0 : effectiveWeight},
                 {"slow_start_remaining_ms",
                  control::ramping(b, c.slowStart, now) ? deadlineJson(b.rampStart + c.slowStart, now) : json(nullptr)},
                 {"max_connections", b.maxConnections == 0 ? json(nullptr) : json(b.maxConnections)},
@@ -123,8 +127,15 @@ json serviceStatus(const control::ServiceEntry& service) {
 
 json statusReport(const control::ControlPlane& control, std::string_view service) {
     json services = json::array();
-    for (const auto& s : control.state().services)
-        if (service.empty() || s.config.name == service) services.push_back(serviceStatus(s));
+    const control::MasterState& state = control.state();
+    const routing::RoutingSnapshot& snapshot = *control.snapshot();   // built from `state`: the same positions
+    if (!service.empty()) {
+        if (const std::size_t i = state.indexOf(service); i != routing::ServiceIndex::kNone)
+            services.push_back(serviceStatus(state.services[i], snapshot.services[i]));
+    } else {
+        for (std::size_t i = 0; i < state.services.size(); ++i)
+            services.push_back(serviceStatus(state.services[i], snapshot.services[i]));
+    }
     return {{"ok", true},
             {"version", SWITCHYARD_VERSION},
             {"engine", control.engineName()},

@@ -2,416 +2,213 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cerrno>
-#include <cstring>
-
-#include <fcntl.h>
 
 #include <fmt/format.h>
 
 #include "switchyard/config/config_loader.h"
+#include "switchyard/control/overrides.h"
 #include "switchyard/control/snapshot_builder.h"
-#include "switchyard/proxy/listen_socket.h"
 #include "switchyard/rollout/sli_window.h"
 #include "switchyard/telemetry/logging.h"
 
 namespace switchyard::control {
-namespace {
-
-std::string describe(const config::Split& s) { return fmt::format("blue={} green={}", s.blue, s.green); }
-
-} // namespace
 
 ControlPlane::ControlPlane(boost::asio::io_context& context, config::Config config,
                            std::vector<std::unique_ptr<proxy::Worker>>& workers, std::string engineName)
     : context_(context), config_(std::move(config)), workers_(workers), engineName_(std::move(engineName)),
-      store_(config_.stateFile), housekeepingTimer_(context) {}
+      store_(makeStateStore(config_.stateFile)), listeners_(workers), housekeepingTimer_(context) {}
 
 Result<bool> ControlPlane::start() {
     const auto log = telemetry::logger("control");
     MasterState initial;
-    for (const auto& service : config_.services) initial.services.push_back(makeServiceEntry(service));
-    if (store_.enabled()) {
-        auto merged = store_.load(initial);
-        if (!merged) {
-            log->error("state file {}: {}", store_.path(), merged.errorText());
-        } else {
-            for (const auto& k : merged->kept) log->info("state file keeps override: {}", k);
-            for (const auto& r : merged->replaced) log->info("config replaces override: {}", r);
-        }
+    for (const auto& service : config_.services) initial.add(makeServiceEntry(service));
+    if (store_) {
+        auto loaded = store_->load(initial);
+        if (!loaded) return Result<bool>::failure(fmt::format("state: {}", loaded.errorText()));
+        for (const auto& w : loaded->warnings) log->error("state: {}", w);
+        for (const auto& k : loaded->merge.kept) log->info("state file keeps override: {}", k);
+        for (const auto& r : loaded->merge.replaced) log->info("config replaces override: {}", r);
     }
-    for (const auto& service : config_.services) {
-        auto opened = openListeners(service);
-        if (!opened) return Result<bool>(opened.errors());
-    }
-    // A rollout the state file holds goes on: its step's window restarts, and the
+    for (const auto& service : config_.services)
+        if (auto opened = listeners_.open(service); !opened) return opened;
+    // A rollout the state holds goes on: its step's window restarts, and the
     // third restart within one step rolls it back (SPEC.md "Progressive rollout").
-    bool rolloutRestarted = false;
-    for (auto& service : initial.services) {
-        if (!service.rolloutActive()) continue;
-        const rollout::TickResult restarted = rollout::onRestart(*service.rollout, rolloutNow(service));
-        rolloutRestarted = true;
-        if (restarted.event == rollout::Event::RolledBack) {
+    std::vector<std::size_t> restarted;
+    const auto now = routing::Clock::now();
+    for (std::size_t i = 0; i < initial.services.size(); ++i) {
+        if (!initial.services[i].rolloutActive()) continue;
+        ServiceEntry& service = initial.services.edit(i);
+        const rollout::TickResult result = rollout::onRestart(*service.rollout, rolloutNow(service));
+        restarted.push_back(i);
+        if (result.event == rollout::Event::RolledBack) {
             applyRolloutSplit(service);
             ++service.generation;
-            telemetry::logger("rollout")->warn("{}: {}", service.config.name, restarted.message);
+            telemetry::logger("rollout")->warn("{}: {}", service.config.name, result.message);
         } else {
-            telemetry::logger("rollout")->info("{}: {}", service.config.name, restarted.message);
+            telemetry::logger("rollout")->info("{}: {}", service.config.name, result.message);
         }
     }
-    const auto now = routing::Clock::now();
-    for (auto& service : initial.services) {
+    for (std::size_t i = 0; i < initial.services.size(); ++i) {
+        ServiceEntry& service = initial.services.edit(i);
         // Nothing was flowing before start: no pool starts out draining.
         for (auto& pool : service.pools) pool.lastEffectiveWeight = service.effectiveSplit().weight(pool.colour);
         updatePoolDrains(service, now);
     }
     initial.revision = 1;
-    publish(std::move(initial));
-    if (rolloutRestarted && store_.enabled()) {
-        // The restart count must reach the file, or a crash loop would never roll back.
-        if (auto saved = store_.save(state_); !saved) {
-            ++saveFailures_;
-            log->warn("state file not saved after restarting a rollout's window: {}", saved.errorText());
-        }
-    }
+    // The restart count must reach the store, or a crash loop would never roll back.
+    commit(std::move(initial), Order::PublishFirst, restarted, "restarting a rollout's window");
     scheduleHousekeeping();
     return true;
 }
 
-Result<bool> ControlPlane::openListeners(const config::ServiceConfig& service) {
-    std::vector<UniqueFd> fds;
-    if (const int inherited = inheritedListeners_ ? inheritedListeners_(service) : -1; inherited >= 0) {
-        for (std::size_t i = 0; i < workers_.size(); ++i) {
-            UniqueFd fd(::fcntl(inherited, F_DUPFD_CLOEXEC, 0));
-            if (!fd.valid())
-                return Result<bool>::failure(fmt::format("service {}: cannot share the inherited socket: {}",
-                                                         service.name, std::strerror(errno)));
-            ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-            fds.push_back(std::move(fd));
+Outcome ControlPlane::commit(MasterState next, Order order, const std::vector<std::size_t>& toSave,
+                             std::string_view what) {
+    const auto save = [&](const MasterState& state) -> Result<bool> {
+        if (!store_ || toSave.empty()) return true;
+        std::vector<const ServiceEntry*> services;
+        services.reserve(toSave.size());
+        for (std::size_t i : toSave) services.push_back(&state.services[i]);
+        return store_->save(services);
+    };
+    if (order == Order::SaveFirst) {
+        if (auto saved = save(next); !saved) {
+            ++saveFailures_;
+            telemetry::logger("control")->error("refusing {}: {}", what, saved.errorText());
+            return Outcome::failure("save_failed", saved.errorText());
         }
-        telemetry::logger("control")->info("service {}: accepting on the socket inherited from systemd", service.name);
+        publish(std::move(next));
+        return Outcome::success();
     }
-    for (std::size_t i = fds.size(); i < workers_.size(); ++i) {
-        auto fd = proxy::openListenSocket(service.listen, /*reusePort=*/true);
-        if (!fd) return Result<bool>::failure(fmt::format("service {}: {}", service.name, fd.errorText()));
-        fds.push_back(std::move(fd).value());
+    publish(std::move(next));
+    if (auto saved = save(state_); !saved) {
+        ++saveFailures_;
+        telemetry::logger("control")->warn("{}: in effect, state not saved: {}", what, saved.errorText());
+        return Outcome{true, true, {}, fmt::format("in effect, but the state was not saved: {}", saved.errorText())};
     }
-    for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i]->addListener(service.name, std::move(fds[i]));
-    return true;
-}
-
-void ControlPlane::closeListeners(const std::string& service) {
-    for (auto& w : workers_) w->removeListener(service);
-}
-
-void ControlPlane::stopAccepting() {
-    for (auto& w : workers_) w->stopAccepting();
+    return Outcome::success();
 }
 
 void ControlPlane::publish(MasterState next) {
+    ChangeSet changes;
+    if (snapshot_ && next.index() == state_.index() && next.services.size() == state_.services.size()) {
+        changes.all = false;
+        for (std::size_t i = 0; i < next.services.size(); ++i)
+            if (!next.services.sameAt(i, state_.services)) changes.services.push_back(i);
+        snapshot_ = buildSnapshot(next, state_, *snapshot_);
+    } else {
+        snapshot_ = buildSnapshot(next);
+    }
     state_ = std::move(next);
-    auto snapshot = buildSnapshot(state_);
-    for (auto& w : workers_) w->publish(snapshot);
+    lastChanges_ = std::move(changes);
+    for (auto& w : workers_) w->publish(snapshot_);
     for (auto& listener : publishListeners_) listener(state_);
 }
 
-Outcome ControlPlane::checkTarget(const ServiceEntry& service, config::Colour colour, bool force) const {
-    if (force) return Outcome::success();
-    const PoolEntry& pool = service.pool(colour);
-    const char* name = config::toString(colour);
-    if (pool.offline)
-        return Outcome::failure("refused", fmt::format("pool {} of {} is offline (use force to override)", name,
-                                                       service.config.name));
-    if (pool.backends.empty())
-        return Outcome::failure("refused",
-                                fmt::format("pool {} of {} is empty (use force to override)", name, service.config.name));
-    if (pool.routableBackends() == 0)
-        return Outcome::failure("refused", fmt::format("pool {} of {} has no healthy enabled backend (use force to override)",
-                                                       name, service.config.name));
-    return Outcome::success();
-}
-
-Outcome ControlPlane::checkRoutable(const ServiceEntry& service, bool force) const {
-    const config::Split effective = service.effectiveSplit();
-    uint32_t routable = 0;
-    for (auto colour : config::kColours)
-        if (service.pool(colour).routableBackends() > 0) routable += effective.weight(colour);
-    if (routable == 0 && !force)
-        return Outcome::failure("refused", fmt::format("the change would leave {} with no routable weight "
-                                                       "(effective split {}; use force to override)",
-                                                       service.config.name, describe(effective)));
-    return Outcome::success();
-}
-
-Outcome ControlPlane::change(const std::string& serviceName, const ChangeGuard& guard, bool movesIntent,
-                             const Mutation& mutate, bool publishFirst) {
-    const ServiceEntry* current = state_.find(serviceName);
-    if (!current) return Outcome::failure("no_such_service", fmt::format("no service named '{}'", serviceName));
-    if (guard.ifGeneration && *guard.ifGeneration != current->generation)
-        return Outcome::failure("generation_mismatch",
-                                fmt::format("{} is at generation {}, not {}", serviceName, current->generation,
-                                            *guard.ifGeneration));
+Outcome ControlPlane::change(const std::string& name, const ChangeGuard& guard, const Transition& transition,
+                             Order order) {
+    const std::size_t i = state_.indexOf(name);
+    if (i == routing::ServiceIndex::kNone)
+        return Outcome::failure("no_such_service", fmt::format("no service named '{}'", name));
+    const ServiceEntry& current = state_.services[i];
+    if (guard.ifGeneration && *guard.ifGeneration != current.generation)
+        return Outcome::failure("generation_mismatch", fmt::format("{} is at generation {}, not {}", name,
+                                                                   current.generation, *guard.ifGeneration));
     MasterState next = state_;
-    ServiceEntry& service = *next.find(serviceName);
-    Outcome outcome = mutate(service);
-    if (!outcome.ok) return outcome;
-    if (outcome.code == "unchanged") return Outcome::success();
-    if (movesIntent) ++service.generation;
+    ServiceEntry& service = next.services.edit(i);
+    Outcome outcome = transition(service);
+    if (!outcome.ok || !outcome.changed) return outcome;
+    ++service.generation;
     ++service.revision;
     ++next.revision;
     updatePoolDrains(service, routing::Clock::now());
-    if (publishFirst) {
-        publish(std::move(next));
-        if (store_.enabled()) {
-            if (auto saved = store_.save(state_); !saved) {
-                ++saveFailures_;
-                telemetry::logger("control")->warn("{}: change published, state file not saved: {}", serviceName,
-                                                   saved.errorText());
-                return Outcome{true, {}, fmt::format("in effect, but the state file was not saved: {}",
-                                                     saved.errorText())};
-            }
-        }
-        return Outcome::success();
-    }
-    if (store_.enabled()) {
-        auto saved = store_.save(next);
-        if (!saved) {
-            ++saveFailures_;
-            telemetry::logger("control")->error("refusing change to {}: {}", serviceName, saved.errorText());
-            return Outcome::failure("save_failed", saved.errorText());
-        }
-    }
-    publish(std::move(next));
-    return Outcome::success();
+    Outcome committed = commit(std::move(next), order, {i}, fmt::format("change to {}", name));
+    if (!committed.ok || !committed.message.empty()) return committed;
+    return outcome;
 }
 
-Outcome ControlPlane::yieldRollout(ServiceEntry& s, const ChangeGuard& guard, const char* command) const {
-    if (!s.rolloutActive()) return Outcome::success();
-    rollout::Rollout& r = *s.rollout;
-    if (!guard.force)
-        return Outcome::failure("rollout_active",
-                                fmt::format("{} has a rollout to {} in progress (step {}/{}, {}%, {}); use "
-                                            "rollout-abort or promote, or add force to abort it with this {}",
-                                            s.config.name, config::toString(r.target()), r.step + 1,
-                                            r.plan.steps.size(), r.percent(), rollout::toString(r.phase), command));
-    rollout::act(r, rollout::Action::Abort, rolloutNow(s), fmt::format("aborted by a forced {}", command));
-    applyRolloutSplit(s);
-    telemetry::logger("rollout")->warn("{}: {}", s.config.name, r.reason);
-    return Outcome::success();
+void ControlPlane::applyAutomatic(const std::vector<std::string>& names, const ServiceMutation& mutate,
+                                  const char* why, bool movesIntent) {
+    MasterState next = state_;
+    std::vector<std::size_t> toSave;
+    bool changed = false;
+    const auto now = routing::Clock::now();
+    for (const auto& name : names) {
+        const std::size_t i = next.indexOf(name);
+        if (i == routing::ServiceIndex::kNone) continue;
+        const auto before = next.services.ptr(i);
+        ServiceEntry& s = next.services.edit(i);
+        const Effect effect = mutate(s);
+        if (effect == Effect::None) {
+            next.services.set(i, before);   // untouched: it keeps its route
+            continue;
+        }
+        if (movesIntent) ++s.generation;
+        ++s.revision;
+        updatePoolDrains(s, now);
+        if (effect == Effect::PublishAndSave) toSave.push_back(i);
+        changed = true;
+    }
+    if (!changed) return;
+    ++next.revision;
+    commit(std::move(next), Order::PublishFirst, toSave, why);
 }
+
+// --- operator changes ---
 
 Outcome ControlPlane::setSplit(const std::string& name, config::Split split, const ChangeGuard& guard) {
-    return setSplitFor(name, split, guard, "split");
-}
-
-Outcome ControlPlane::setSplitFor(const std::string& name, config::Split split, const ChangeGuard& guard,
-                                  const char* command) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        if (split.blue == 0 && split.green == 0)
-            return Outcome::failure("refused", "split blue=0 green=0 leaves no routable weight");
-        if (auto o = yieldRollout(s, guard, command); !o.ok) return o;
-        if (split == s.split) {
-            // Setting the split it already has acknowledges a fallback (restore: manual).
-            if (!s.fallback.active) return Outcome{true, "unchanged", {}};
-            s.fallback = {};
-            return checkRoutable(s, guard.force);
-        }
-        for (auto colour : config::kColours)
-            if (split.weight(colour) > s.split.weight(colour))
-                if (auto o = checkTarget(s, colour, guard.force); !o.ok) return o;
-        s.rollbackSplit = s.split;
-        s.split = split;
-        // An operator's split ends a fallback: they have seen it and chose.
-        s.fallback = {};
-        return checkRoutable(s, guard.force);
-    });
+    return change(name, guard, [&](ServiceEntry& s) { return transitions::split(s, split, guard, "split", rolloutNow(s)); });
 }
 
 Outcome ControlPlane::cutover(const std::string& name, config::Colour colour, const ChangeGuard& guard) {
-    config::Split split{0, 0};
-    split.weight(colour) = 100;
-    const ServiceEntry* s = state_.find(name);
-    if (s && s->split.weight(config::other(colour)) == 0 && s->split.weight(colour) > 0) split = s->split;
-    return setSplitFor(name, split, guard, "cutover");
+    return change(name, guard, [&](ServiceEntry& s) {
+        return transitions::split(s, transitions::cutoverSplit(s, colour), guard, "cutover", rolloutNow(s));
+    });
 }
 
 Outcome ControlPlane::rollback(const std::string& name, const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        if (s.rolloutActive()) {
-            // Forced: aborting the rollout is the rollback (a whole rollout is one
-            // event); a second rollback brings its last split back.
-            const config::Split during = s.split;
-            if (auto o = yieldRollout(s, guard, "rollback"); !o.ok) return o;
-            s.rollbackSplit = during;
-            s.fallback = {};
-            return checkRoutable(s, guard.force);
-        }
-        if (!s.rollbackSplit)
-            return Outcome::failure("refused", fmt::format("{} has no earlier split to roll back to", name));
-        const config::Split target = *s.rollbackSplit;
-        for (auto colour : config::kColours)
-            if (target.weight(colour) > s.split.weight(colour))
-                if (auto o = checkTarget(s, colour, guard.force); !o.ok) return o;
-        s.rollbackSplit = s.split;
-        s.split = target;
-        s.fallback = {};
-        return checkRoutable(s, guard.force);
-    });
+    return change(name, guard, [&](ServiceEntry& s) { return transitions::rollback(s, guard, rolloutNow(s)); });
 }
-
-namespace {
-
-Outcome findBackend(ServiceEntry& s, config::Colour colour, const config::Endpoint& address, BackendEntry*& out) {
-    out = s.pool(colour).find(address);
-    if (!out)
-        return Outcome::failure("no_such_backend", fmt::format("{} has no backend {} in pool {}", s.config.name,
-                                                               address.toString(), config::toString(colour)));
-    return Outcome::success();
-}
-
-} // namespace
 
 Outcome ControlPlane::setBackendWeight(const std::string& name, config::Colour colour, const config::Endpoint& address,
                                        uint32_t weight, const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        BackendEntry* b = nullptr;
-        if (auto o = findBackend(s, colour, address, b); !o.ok) return o;
-        if (b->weight == weight) return Outcome{true, "unchanged", {}};
-        b->weight = weight;
-        return checkRoutable(s, guard.force);
-    });
+    return change(name, guard,
+                  [&](ServiceEntry& s) { return transitions::backendWeight(s, colour, address, weight, guard); });
 }
 
 Outcome ControlPlane::setBackendAdminState(const std::string& name, config::Colour colour,
                                            const config::Endpoint& address, AdminState adminState,
                                            const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        BackendEntry* b = nullptr;
-        if (auto o = findBackend(s, colour, address, b); !o.ok) return o;
-        if (b->removing)
-            return Outcome::failure("refused", fmt::format("backend {} is being removed", address.toString()));
-        if (b->adminState == adminState) return Outcome{true, "unchanged", {}};
-        if (adminState == AdminState::Enabled) markBackendReturned(*b, routing::Clock::now());
-        b->adminState = adminState;
-        b->drainDeadline = adminState == AdminState::Enabled ? routing::kNoDeadline
-                                                             : routing::Clock::now() + s.config.drainTimeout;
-        // Maintenance: a disabled backend is not checked, so its health is unknown.
-        if (adminState == AdminState::Disabled) b->checked = false;
-        return checkRoutable(s, guard.force);
+    return change(name, guard, [&](ServiceEntry& s) {
+        return transitions::backendAdminState(s, colour, address, adminState, guard, routing::Clock::now());
     });
 }
 
 Outcome ControlPlane::addBackend(const std::string& name, config::Colour colour, const config::Endpoint& address,
                                  uint32_t weight, const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        for (auto c : config::kColours) {
-            if (BackendEntry* existing = s.pool(c).find(address)) {
-                if (c == colour && existing->removing) {
-                    // Re-adding a backend that is still draining out: keep it.
-                    existing->removing = false;
-                    existing->drainDeadline = routing::kNoDeadline;
-                    existing->weight = weight;
-                    markBackendReturned(*existing, routing::Clock::now());
-                    return Outcome::success();
-                }
-                return Outcome::failure("already_exists", fmt::format("{} already has backend {} in pool {}", name,
-                                                                      address.toString(), config::toString(c)));
-            }
-        }
-        BackendEntry entry = makeBackendEntry(s, colour, config::BackendConfig{address, weight});
-        entry.addedAtRuntime = true;
-        markBackendReturned(entry, routing::Clock::now());
-        s.pool(colour).backends.push_back(std::move(entry));
-        return Outcome::success();
+    return change(name, guard, [&](ServiceEntry& s) {
+        return transitions::addBackend(s, colour, address, weight, guard, routing::Clock::now());
     });
 }
 
 Outcome ControlPlane::removeBackend(const std::string& name, config::Colour colour, const config::Endpoint& address,
                                     const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        BackendEntry* b = nullptr;
-        if (auto o = findBackend(s, colour, address, b); !o.ok) return o;
-        if (b->removing) return Outcome{true, "unchanged", {}};
-        b->removing = true;
-        b->drainDeadline = routing::Clock::now() + s.config.drainTimeout;
-        return checkRoutable(s, guard.force);
+    return change(name, guard, [&](ServiceEntry& s) {
+        return transitions::removeBackend(s, colour, address, guard, routing::Clock::now());
     });
 }
 
 Outcome ControlPlane::setPoolOffline(const std::string& name, config::Colour colour, bool offline,
                                      const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        PoolEntry& pool = s.pool(colour);
-        if (pool.offline == offline) return Outcome{true, "unchanged", {}};
-        pool.offline = offline;
-        return checkRoutable(s, guard.force);
-    });
+    return change(name, guard, [&](ServiceEntry& s) { return transitions::poolOffline(s, colour, offline, guard); });
 }
 
 Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
     const config::ServiceConfig* cfg = config_.findService(name);
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        if (!cfg) return Outcome::failure("no_such_service", fmt::format("no service named '{}'", name));
-        if (auto o = yieldRollout(s, guard, "reset"); !o.ok) return o;
-        ServiceEntry fresh = makeServiceEntry(*cfg);
-        const auto now = routing::Clock::now();
-        // Keep identities (and so connection counts) of backends that stay;
-        // backends that only runtime changes had added drain out.
-        for (auto colour : config::kColours) {
-            auto& freshPool = fresh.pool(colour);
-            auto& oldPool = s.pool(colour);
-            for (auto& b : freshPool.backends) {
-                if (BackendEntry* old = oldPool.find(b.address)) {
-                    b.handle = old->handle;
-                    b.healthy = old->healthy;
-                    b.checked = old->checked;
-                    b.lastFailure = old->lastFailure;
-                    b.rampStart = old->rampStart;
-                } else {
-                    b.handle = makeBackendEntry(s, colour, {b.address, b.configWeight}).handle;
-                    markBackendReturned(b, now);
-                }
-            }
-            for (auto& old : oldPool.backends)
-                if (!freshPool.find(old.address)) {
-                    BackendEntry leaving = old;
-                    if (!leaving.removing) {
-                        leaving.removing = true;
-                        leaving.drainDeadline = now + cfg->drainTimeout;
-                    }
-                    freshPool.backends.push_back(std::move(leaving));
-                }
-            freshPool.drainDeadline = oldPool.drainDeadline;
-            freshPool.lastEffectiveWeight = oldPool.lastEffectiveWeight;
-        }
-        fresh.rollbackSplit = s.split == fresh.split ? s.rollbackSplit : std::optional<config::Split>(s.split);
-        fresh.generation = s.generation;
-        fresh.revision = s.revision;
-        fresh.state = s.state;
-        fresh.poolCounters = s.poolCounters;
-        fresh.rollout = std::move(s.rollout);   // ended (or just aborted): its record stays for rollout-status
-        s = std::move(fresh);
-        return Outcome::success();
-    });
+    if (!cfg) return Outcome::failure("no_such_service", fmt::format("no service named '{}'", name));
+    return change(name, guard, [&](ServiceEntry& s) { return transitions::reset(s, *cfg, guard, rolloutNow(s)); });
 }
 
-void ControlPlane::applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why,
-                                  bool movesIntent) {
-    MasterState next = state_;
-    ServiceEntry* s = next.find(service);
-    if (!s || !mutate(*s)) return;
-    if (movesIntent) ++s->generation;
-    ++s->revision;
-    ++next.revision;
-    updatePoolDrains(*s, routing::Clock::now());
-    publish(std::move(next));
-    if (store_.enabled()) {
-        if (auto saved = store_.save(state_); !saved) {
-            ++saveFailures_;
-            telemetry::logger("control")->warn("{}: state file not saved after {}: {}", service, why, saved.errorText());
-        }
-    }
-}
+// --- reload ---
 
 ReloadReport ControlPlane::reload(bool apply) {
     const auto log = telemetry::logger("control");
@@ -430,67 +227,76 @@ ReloadReport ControlPlane::reload(bool apply) {
     }
     config::Config next = std::move(loaded).value();
 
-    // Build the new state from the new config, then replay the current
-    // overrides through the same rule a restart uses.
+    // The new state from the new config, then the running overrides merged in
+    // by the rule a restart uses; what lives only in the running daemon
+    // (identities, health, ramps, drains, live rollout windows) is kept.
+    const auto now = routing::Clock::now();
+    MergeReport merged;
     MasterState fresh;
-    for (const auto& service : next.services) fresh.services.push_back(makeServiceEntry(service));
-    for (auto& service : fresh.services) {
-        const ServiceEntry* old = state_.find(service.config.name);
-        if (!old) continue;
+    for (const auto& config : next.services) {
+        ServiceEntry service = makeServiceEntry(config);
+        const ServiceEntry* old = state_.find(config.name);
+        if (!old) {
+            for (auto& pool : service.pools) pool.lastEffectiveWeight = service.effectiveSplit().weight(pool.colour);
+            updatePoolDrains(service, now);
+            fresh.add(std::move(service));
+            continue;
+        }
         service.state = old->state;
         service.poolCounters = old->poolCounters;
         for (auto colour : config::kColours)
             for (auto& b : service.pool(colour).backends) {
-                if (const BackendEntry* ob = const_cast<ServiceEntry*>(old)->pool(colour).find(b.address)) {
-                    b.handle = ob->handle;
-                    b.healthy = ob->healthy;
-                    b.checked = ob->checked;
-                    b.lastFailure = ob->lastFailure;
-                    b.rampStart = ob->rampStart;
+                if (const BackendEntry* ob = old->pool(colour).find(b.address)) {
+                    keepLiveFacts(b, *ob);
                 } else {
                     b.handle = makeBackendEntry(service, colour, {b.address, b.configWeight}).handle;
-                    // A backend the new config brings in joins with slow start,
-                    // unless its whole service is new (nothing flowed yet).
-                    markBackendReturned(b, routing::Clock::now());
+                    // A backend the new config brings in joins with slow start.
+                    markBackendReturned(b, now);
                 }
             }
-    }
-    auto merged = mergeOverrides(serializeState(state_), fresh);
-    if (!merged) {
-        if (apply) ++reloadsFailed_;
-        report.outcome = Outcome::failure("refused", merged.errorText());
-        return report;
-    }
-    // The replay is the restart rule; a reload keeps what lives in the running
-    // daemon. Backends added at runtime came back as new entries: they are the
-    // same backends, so they keep their identity (open connections), health and
-    // slow-start ramp. A backend still drained or disabled keeps its drain
-    // deadline (the replay assumes a restart, where nothing is left to drain).
-    for (auto& service : fresh.services) {
-        const ServiceEntry* old = state_.find(service.config.name);
-        if (!old) continue;
-        for (auto colour : config::kColours)
-            for (auto& b : service.pool(colour).backends) {
-                const BackendEntry* ob = const_cast<ServiceEntry*>(old)->pool(colour).find(b.address);
+        mergeOverrides(overridesOf(*old), service, merged, now);
+        for (auto colour : config::kColours) {
+            PoolEntry& pool = service.pool(colour);
+            const PoolEntry& oldPool = old->pool(colour);
+            for (auto& b : pool.backends) {
+                const BackendEntry* ob = oldPool.find(b.address);
                 if (!ob) continue;
-                if (b.addedAtRuntime && ob->addedAtRuntime) {
-                    b.handle = ob->handle;
-                    b.healthy = ob->healthy;
-                    b.checked = ob->checked;
-                    b.lastFailure = ob->lastFailure;
-                    b.rampStart = ob->rampStart;
-                }
+                // Backends added at runtime came back as new entries: they are the
+                // same backends (open connections, health, ramp).
+                if (b.addedAtRuntime && ob->addedAtRuntime) keepLiveFacts(b, *ob);
+                // A backend still drained or disabled keeps its drain deadline.
                 if (b.adminState != AdminState::Enabled && ob->adminState == b.adminState)
                     b.drainDeadline = ob->drainDeadline;
             }
+            pool.drainDeadline = oldPool.drainDeadline;
+            pool.lastEffectiveWeight = oldPool.lastEffectiveWeight;
+            // Backends the new config dropped drain out like a `remove`, and so
+            // does one added at runtime that a `remove` was draining.
+            for (const auto& ob : oldPool.backends)
+                if (!pool.find(ob.address) && (!ob.addedAtRuntime || ob.removing)) {
+                    BackendEntry leaving = ob;
+                    if (!leaving.removing) {
+                        leaving.removing = true;
+                        leaving.drainDeadline = deadlineAfter(now, service.config.drainTimeout);
+                    }
+                    pool.backends.push_back(std::move(leaving));
+                }
+        }
+        // The merge kept the rollout (the split was not replaced): keep its live window too.
+        if (service.rollout && old->rollout && old->rollout->id == service.rollout->id) service.rollout = old->rollout;
+        service.fallback = old->fallback;
+        service.panic = old->panic;   // the health monitor re-decides it next turn
+        service.revision = old->revision + 1;
+        updatePoolDrains(service, now);
+        fresh.add(std::move(service));
     }
     if (!apply) {
-        report.overridesKept = merged->kept;
-        report.overridesReplaced = merged->replaced;
         for (const auto& service : next.services)
             if (!config_.findService(service.name)) report.servicesAdded.push_back(service.name);
         for (const auto& service : config_.services)
             if (!next.findService(service.name)) report.servicesRemoved.push_back(service.name);
+        report.overridesKept = std::move(merged.kept);
+        report.overridesReplaced = std::move(merged.replaced);
         report.preview = std::move(fresh);
         return report;
     }
@@ -499,10 +305,10 @@ ReloadReport ControlPlane::reload(bool apply) {
     for (const auto& service : next.services) {
         const config::ServiceConfig* old = config_.findService(service.name);
         if (old && old->listen == service.listen) continue;
-        if (old) closeListeners(service.name);
-        auto ok = openListeners(service);
+        if (old) listeners_.close(service.name);
+        auto ok = listeners_.open(service);
         if (!ok) {
-            for (const auto& name : opened) closeListeners(name);
+            for (const auto& name : opened) listeners_.close(name);
             ++reloadsFailed_;
             report.outcome = Outcome::failure("refused", ok.errorText());
             return report;
@@ -512,61 +318,29 @@ ReloadReport ControlPlane::reload(bool apply) {
     }
     for (const auto& service : config_.services)
         if (!next.findService(service.name)) {
-            closeListeners(service.name);
+            listeners_.close(service.name);
             report.servicesRemoved.push_back(service.name);
         }
-    const auto now = routing::Clock::now();
-    for (auto& service : fresh.services) {
-        const ServiceEntry* old = state_.find(service.config.name);
-        for (auto colour : config::kColours) {
-            auto& pool = service.pool(colour);
-            if (old) {
-                pool.drainDeadline = old->pool(colour).drainDeadline;
-                pool.lastEffectiveWeight = old->pool(colour).lastEffectiveWeight;
-                // Backends the new config dropped drain out like a `remove`, and
-                // so does one added at runtime that a `remove` was draining.
-                for (const auto& ob : old->pool(colour).backends)
-                    if (!pool.find(ob.address) && (!ob.addedAtRuntime || ob.removing)) {
-                        BackendEntry leaving = ob;
-                        if (!leaving.removing) {
-                            leaving.removing = true;
-                            leaving.drainDeadline = now + service.config.drainTimeout;
-                        }
-                        pool.backends.push_back(std::move(leaving));
-                    }
-            } else {
-                pool.lastEffectiveWeight = service.effectiveSplit().weight(colour);
-            }
-        }
-        if (old) {
-            // The merge kept the rollout (the split was not replaced): keep its live window too.
-            if (service.rollout && old->rollout && old->rollout->id == service.rollout->id)
-                service.rollout = old->rollout;
-            service.fallback = old->fallback;
-            service.panic = old->panic;   // the health monitor re-decides it next turn
-            service.revision = old->revision + 1;
-        }
-        updatePoolDrains(service, now);
-    }
     fresh.revision = state_.revision + 1;
     config_ = std::move(next);
-    if (store_.enabled() && store_.path() != config_.stateFile)
+    if (store_ && store_->where() != config_.stateFile)
         log->warn("state_file changed in the config; it takes effect at the next restart");
-    if (store_.enabled()) {
-        if (auto saved = store_.save(fresh); !saved) {
-            ++saveFailures_;
-            log->warn("state file not saved after reload: {}", saved.errorText());
-        }
-    }
-    publish(std::move(fresh));
-    report.overridesKept = merged->kept;
-    report.overridesReplaced = merged->replaced;
+    std::vector<std::size_t> all(fresh.services.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    commit(std::move(fresh), Order::PublishFirst, all, "reload");
+    if (store_ && !report.servicesRemoved.empty())
+        if (auto forgotten = store_->forget(report.servicesRemoved); !forgotten)
+            log->warn("state of removed services not dropped: {}", forgotten.errorText());
+    report.overridesKept = std::move(merged.kept);
+    report.overridesReplaced = std::move(merged.replaced);
     ++reloadsOk_;
     log->info("reloaded {}: {} override(s) kept, {} replaced, {} service(s) added, {} removed", config_.sourcePath,
               report.overridesKept.size(), report.overridesReplaced.size(), report.servicesAdded.size(),
               report.servicesRemoved.size());
     return report;
 }
+
+// --- housekeeping: slow-start ramps and removals ---
 
 void ControlPlane::scheduleHousekeeping() {
     housekeepingTimer_.expires_after(std::chrono::seconds(1));
@@ -579,46 +353,23 @@ void ControlPlane::scheduleHousekeeping() {
 
 void ControlPlane::housekeeping() {
     const auto now = routing::Clock::now();
-    // Slow start: a ramping backend's weight grows with time, so a new snapshot
-    // each second lets traffic follow it; the one after the ramp ends gives the
-    // full weight. An automatic change (revision, not generation), and not
-    // saved: ramps are not state-file state.
-    // Finished ramps are cleared in place (moving nothing anyone may point at).
-    bool weightsMove = false;
-    for (auto& service : state_.services) {
-        bool moved = false;
-        for (auto& pool : service.pools)
-            for (auto& b : pool.backends) {
-                if (b.rampStart == kNoRamp) continue;
-                moved |= service.config.slowStart.count() > 0 && b.takesNewConnections();
-                if (!ramping(b, service.config.slowStart, now)) b.rampStart = kNoRamp;
-            }
-        if (moved) ++service.revision;
-        weightsMove |= moved;
+    // Only services with a ramp or a removal due are touched: a ramping
+    // backend's weight grows with time, so each second brings its service a new
+    // route (revision, not generation; ramps are not saved), and a removed
+    // backend leaves once its drain deadline passed (saved).
+    std::vector<std::string> due;
+    for (const ServiceEntry& s : state_.services) {
+        bool touch = false;
+        for (const auto& pool : s.pools)
+            for (const auto& b : pool.backends) touch |= b.rampStart != kNoRamp || (b.removing && b.drainDeadline <= now);
+        if (touch) due.push_back(s.config.name);
     }
-    if (weightsMove) {
-        MasterState next = state_;
-        ++next.revision;
-        publish(std::move(next));
-    }
-    // Removed backends leave the state once their drain deadline passed.
-    for (const auto& service : state_.services) {
-        bool due = false;
-        for (const auto& pool : service.pools)
-            for (const auto& b : pool.backends)
-                if (b.removing && b.drainDeadline <= now) due = true;
-        if (!due) continue;
-        applyAutomatic(service.config.name, [now](ServiceEntry& s) {
-            bool changed = false;
-            for (auto& pool : s.pools)
-                changed |= std::erase_if(pool.backends, [now, &pool](const BackendEntry& b) {
-                               const bool gone = b.removing && b.drainDeadline <= now;
-                               if (gone && !b.addedAtRuntime) pool.removed.push_back({b.address, b.configWeight});
-                               return gone;
-                           }) > 0;
-            return changed;
-        }, "backend removal");
-    }
+    if (due.empty()) return;
+    applyAutomatic(due, [now](ServiceEntry& s) {
+        const bool moved = transitions::advanceRamps(s, now);
+        if (transitions::expireRemovedBackends(s, now)) return Effect::PublishAndSave;
+        return moved ? Effect::Publish : Effect::None;
+    }, "housekeeping");
 }
 
 // --- progressive rollouts ---
@@ -652,56 +403,17 @@ rollout::Signals rolloutSignals(const ServiceEntry& service) {
     return signals;
 }
 
-void applyRolloutSplit(ServiceEntry& service) {
-    const rollout::Rollout& r = *service.rollout;
-    service.split = r.split();
-    if (r.active() || r.phase == rollout::Phase::Promoted)
-        service.rollbackSplit = r.startSplit;
-    else
-        service.rollbackSplit = r.startRollbackSplit;
-}
-
 Outcome ControlPlane::startRollout(const std::string& name, const rollout::RolloutPlan& plan,
                                    const ChangeGuard& guard) {
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        if (plan.steps.empty()) return Outcome::failure("bad_argument", "rollout: no steps");
-        if (auto o = yieldRollout(s, guard, "rollout"); !o.ok) return o;
-        const config::Colour to = plan.to;
-        const char* toName = config::toString(to);
-        if (s.split.weight(config::other(to)) == 0 && s.split.weight(to) > 0 && !guard.force)
-            return Outcome::failure("refused", fmt::format("{} already sends all traffic to {}: nothing to roll out",
-                                                           name, toName));
-        if (auto o = checkTarget(s, to, guard.force); !o.ok) return o;
-        if (s.fallback.active && !guard.force)
-            return Outcome::failure("refused", fmt::format("{} is in fallback away from pool {} ({}); settle it "
-                                                           "first (use force to start anyway)",
-                                                           name, config::toString(s.fallback.from), s.fallback.reason));
-        // The id is the generation this change brings: it tells one rollout from the next.
-        s.rollout = rollout::begin(s.generation + 1, plan, s.split, s.rollbackSplit, rolloutNow(s));
-        applyRolloutSplit(s);
-        telemetry::logger("rollout")->info("{}: rollout to {} started at step 1/{} ({}%), hold {} ms", name, toName,
-                                           plan.steps.size(), plan.steps.front(), plan.hold.count());
-        return checkRoutable(s, guard.force);
-    });
+    return change(name, guard,
+                  [&](ServiceEntry& s) { return transitions::startRollout(s, plan, guard, rolloutNow(s)); });
 }
 
 Outcome ControlPlane::rolloutAction(const std::string& name, rollout::Action action, const ChangeGuard& guard) {
-    const bool publishFirst = action == rollout::Action::Abort;
-    return change(name, guard, true, [&](ServiceEntry& s) {
-        if (!s.rollout || !s.rollout->active())
-            return Outcome::failure("no_rollout",
-                                    s.rollout ? fmt::format("{} has no rollout in progress (the last one {}: {})", name,
-                                                            rollout::toString(s.rollout->phase), s.rollout->reason)
-                                              : fmt::format("{} has no rollout in progress", name));
-        if (action == rollout::Action::Promote)
-            if (auto o = checkTarget(s, s.rollout->target(), guard.force); !o.ok) return o;
-        if (auto refused = rollout::act(*s.rollout, action, rolloutNow(s)))
-            return Outcome::failure("refused", fmt::format("{}: {}", name, *refused));
-        applyRolloutSplit(s);
-        telemetry::logger("rollout")->info("{}: {} ({})", name, rollout::toString(action),
-                                           rollout::toString(s.rollout->phase));
-        return checkRoutable(s, guard.force);
-    }, publishFirst);
+    // rollout-abort is a rollback: traffic first, so a full disk never keeps a bad target in traffic.
+    const Order order = action == rollout::Action::Abort ? Order::PublishFirst : Order::SaveFirst;
+    return change(name, guard,
+                  [&](ServiceEntry& s) { return transitions::rolloutAction(s, action, guard, rolloutNow(s)); }, order);
 }
 
 void ControlPlane::rolloutTick() {
@@ -724,7 +436,7 @@ void ControlPlane::rolloutTick() {
                                       [&](const auto& e) { return e.first == name; });
             const auto now = routing::Clock::now();
             if (retry != rolloutRetryAt_.end() && now < retry->second) break;
-            const Outcome o = change(name, {}, true, [&](ServiceEntry& s) {
+            const Outcome o = change(name, {}, [&](ServiceEntry& s) {
                 s.rollout = next;
                 applyRolloutSplit(s);
                 return Outcome::success();
@@ -745,14 +457,14 @@ void ControlPlane::rolloutTick() {
             applyAutomatic(name, [&](ServiceEntry& s) {
                 s.rollout = next;
                 applyRolloutSplit(s);
-                return true;
+                return Effect::PublishAndSave;
             }, "rollout rollback", /*movesIntent=*/true);
             break;
         case rollout::Event::Suspended:
             log->warn("{}: {}", name, result.message);
             applyAutomatic(name, [&](ServiceEntry& s) {
                 s.rollout = next;
-                return true;
+                return Effect::PublishAndSave;
             }, "rollout suspension");
             break;
         }

@@ -21,6 +21,12 @@ BackendEntry* PoolEntry::find(const config::Endpoint& address) {
     return nullptr;
 }
 
+const BackendEntry* PoolEntry::find(const config::Endpoint& address) const {
+    for (const auto& b : backends)
+        if (b.address == address) return &b;
+    return nullptr;
+}
+
 std::size_t PoolEntry::routableBackends() const {
     std::size_t n = 0;
     for (const auto& b : backends)
@@ -46,16 +52,23 @@ config::Split ServiceEntry::effectiveSplit() const {
     return effective;
 }
 
-ServiceEntry* MasterState::find(std::string_view name) {
-    for (auto& s : services)
-        if (s.config.name == name) return &s;
-    return nullptr;
-}
+std::size_t MasterState::indexOf(std::string_view name) const { return index_->find(name); }
 
 const ServiceEntry* MasterState::find(std::string_view name) const {
-    for (const auto& s : services)
-        if (s.config.name == name) return &s;
-    return nullptr;
+    const std::size_t i = indexOf(name);
+    return i == routing::ServiceIndex::kNone ? nullptr : &services[i];
+}
+
+ServiceEntry* MasterState::edit(std::string_view name) {
+    const std::size_t i = indexOf(name);
+    return i == routing::ServiceIndex::kNone ? nullptr : &services.edit(i);
+}
+
+void MasterState::add(ServiceEntry service) {
+    // Snapshots share the index: one published already is never changed.
+    if (index_.use_count() > 1) index_ = std::make_shared<routing::ServiceIndex>(*index_);
+    index_->add(service.config.name, services.size());
+    services.push_back(std::move(service));
 }
 
 BackendEntry makeBackendEntry(const ServiceEntry& service, config::Colour colour, const config::BackendConfig& backend) {
@@ -67,6 +80,21 @@ BackendEntry makeBackendEntry(const ServiceEntry& service, config::Colour colour
     entry.handle = std::make_shared<routing::BackendState>(service.config.name, colour, backend.address,
                                                            service.poolCounters[config::index(colour)]);
     return entry;
+}
+
+routing::TimePoint deadlineAfter(routing::TimePoint now, config::Duration after) {
+    if (after.count() <= 0) return now;
+    const auto room = std::chrono::duration_cast<config::Duration>(routing::kNoDeadline - now);
+    if (after >= room) return routing::kNoDeadline;
+    return now + after;
+}
+
+void keepLiveFacts(BackendEntry& fresh, const BackendEntry& old) {
+    fresh.handle = old.handle;
+    fresh.healthy = old.healthy;
+    fresh.checked = old.checked;
+    fresh.lastFailure = old.lastFailure;
+    fresh.rampStart = old.rampStart;
 }
 
 void markBackendReturned(BackendEntry& backend, routing::TimePoint now) {

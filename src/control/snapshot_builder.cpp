@@ -16,60 +16,77 @@ void updatePoolDrains(ServiceEntry& service, routing::TimePoint now) {
     }
 }
 
+routing::RoutePtr buildRoute(const ServiceEntry& service, routing::TimePoint now) {
+    auto route = std::make_shared<routing::ServiceRoute>();
+    const auto& c = service.config;
+    route->name = c.name;
+    route->listen = c.listen;
+    route->balance = c.balance;
+    route->affinity = c.affinity;
+    route->proxyProtocol = c.proxyProtocol;
+    route->acceptProxy = c.acceptProxy;
+    route->acceptProxyTimeout = c.acceptProxyTimeout;
+    route->connectTimeout = c.timeouts.connect;
+    route->idleTimeout = c.timeouts.idle;
+    route->drainSpread = c.drainSpread;
+    route->retries = c.retries;
+    route->maxConnections = c.maxConnections;
+    route->generation = service.generation;
+    route->revision = service.revision;
+    route->state = service.state;
+    route->panic = service.panic;
+    route->outlierConsecutiveFailures = c.outlierDetection.enabled ? c.outlierDetection.consecutiveFailures : 0;
+    route->outlierMaxEjectionPercent = c.outlierDetection.maxEjectionPercent;
+    const config::Split effective = service.effectiveSplit();
+    for (auto colour : config::kColours) {
+        const PoolEntry& pool = service.pool(colour);
+        routing::PoolRoute& out = route->pool(colour);
+        out.colour = colour;
+        out.offline = pool.offline;
+        out.weight = pool.offline ? 0 : effective.weight(colour);
+        out.draining = pool.drainDeadline != routing::kNoDeadline;
+        out.drainDeadline = pool.drainDeadline;
+        out.backends.reserve(pool.backends.size());
+        for (const BackendEntry& backend : pool.backends) {
+            routing::BackendRoute b;
+            b.handle = backend.handle;
+            b.weight = effectiveBackendWeight(backend, c.slowStart, now);
+            // Panic mode: the least bad is every enabled backend, whatever its health.
+            if (service.panic && b.weight == 0 && backend.takesNewConnectionsIgnoringHealth())
+                b.weight = backend.weight;
+            b.maxConnections = backend.maxConnections;
+            const bool backendDraining = backend.adminState != AdminState::Enabled || backend.removing;
+            b.draining = out.draining || backendDraining;
+            b.drainDeadline =
+                std::min(out.drainDeadline, backendDraining ? backend.drainDeadline : routing::kNoDeadline);
+            out.backends.push_back(std::move(b));
+        }
+        out.computeSignature();
+    }
+    return route;
+}
+
 routing::SnapshotPtr buildSnapshot(const MasterState& state, routing::TimePoint now) {
     auto snapshot = std::make_shared<routing::RoutingSnapshot>();
     snapshot->revision = state.revision;
+    snapshot->index = state.index();
     snapshot->services.reserve(state.services.size());
-    for (const ServiceEntry& service : state.services) {
-        routing::ServiceRoute route;
-        const auto& c = service.config;
-        route.name = c.name;
-        route.listen = c.listen;
-        route.balance = c.balance;
-        route.affinity = c.affinity;
-        route.proxyProtocol = c.proxyProtocol;
-        route.acceptProxy = c.acceptProxy;
-        route.acceptProxyTimeout = c.acceptProxyTimeout;
-        route.connectTimeout = c.timeouts.connect;
-        route.idleTimeout = c.timeouts.idle;
-        route.drainSpread = c.drainSpread;
-        route.retries = c.retries;
-        route.maxConnections = c.maxConnections;
-        route.generation = service.generation;
-        route.revision = service.revision;
-        route.state = service.state;
-        route.panic = service.panic;
-        route.outlierConsecutiveFailures =
-            c.outlierDetection.enabled ? c.outlierDetection.consecutiveFailures : 0;
-        route.outlierMaxEjectionPercent = c.outlierDetection.maxEjectionPercent;
-        const config::Split effective = service.effectiveSplit();
-        for (auto colour : config::kColours) {
-            const PoolEntry& pool = service.pool(colour);
-            routing::PoolRoute& out = route.pool(colour);
-            out.colour = colour;
-            out.offline = pool.offline;
-            out.weight = pool.offline ? 0 : effective.weight(colour);
-            out.draining = pool.drainDeadline != routing::kNoDeadline;
-            out.drainDeadline = pool.drainDeadline;
-            out.backends.reserve(pool.backends.size());
-            for (const BackendEntry& backend : pool.backends) {
-                routing::BackendRoute b;
-                b.handle = backend.handle;
-                b.weight = effectiveBackendWeight(backend, c.slowStart, now);
-                // Panic mode: the least bad is every enabled backend, whatever its health.
-                if (service.panic && b.weight == 0 && backend.takesNewConnectionsIgnoringHealth())
-                    b.weight = backend.weight;
-                b.maxConnections = backend.maxConnections;
-                const bool backendDraining = backend.adminState != AdminState::Enabled || backend.removing;
-                b.draining = out.draining || backendDraining;
-                b.drainDeadline = std::min(out.drainDeadline,
-                                           backendDraining ? backend.drainDeadline : routing::kNoDeadline);
-                out.backends.push_back(std::move(b));
-            }
-            out.computeSignature();
-        }
-        snapshot->services.push_back(std::move(route));
-    }
+    for (const ServiceEntry& service : state.services) snapshot->services.push_back(buildRoute(service, now));
+    return snapshot;
+}
+
+routing::SnapshotPtr buildSnapshot(const MasterState& state, const MasterState& previousState,
+                                   const routing::RoutingSnapshot& previous, routing::TimePoint now) {
+    // Positions only line up while the set of services is the same one.
+    if (state.index() != previousState.index() || previous.services.size() != previousState.services.size())
+        return buildSnapshot(state, now);
+    auto snapshot = std::make_shared<routing::RoutingSnapshot>();
+    snapshot->revision = state.revision;
+    snapshot->index = state.index();
+    snapshot->services.reserve(state.services.size());
+    for (std::size_t i = 0; i < state.services.size(); ++i)
+        snapshot->services.push_back(state.services.sameAt(i, previousState.services) ? previous.services.ptr(i)
+                                                                                      : buildRoute(state.services[i], now));
     return snapshot;
 }
 

@@ -39,69 +39,80 @@ telemetry::MetricsViewPtr MetricsViewBuilder::build(const control::ControlPlane&
     view->saveFailures = control.saveFailures();
 
     const control::MasterState& state = control.state();
-    view->services.reserve(state.services.size());
-    for (const control::ServiceEntry& s : state.services) {
-        telemetry::ServiceMetricsView sv;
-        sv.name = s.config.name;
-        sv.generation = s.generation;
-        sv.revision = s.revision;
-        sv.fallbackActive = s.fallback.active;
-        if (s.fallback.active && !fallbackWasActive_[sv.name]) ++fallbacks_[sv.name];
-        fallbackWasActive_[sv.name] = s.fallback.active;
-        sv.fallbacks = fallbacks_[sv.name];
-        if (s.state) {
-            // Aliasing pointers: they keep the ServiceState alive and point at one member.
-            sv.active = std::shared_ptr<const std::atomic<int64_t>>(s.state, &s.state->active);
-            sv.accepted = std::shared_ptr<const std::atomic<uint64_t>>(s.state, &s.state->accepted);
-            sv.closedWithoutBackend =
-                std::shared_ptr<const std::array<std::atomic<uint64_t>, 16>>(s.state, &s.state->closedWithoutBackend);
+    const std::size_t n = state.services.size();
+    if (state.index() != cacheIndex_ || cache_.size() != n) {
+        cache_.assign(n, {});
+        cacheIndex_ = state.index();
+    }
+    view->services.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& [entry, built] = cache_[i];
+        if (entry != state.services.ptr(i)) {
+            entry = state.services.ptr(i);
+            built = buildService(*entry);
         }
-        const config::Split effective = s.effectiveSplit();
-        for (auto colour : config::kColours) {
-            const control::PoolEntry& pool = s.pool(colour);
-            telemetry::PoolMetricsView& pv = sv.pools[config::index(colour)];
-            pv.colour = config::toString(colour);
-            pv.counters = s.poolCounters[config::index(colour)];
-            pv.weight = s.split.weight(colour);
-            pv.effectiveWeight = pool.offline ? 0 : effective.weight(colour);
-            pv.offline = pool.offline;
-            const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
-            for (const control::BackendEntry& b : pool.backends) {
-                telemetry::BackendMetricsView bv;
-                bv.address = b.address.toString();
-                if (b.handle) {
-                    bv.traffic = std::shared_ptr<const telemetry::TrafficCounters>(b.handle, &b.handle->traffic);
-                    bv.active = std::shared_ptr<const std::atomic<int64_t>>(b.handle, &b.handle->active);
-                    bv.ejected = std::shared_ptr<const std::atomic<bool>>(b.handle, &b.handle->ejected);
-                    const std::string key = sv.name + '/' + pv.colour + '/' + bv.address;
-                    const bool ejected = b.handle->ejected.load(std::memory_order_relaxed);
-                    if (ejected && !ejectedBefore_[key]) ++ejections_[key];
-                    ejectedBefore_[key] = ejected;
-                    bv.ejections = ejections_[key];
-                }
-                bv.healthy = b.healthy;
-                bv.draining = poolDraining || b.adminState != control::AdminState::Enabled || b.removing;
-                bv.weight = b.weight;
-                bv.adminState = control::toString(b.adminState);
-                pv.backends.push_back(std::move(bv));
-            }
-        }
-        fillRolloutMetrics(s, sv.rollout);
-        // A rollout that ended is counted once, by its outcome (its id tells one from the next).
-        auto& outcomes = rolloutOutcomes_[sv.name];
-        for (const char* word : {"promoted", "rolled_back", "aborted"}) outcomes.try_emplace(word, 0);
-        // One that had already ended when this process first looked (restored
-        // from the state file) is not counted again.
-        const auto [counted, firstLook] = rolloutCounted_.try_emplace(sv.name, 0);
-        if (s.rollout && !s.rollout->active() && counted->second != s.rollout->id) {
-            counted->second = s.rollout->id;
-            const std::string word = rollout::toString(s.rollout->phase);
-            if (!firstLook && outcomes.count(word)) ++outcomes[word];
-        }
-        sv.rollout.outcomes.assign(outcomes.begin(), outcomes.end());
-        view->services.push_back(std::move(sv));
+        view->services.push_back(built);
     }
     return view;
+}
+
+MetricsViewBuilder::ServiceViewPtr MetricsViewBuilder::buildService(const control::ServiceEntry& s) {
+    auto out = std::make_shared<telemetry::ServiceMetricsView>();
+    telemetry::ServiceMetricsView& sv = *out;
+    sv.name = s.config.name;
+    sv.generation = s.generation;
+    sv.revision = s.revision;
+    sv.fallbackActive = s.fallback.active;
+    if (s.state) {
+        sv.fallbacks = s.state->fallbacks.load(std::memory_order_relaxed);
+        // Aliasing pointers: they keep the ServiceState alive and point at one member.
+        sv.active = std::shared_ptr<const std::atomic<int64_t>>(s.state, &s.state->active);
+        sv.accepted = std::shared_ptr<const std::atomic<uint64_t>>(s.state, &s.state->accepted);
+        sv.closedWithoutBackend =
+            std::shared_ptr<const std::array<std::atomic<uint64_t>, 16>>(s.state, &s.state->closedWithoutBackend);
+    }
+    const config::Split effective = s.effectiveSplit();
+    for (auto colour : config::kColours) {
+        const control::PoolEntry& pool = s.pool(colour);
+        telemetry::PoolMetricsView& pv = sv.pools[config::index(colour)];
+        pv.colour = config::toString(colour);
+        pv.counters = s.poolCounters[config::index(colour)];
+        pv.weight = s.split.weight(colour);
+        pv.effectiveWeight = pool.offline ? 0 : effective.weight(colour);
+        pv.offline = pool.offline;
+        const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+        pv.backends.reserve(pool.backends.size());
+        for (const control::BackendEntry& b : pool.backends) {
+            telemetry::BackendMetricsView bv;
+            bv.address = b.address.toString();
+            if (b.handle) {
+                bv.traffic = std::shared_ptr<const telemetry::TrafficCounters>(b.handle, &b.handle->traffic);
+                bv.active = std::shared_ptr<const std::atomic<int64_t>>(b.handle, &b.handle->active);
+                bv.ejected = std::shared_ptr<const std::atomic<bool>>(b.handle, &b.handle->ejected);
+                // Recorded by the control thread, which publishes each ejection.
+                bv.ejections = b.handle->ejections.load(std::memory_order_relaxed);
+            }
+            bv.healthy = b.healthy;
+            bv.draining = poolDraining || b.adminState != control::AdminState::Enabled || b.removing;
+            bv.weight = b.weight;
+            bv.adminState = control::toString(b.adminState);
+            pv.backends.push_back(std::move(bv));
+        }
+    }
+    fillRolloutMetrics(s, sv.rollout);
+    // A rollout that ended is counted once, by its outcome (its id tells one from the next).
+    auto& outcomes = rolloutOutcomes_[sv.name];
+    for (const char* word : {"promoted", "rolled_back", "aborted"}) outcomes.try_emplace(word, 0);
+    // One that had already ended when this process first looked (restored
+    // from the state file) is not counted again.
+    const auto [counted, firstLook] = rolloutCounted_.try_emplace(sv.name, 0);
+    if (s.rollout && !s.rollout->active() && counted->second != s.rollout->id) {
+        counted->second = s.rollout->id;
+        const std::string word = rollout::toString(s.rollout->phase);
+        if (!firstLook && outcomes.count(word)) ++outcomes[word];
+    }
+    sv.rollout.outcomes.assign(outcomes.begin(), outcomes.end());
+    return out;
 }
 
 MetricsPublisher::MetricsPublisher(boost::asio::io_context& context, control::ControlPlane& control,

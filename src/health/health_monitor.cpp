@@ -19,6 +19,11 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 constexpr auto kPollEvery = std::chrono::milliseconds(100);
+// Results are folded into the state at most this often: one snapshot per batch.
+constexpr auto kBatchEvery = std::chrono::milliseconds(25);
+// Checks running at once; more wait for a place (a storm of 20,000 checks
+// must not take every descriptor the daemon has).
+constexpr std::size_t kMaxChecksInFlight = 512;
 // The first checks of all backends are spread over at most this (or the interval).
 constexpr auto kFirstCheckSpread = std::chrono::milliseconds(1000);
 
@@ -29,7 +34,8 @@ tcp::endpoint toEndpoint(const routing::BackendState& backend) {
     return ep;
 }
 
-control::BackendEntry* findBackend(control::ServiceEntry& service, const routing::BackendState* handle) {
+template <class Entry>   // ServiceEntry or const ServiceEntry
+auto findBackend(Entry& service, const routing::BackendState* handle) -> decltype(&service.pools[0].backends[0]) {
     for (auto& pool : service.pools)
         for (auto& b : pool.backends)
             if (b.handle.get() == handle) return &b;
@@ -56,7 +62,7 @@ struct HealthMonitor::Checker {
 };
 
 HealthMonitor::HealthMonitor(net::io_context& context, control::ControlPlane& control)
-    : context_(context), control_(control), pollTimer_(context) {}
+    : context_(context), control_(control), pollTimer_(context), flushTimer_(context) {}
 
 HealthMonitor::~HealthMonitor() {
     stop();
@@ -66,10 +72,10 @@ HealthMonitor::~HealthMonitor() {
 void HealthMonitor::start() {
     std::weak_ptr<bool> alive = alive_;
     control_.onPublished([this, alive](const control::MasterState&) {
-        // Never re-enter the control plane from inside its publish: decide on the next turn.
-        if (auto a = alive.lock(); a && *a && !stopped_) scheduleEvaluate();
+        if (auto a = alive.lock(); a && *a && !stopped_) onPublished();
     });
-    syncCheckers();
+    syncAll();
+    dirtyAll_ = false;
     schedulePoll();
     telemetry::logger("health")->info("health checks started for {} backend(s)", checkers_.size());
 }
@@ -77,6 +83,8 @@ void HealthMonitor::start() {
 void HealthMonitor::stop() {
     stopped_ = true;
     pollTimer_.cancel();
+    flushTimer_.cancel();
+    waitingForSlot_.clear();
     for (auto& [_, checker] : checkers_) {
         checker->stopped = true;
         checker->timer.cancel();
@@ -90,44 +98,99 @@ std::chrono::milliseconds HealthMonitor::jitter(std::chrono::milliseconds upTo) 
     return std::chrono::milliseconds(d(random_));
 }
 
-void HealthMonitor::syncCheckers() {
+void HealthMonitor::syncService(const control::ServiceEntry& service) {
     const auto log = telemetry::logger("health");
-    std::unordered_set<const routing::BackendState*> wanted;
-    std::vector<const routing::BackendState*> all;
-    for (const control::ServiceEntry& service : control_.state().services) {
-        for (const control::PoolEntry& pool : service.pools) {
-            for (const control::BackendEntry& b : pool.backends) {
-                all.push_back(b.handle.get());
-                // Disabled = maintenance: not checked. Removed ones are on their way out.
-                if (b.adminState == control::AdminState::Disabled || b.removing) continue;
-                wanted.insert(b.handle.get());
-                if (checkers_.contains(b.handle.get())) continue;
-                auto checker = std::make_shared<Checker>(context_.get_executor());
-                checker->service = service.config.name;
-                checker->colour = pool.colour;
-                checker->backend = b.handle;
-                checker->timer.expires_after(jitter(std::min(service.config.health.interval, kFirstCheckSpread)));
-                checkers_.emplace(b.handle.get(), checker);
-                log->debug("{}: checking backend {} (pool {}) every {}", service.config.name, b.handle->key,
-                           config::toString(pool.colour), formatMs(service.config.health.interval));
-                net::co_spawn(context_, checkLoop(checker), [](std::exception_ptr e) {
-                    if (!e) return;
-                    try {
-                        std::rethrow_exception(e);
-                    } catch (const std::exception& x) {
-                        telemetry::logger("health")->error("check loop ended by an exception: {}", x.what());
-                    }
-                });
-            }
+    std::vector<const routing::BackendState*> wanted;
+    for (const control::PoolEntry& pool : service.pools) {
+        for (const control::BackendEntry& b : pool.backends) {
+            // Disabled = maintenance: not checked. Removed ones are on their way out.
+            if (b.adminState == control::AdminState::Disabled || b.removing) continue;
+            wanted.push_back(b.handle.get());
+            if (checkers_.contains(b.handle.get())) continue;
+            auto checker = std::make_shared<Checker>(context_.get_executor());
+            checker->service = service.config.name;
+            checker->colour = pool.colour;
+            checker->backend = b.handle;
+            checker->timer.expires_after(jitter(std::min(service.config.health.interval, kFirstCheckSpread)));
+            checkers_.emplace(b.handle.get(), checker);
+            log->debug("{}: checking backend {} (pool {}) every {}", service.config.name, b.handle->key,
+                       config::toString(pool.colour), formatMs(service.config.health.interval));
+            net::co_spawn(context_, checkLoop(checker), [](std::exception_ptr e) {
+                if (!e) return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& x) {
+                    telemetry::logger("health")->error("check loop ended by an exception: {}", x.what());
+                }
+            });
         }
     }
-    std::erase_if(checkers_, [&wanted](auto& entry) {
-        if (wanted.contains(entry.first)) return false;
-        entry.second->stopped = true;
-        entry.second->timer.cancel();
-        return true;
-    });
-    outliers_.retain(all);
+    auto& had = checkedByService_[service.config.name];
+    for (const routing::BackendState* backend : had) {
+        if (std::find(wanted.begin(), wanted.end(), backend) != wanted.end()) continue;
+        if (auto it = checkers_.find(backend); it != checkers_.end()) {
+            it->second->stopped = true;
+            it->second->timer.cancel();
+            checkers_.erase(it);
+        }
+    }
+    had = std::move(wanted);
+}
+
+void HealthMonitor::syncAll() {
+    const control::MasterState& state = control_.state();
+    for (const control::ServiceEntry& service : state.services) syncService(service);
+    // Services no longer configured: their loops end.
+    for (auto it = checkedByService_.begin(); it != checkedByService_.end();) {
+        if (state.find(it->first)) {
+            ++it;
+            continue;
+        }
+        for (const routing::BackendState* backend : it->second)
+            if (auto c = checkers_.find(backend); c != checkers_.end()) {
+                c->second->stopped = true;
+                c->second->timer.cancel();
+                checkers_.erase(c);
+            }
+        it = checkedByService_.erase(it);
+    }
+    outliers_.dropGone();
+}
+
+void HealthMonitor::onPublished() {
+    // Never re-enter the control plane from inside its publish: note what
+    // changed, decide on the next turn.
+    const control::ChangeSet& changes = control_.lastChanges();
+    if (changes.all) {
+        dirtyAll_ = true;
+    } else if (!dirtyAll_) {
+        const control::MasterState& state = control_.state();
+        for (std::size_t i : changes.services) dirty_.push_back(state.services[i].config.name);
+    }
+    scheduleEvaluate();
+}
+
+net::awaitable<bool> HealthMonitor::acquireCheckSlot(std::shared_ptr<Checker> checker) {
+    while (checksInFlight_ >= kMaxChecksInFlight) {
+        waitingForSlot_.push_back(checker);
+        checker->timer.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await checker->timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (checker->stopped || stopped_) co_return false;
+    }
+    ++checksInFlight_;
+    co_return true;
+}
+
+void HealthMonitor::releaseCheckSlot() {
+    --checksInFlight_;
+    while (!waitingForSlot_.empty()) {
+        auto next = waitingForSlot_.front().lock();
+        waitingForSlot_.pop_front();
+        if (next && !next->stopped) {
+            next->timer.cancel();   // wakes it: it takes the place
+            return;
+        }
+    }
 }
 
 net::awaitable<void> HealthMonitor::checkLoop(std::shared_ptr<Checker> checker) {
@@ -137,8 +200,10 @@ net::awaitable<void> HealthMonitor::checkLoop(std::shared_ptr<Checker> checker) 
         const control::ServiceEntry* service = control_.state().find(checker->service);
         if (!service) co_return;
         const config::HealthConfig check = service->config.health;
+        if (!co_await acquireCheckSlot(checker)) co_return;
         const auto started = std::chrono::steady_clock::now();
         const CheckResult result = co_await runCheck(toEndpoint(*checker->backend), check, checker->backend->key);
+        releaseCheckSlot();
         if (checker->stopped) co_return;
         onResult(*checker, result);
         // Start to start, minus up to a tenth: never later than the interval, never in step.
@@ -174,52 +239,66 @@ void HealthMonitor::onResult(Checker& checker, const CheckResult& result) {
         log->debug("{}: backend {} (pool {}) failed a check: {}", checker.service, checker.backend->key, pool,
                    result.failure);
     }
+    // A result that changes nothing the state holds costs nothing more.
+    if (const control::BackendEntry* b = findBackend(*service, checker.backend.get())) {
+        const bool sameFailure = result.passed || b->lastFailure == result.failure;
+        if (b->checked && b->healthy == checker.state.healthy() && sameFailure) return;
+    }
     pending_.push_back({checker.service, checker.backend, checker.state.healthy(),
                         result.passed ? std::string() : result.failure, change});
-    if (!flushPosted_) {
-        flushPosted_ = true;
-        std::weak_ptr<bool> alive = alive_;
-        // Results that arrive together become one snapshot.
-        net::post(context_, [this, alive] {
-            if (auto a = alive.lock(); a && *a) flushResults();
-        });
-    }
+    armFlush();
+}
+
+void HealthMonitor::armFlush() {
+    if (flushArmed_) return;
+    flushArmed_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    // Results that arrive within one batch interval become one snapshot.
+    flushTimer_.expires_after(kBatchEvery);
+    flushTimer_.async_wait([this, alive](const boost::system::error_code& ec) {
+        if (auto a = alive.lock(); !a || !*a) return;
+        flushArmed_ = false;
+        if (!ec && !stopped_) flushResults();
+    });
 }
 
 void HealthMonitor::flushResults() {
-    flushPosted_ = false;
     std::vector<PendingResult> results = std::move(pending_);
     pending_.clear();
+    std::unordered_map<std::string, std::vector<const PendingResult*>> byService;
     std::vector<std::string> services;
-    for (const auto& r : results)
-        if (std::find(services.begin(), services.end(), r.service) == services.end()) services.push_back(r.service);
-    const auto now = routing::Clock::now();
-    for (const auto& name : services) {
-        control_.applyAutomatic(name, [&](control::ServiceEntry& s) {
-            bool changed = false;
-            for (const auto& r : results) {
-                if (r.service != name) continue;
-                control::BackendEntry* b = findBackend(s, r.backend.get());
-                if (!b || b->adminState == control::AdminState::Disabled) continue;
-                if (!b->checked) {
-                    b->checked = true;
-                    changed = true;
-                }
-                if (b->healthy != r.healthy) {
-                    b->healthy = r.healthy;
-                    if (r.healthy) control::markBackendReturned(*b, now);
-                    changed = true;
-                }
-                if (!r.failure.empty() && b->lastFailure != r.failure) {
-                    b->lastFailure = r.failure;
-                    changed = true;
-                }
-            }
-            // Fallback and panic follow in the same snapshot as the flips that cause them.
-            changed |= settle(s, policies_[name].evaluate(s, now));
-            return changed;
-        }, "health check");
+    for (const auto& r : results) {
+        auto [it, inserted] = byService.try_emplace(r.service);
+        if (inserted) services.push_back(r.service);
+        it->second.push_back(&r);
     }
+    const auto now = routing::Clock::now();
+    control_.applyAutomatic(services, [&](control::ServiceEntry& s) {
+        bool changed = false;
+        for (const PendingResult* r : byService[s.config.name]) {
+            control::BackendEntry* b = findBackend(s, r->backend.get());
+            if (!b || b->adminState == control::AdminState::Disabled) continue;
+            if (!b->checked) {
+                b->checked = true;
+                changed = true;
+            }
+            if (b->healthy != r->healthy) {
+                b->healthy = r->healthy;
+                if (r->healthy) control::markBackendReturned(*b, now);
+                changed = true;
+            }
+            if (!r->failure.empty() && b->lastFailure != r->failure) {
+                b->lastFailure = r->failure;
+                changed = true;
+            }
+        }
+        // Fallback and panic follow in the same snapshot as the flips that cause them.
+        const control::FallbackState fallbackBefore = s.fallback;
+        const bool settled = settle(s, policies_[s.config.name].evaluate(s, now));
+        if (settled && (s.fallback.active != fallbackBefore.active || s.fallback.from != fallbackBefore.from))
+            return control::Effect::PublishAndSave;
+        return changed || settled ? control::Effect::Publish : control::Effect::None;
+    }, "health check");
 }
 
 void HealthMonitor::scheduleEvaluate() {
@@ -242,12 +321,36 @@ void HealthMonitor::schedulePoll() {
 
 void HealthMonitor::evaluate() {
     evaluatePosted_ = false;
-    syncCheckers();
+    const control::MasterState& state = control_.state();
+    const bool all = dirtyAll_;
+    if (all) {
+        syncAll();
+        std::erase_if(policies_, [&state](const auto& p) { return !state.find(p.first); });
+        std::erase_if(ejecting_, [&state](const auto& name) { return !state.find(name); });
+        tripsSeen_.clear();
+    } else {
+        for (const auto& name : dirty_)
+            if (const control::ServiceEntry* s = state.find(name)) syncService(*s);
+    }
+    // Which services need a look (cost follows what changed): those whose
+    // entry changed, those in fallback (restore: auto waits out its hold),
+    // those where a worker tripped an ejection, and those with an ejection to end.
     std::vector<std::string> names;
-    for (const auto& s : control_.state().services) names.push_back(s.config.name);
-    std::erase_if(policies_, [&names](const auto& p) {
-        return std::find(names.begin(), names.end(), p.first) == names.end();
-    });
+    std::unordered_set<std::string> changed(dirty_.begin(), dirty_.end());
+    for (const control::ServiceEntry& s : state.services) {
+        bool look = all || changed.contains(s.config.name) || s.fallback.active || ejecting_.contains(s.config.name);
+        if (s.state) {
+            const uint64_t trips = s.state->outlierTrips.load(std::memory_order_relaxed);
+            auto [seen, inserted] = tripsSeen_.try_emplace(s.state.get(), trips);
+            if (!inserted && seen->second != trips) {
+                seen->second = trips;
+                look = true;
+            }
+        }
+        if (look) names.push_back(s.config.name);
+    }
+    dirtyAll_ = false;
+    dirty_.clear();
     for (const auto& name : names) evaluateService(name);
 }
 
@@ -258,6 +361,8 @@ void HealthMonitor::evaluateService(const std::string& name) {
     const auto now = routing::Clock::now();
 
     const std::vector<OutlierEvent> events = outliers_.poll(*service, now);
+    if (outliers_.anyEjected(*service)) ejecting_.insert(name);
+    else ejecting_.erase(name);
     bool outliersChanged = false;
     std::vector<const routing::BackendState*> returned;
     for (const auto& e : events) {
@@ -292,10 +397,11 @@ void HealthMonitor::evaluateService(const std::string& name) {
     control_.applyAutomatic(name, [&](control::ServiceEntry& s) {
         for (const auto* handle : returned)
             if (control::BackendEntry* b = findBackend(s, handle)) control::markBackendReturned(*b, now);
+        const bool fallbackBefore = s.fallback.active;
         settle(s, d);
         // Ejections live in the backend handles; publishing still moves `revision`
         // so that observers see the change.
-        return true;
+        return s.fallback.active != fallbackBefore ? control::Effect::PublishAndSave : control::Effect::Publish;
     }, why);
 }
 

@@ -77,9 +77,17 @@ routing::TimePoint OutlierDetector::ejectedUntil(const routing::BackendState* ba
     return it != records_.end() && it->second.ejected ? it->second.until : routing::TimePoint{};
 }
 
-void OutlierDetector::retain(const std::vector<const routing::BackendState*>& alive) {
-    const std::unordered_set<const routing::BackendState*> keep(alive.begin(), alive.end());
-    std::erase_if(records_, [&keep](const auto& entry) { return !keep.contains(entry.first); });
+bool OutlierDetector::anyEjected(const control::ServiceEntry& service) const {
+    if (records_.empty()) return false;
+    for (const control::PoolEntry& pool : service.pools)
+        for (const control::BackendEntry& b : pool.backends)
+            if (ejected(b.handle.get())) return true;
+    return false;
+}
+
+void OutlierDetector::dropGone() {
+    // The record's own handle is the last one: no state, snapshot or session has the backend.
+    std::erase_if(records_, [](const auto& entry) { return entry.second.backend.use_count() == 1; });
 }
 
 } // namespace switchyard::health

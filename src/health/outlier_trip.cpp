@@ -20,7 +20,9 @@ bool noteBackendFailure(const routing::ServiceRoute& service, routing::BackendSt
     if (!member) return false;
     if (ejected + 1 > maxEjected(pool.backends.size(), service.outlierMaxEjectionPercent)) return false;
     bool expected = false;
-    return backend.ejected.compare_exchange_strong(expected, true, std::memory_order_relaxed);
+    if (!backend.ejected.compare_exchange_strong(expected, true, std::memory_order_relaxed)) return false;
+    if (service.state) service.state->outlierTrips.fetch_add(1, std::memory_order_relaxed);
+    return true;
 }
 
 } // namespace switchyard::health

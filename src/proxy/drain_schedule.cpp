@@ -2,13 +2,16 @@
 
 namespace switchyard::proxy {
 
+void addDrainingBackends(const routing::ServiceRoute& service, DrainingBackends& out) {
+    for (const auto& pool : service.pools)
+        for (const auto& backend : pool.backends)
+            if (backend.draining && backend.drainDeadline != routing::kNoDeadline)
+                out[backend.handle.get()] = {backend.drainDeadline, service.drainSpread};
+}
+
 DrainingBackends drainingBackends(const routing::RoutingSnapshot& snapshot) {
     DrainingBackends draining;
-    for (const auto& service : snapshot.services)
-        for (const auto& pool : service.pools)
-            for (const auto& backend : pool.backends)
-                if (backend.draining && backend.drainDeadline != routing::kNoDeadline)
-                    draining[backend.handle.get()] = {backend.drainDeadline, service.drainSpread};
+    for (const auto& service : snapshot.services) addDrainingBackends(service, draining);
     return draining;
 }
 

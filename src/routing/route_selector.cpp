@@ -102,26 +102,35 @@ RouteSelector::ServicePickers& RouteSelector::pickersFor(const ServiceRoute& ser
 }
 
 void RouteSelector::update(const RoutingSnapshot& snapshot) {
-    for (const ServiceRoute& service : snapshot.services) {
-        auto [it, inserted] = services_.try_emplace(service.name);
-        ServicePickers& sp = it->second;
-        for (Colour c : config::kColours) {
-            const PoolRoute& pool = service.pool(c);
-            PoolPickers& pickers = sp.pools[config::index(c)];
-            const uint64_t sig = effectiveSignature(pool);
-            // An unchanged signature keeps the position: a health flip elsewhere
-            // must not restart every worker's 99:1 sequence at its beginning.
-            if (inserted || pickers.signature != sig ||
-                pickers.weights.size() != pool.backends.size())
-                syncPool(pickers, pool, sig);
-        }
-        const auto weights = effectivePoolWeights(service);
-        if (inserted || sp.poolWeights != weights) {
-            sp.poolWeights = weights;
-            sp.poolWrr.reset(2);
-        }
+    const bool sameServices = snapshot.index && snapshot.index == seenIndex_ && seen_.size() == snapshot.services.size();
+    if (!sameServices) seen_.assign(snapshot.services.size(), nullptr);
+    for (std::size_t i = 0; i < snapshot.services.size(); ++i) {
+        if (seen_[i] == snapshot.services.ptr(i)) continue;
+        updateService(snapshot.services[i]);
+        seen_[i] = snapshot.services.ptr(i);
     }
-    std::erase_if(services_, [&](const auto& entry) { return snapshot.find(entry.first) == nullptr; });
+    if (!sameServices)
+        std::erase_if(services_, [&](const auto& entry) { return snapshot.find(entry.first) == nullptr; });
+    seenIndex_ = snapshot.index;
+}
+
+void RouteSelector::updateService(const ServiceRoute& service) {
+    auto [it, inserted] = services_.try_emplace(service.name);
+    ServicePickers& sp = it->second;
+    for (Colour c : config::kColours) {
+        const PoolRoute& pool = service.pool(c);
+        PoolPickers& pickers = sp.pools[config::index(c)];
+        const uint64_t sig = effectiveSignature(pool);
+        // An unchanged signature keeps the position: a health flip elsewhere
+        // must not restart every worker's 99:1 sequence at its beginning.
+        if (inserted || pickers.signature != sig || pickers.weights.size() != pool.backends.size())
+            syncPool(pickers, pool, sig);
+    }
+    const auto weights = effectivePoolWeights(service);
+    if (inserted || sp.poolWeights != weights) {
+        sp.poolWeights = weights;
+        sp.poolWrr.reset(2);
+    }
 }
 
 config::Colour RouteSelector::pickPool(const ServiceRoute& service, uint64_t clientHash) {

@@ -45,15 +45,15 @@ void PoolRoute::computeSignature() {
 }
 
 const ServiceRoute* RoutingSnapshot::find(std::string_view name) const {
-    // A handful of services: a linear scan beats hashing the name.
-    for (const ServiceRoute& s : services)
-        if (s.name == name) return &s;
-    return nullptr;
+    const std::size_t i = indexOf(name);
+    return i == kNoService ? nullptr : &services[i];
 }
 
 std::size_t RoutingSnapshot::indexOf(std::string_view name) const {
-    const ServiceRoute* s = find(name);
-    return s ? static_cast<std::size_t>(s - services.data()) : kNoService;
+    if (index && index->size() == services.size()) return index->find(name);
+    for (std::size_t i = 0; i < services.size(); ++i)
+        if (services[i].name == name) return i;
+    return kNoService;
 }
 
 } // namespace switchyard::routing

@@ -1,15 +1,18 @@
-// The state-file loader: control::mergeOverrides over a MasterState built from
-// a fixed config. The file lives on disk across restarts and upgrades; a
-// corrupt one must be refused whole (and set aside by StateStore::load), never
-// crash the daemon at start or leave it half-applied.
+// The state store's reader: one service's record (FileStateStore::parseRecord)
+// merged into a service built from a fixed config. Records live on disk
+// across restarts and upgrades; a corrupt one must be refused whole (and set
+// aside by the store), never crash the daemon at start or half-apply.
 
 #include "fuzz_target.h"
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "switchyard/config/config_loader.h"
 #include "switchyard/control/master_state.h"
-#include "switchyard/control/state_store.h"
+#include "switchyard/control/file_state_store.h"
+#include "switchyard/control/overrides.h"
 #include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/rollout/rollout_json.h"
 
@@ -51,51 +54,44 @@ const config::Config& fixedConfig() {
     return cfg;
 }
 
-control::MasterState freshState() {
-    control::MasterState state;
-    for (const auto& service : fixedConfig().services) state.services.push_back(control::makeServiceEntry(service));
-    return state;
-}
+control::ServiceEntry freshWeb() { return control::makeServiceEntry(fixedConfig().services[0]); }
 
 } // namespace
 
 SWITCHYARD_FUZZ_TARGET(state_file)(const uint8_t* data, std::size_t size) {
     fuzz::quietLogs();
     const std::string text(reinterpret_cast<const char*>(data), size);
-    control::MasterState state = freshState();
-    auto merged = control::mergeOverrides(text, state);
-    if (!merged.ok()) {
-        // Refused whole: nothing of the file was applied.
-        FUZZ_CHECK(state.services.size() == 2);
-        FUZZ_CHECK(state.services[0].split == fixedConfig().services[0].split);
-        FUZZ_CHECK(state.services[0].generation == 1);
+    auto parsed = control::FileStateStore::parseRecord(text, "web");
+    if (!parsed.ok()) {
+        FUZZ_CHECK(!parsed.errorText().empty());
         return 0;
     }
+    control::ServiceEntry s = freshWeb();
+    control::MergeReport report;
+    const auto now = routing::Clock::now();
+    control::mergeOverrides(*parsed, s, report, now);
     // What was accepted keeps the invariants the rest of the daemon assumes.
-    for (const auto& s : state.services) {
-        FUZZ_CHECK(s.split.blue <= config::kMaxWeight && s.split.green <= config::kMaxWeight);
-        for (const auto& pool : s.pools)
-            for (const auto& b : pool.backends) FUZZ_CHECK(b.weight <= config::kMaxWeight);
-    }
+    FUZZ_CHECK(s.split.blue <= config::kMaxWeight && s.split.green <= config::kMaxWeight);
+    for (const auto& pool : s.pools)
+        for (const auto& b : pool.backends) FUZZ_CHECK(b.weight <= config::kMaxWeight);
     // What the daemon does next at start: restart a rollout's window and
     // answer rollout-status.
-    rollout::Now now;
-    now.steady = routing::Clock::now();
-    now.unixMs = 1'700'000'000'000;
-    for (auto& s : state.services) {
-        if (!s.rollout) continue;
-        (void)rollout::onRestart(*s.rollout, now);
-        (void)rollout::statusJson(*s.rollout, now).dump();
+    rollout::Now at;
+    at.steady = now;
+    at.unixMs = 1'700'000'000'000;
+    if (s.rollout) {
+        (void)rollout::onRestart(*s.rollout, at);
+        (void)rollout::statusJson(*s.rollout, at).dump();
         (void)rollout::persistJson(*s.rollout).dump();
     }
     // What we save we must load again, to the same intent.
-    const std::string saved = control::serializeState(state);
-    control::MasterState reloaded = freshState();
-    auto again = control::mergeOverrides(saved, reloaded);
+    nlohmann::json record = {{"format", "switchyard-state"}, {"version", 2}, {"service", "web"}};
+    record.update(control::overridesToJson(control::overridesOf(s)));
+    auto again = control::FileStateStore::parseRecord(record.dump(), "web");
     FUZZ_CHECK(again.ok());
-    for (std::size_t i = 0; i < state.services.size(); ++i) {
-        FUZZ_CHECK(reloaded.services[i].split == state.services[i].split);
-        FUZZ_CHECK(reloaded.services[i].generation == state.services[i].generation);
-    }
+    control::ServiceEntry reloaded = freshWeb();
+    control::mergeOverrides(*again, reloaded, report, now);
+    FUZZ_CHECK(reloaded.split == s.split);
+    FUZZ_CHECK(reloaded.generation == s.generation);
     return 0;
 }

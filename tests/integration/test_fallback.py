@@ -101,8 +101,7 @@ def test_killing_the_live_pool_under_load_moves_new_connections_to_the_other_poo
     assert svc["revision"] > before["revision"]
     assert svc["panic"] is False
     assert "web: FALLBACK from pool green to pool blue: pool green: 0 of 2 backend(s) healthy" in d.log()
-    saved = json.loads(open(d.state_file).read())
-    saved_fb = saved["services"]["web"]["fallback"]
+    saved_fb = d.saved_record("web")["fallback"]
     assert saved_fb["from"] == "green"
 
 

@@ -303,8 +303,7 @@ def test_a_restart_restarts_the_step_window_and_the_third_restart_rolls_back(bac
     assert r["state"] == "rolled_back"
     assert r["history"][0]["reason"] == "the daemon restarted 3 times within this step"
     assert status(d)["split"] == {"blue": 100, "green": 0}
-    saved = json.loads(open(d.state_file).read())
-    assert saved["services"]["web"]["rollout"]["state"] == "rolled_back"
+    assert d.saved_record("web")["rollout"]["state"] == "rolled_back"
 
 
 def test_wait_exits_4_when_someone_aborts_and_ctrl_c_only_stops_waiting(backends, switchyard):

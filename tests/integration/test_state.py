@@ -13,7 +13,7 @@ import pytest
 
 from admin_raw import wait_checked
 from clients import http_get
-from daemon import service
+from daemon import service, switchyard_bin
 from netutil import free_address
 from waiters import wait_until
 
@@ -257,3 +257,116 @@ def test_a_refused_save_changes_nothing(backends, switchyard, tiny_tmpfs):
     reply = d.admin("split web blue=50 green=50 force")
     assert reply["ok"] is True and reply["generation"] == before["generation"] + 1, reply
     assert json.loads(state_file.read_text())
+
+
+# --- the state store: overrides only, one record per changed service ---------------------
+
+def two_services(backends, switchyard, start=True):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    options = {"health": FAST_HEALTH}
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green], **options),
+                    service("api", free_address(), blue=[blue], green=[green], **options)],
+                   workers=1, start=start)
+    if start:
+        wait_checked(d)
+    return d
+
+
+def test_a_change_writes_one_small_record_and_untouched_services_cost_nothing(backends, switchyard):
+    d = two_services(backends, switchyard)
+    assert d.saved_record("web") is None and d.saved_record("api") is None
+    assert d.admin("cutover web green")["ok"] is True
+    record = d.saved_record("web")
+    assert record["format"] == "switchyard-state" and record["version"] == 2 and record["service"] == "web"
+    assert record["split"] == {"blue": 0, "green": 100}
+    assert record["config"]["split"] == {"blue": 100, "green": 0}
+    assert d.saved_record("api") is None, "a service nobody changed has no record"
+    size = (Path(d.state_records) / "web.json").stat().st_size
+    assert size < 1024, size
+    manifest = json.loads(Path(d.state_file).read_text())
+    assert manifest["format"] == "switchyard-state" and manifest["version"] == 2
+    # Back to the config's values: the record keeps only the generation (never back at 1).
+    assert d.admin("reset web")["ok"] is True
+    record = d.saved_record("web")
+    assert record["split"] == record["config"]["split"] == {"blue": 100, "green": 0}
+    assert record["generation"] == svc(d)["generation"] == 3
+
+
+def test_an_acknowledged_change_survives_kill_9_right_after_the_answer(backends, switchyard):
+    d = two_services(backends, switchyard)
+    assert d.admin("split api blue=30 green=70")["ok"] is True
+    d.kill()
+    d.start()
+    s = svc(d, "api")
+    assert s["split"] == {"blue": 30, "green": 70}
+    assert s["generation"] == 2
+    assert svc(d, "web")["split"] == {"blue": 100, "green": 0}
+
+
+def test_a_first_format_state_file_is_migrated_once_and_kept_beside(backends, switchyard):
+    d = two_services(backends, switchyard, start=False)
+    blue_address = d.services[0]["pools"]["blue"][0]["address"]
+    legacy = {"format": "switchyard-state", "version": 1, "saved_unix_ms": 1, "services": {"web": {
+        "generation": 6, "split": {"blue": 0, "green": 100}, "config": {"split": {"blue": 100, "green": 0}},
+        "rollback_split": {"blue": 100, "green": 0}, "fallback": None, "rollout": None,
+        "pools": {"blue": {"offline": False, "removed": [], "backends": [
+                      {"address": blue_address, "weight": 40, "config_weight": 100, "admin_state": "enabled",
+                       "added": False, "removing": False}]},
+                  "green": {"offline": False, "removed": [], "backends": []}}}}}
+    text = json.dumps(legacy, indent=2)
+    Path(d.state_file).write_text(text)
+    d.start()
+    s = svc(d)
+    assert s["split"] == {"blue": 0, "green": 100}
+    assert s["generation"] == 6
+    assert s["pools"]["blue"]["backends"][0]["weight"] == 40
+    assert Path(d.state_file + ".v1").read_text() == text
+    assert json.loads(Path(d.state_file).read_text())["version"] == 2
+    assert "migrated the first-format state file" in d.log()
+    d.stop()
+    d.start()
+    assert svc(d)["split"] == {"blue": 0, "green": 100}
+    assert svc(d)["generation"] == 6
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "oversized"])
+def test_a_state_file_that_cannot_be_read_safely_stops_the_start_and_is_left_untouched(backends, switchyard,
+                                                                                        kind):
+    d, blue, green = web(backends, switchyard, start=False)
+    path = Path(d.state_file)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        with open(path, "wb") as f:
+            f.truncate(64 * 1024 * 1024 + 1)
+    proc = subprocess.run([switchyard_bin(), "-c", str(d.config_path)], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 1, proc.stderr
+    why = {"fifo": "is not a regular file", "directory": "is not a regular file",
+           "oversized": "more than a state file may hold (64 MiB)"}[kind]
+    assert str(path) in proc.stderr and why in proc.stderr, proc.stderr
+    assert not glob.glob(d.state_file + ".bad-*")
+    if kind == "oversized":
+        assert path.stat().st_size == 64 * 1024 * 1024 + 1
+    else:
+        assert path.exists()
+
+
+def test_a_damaged_record_is_set_aside_and_its_service_goes_on_above_its_generation(backends, switchyard):
+    d = two_services(backends, switchyard)
+    for _ in range(3):
+        assert d.admin("cutover web green")["ok"] is True
+        assert d.admin("cutover web blue")["ok"] is True
+    assert d.admin("cutover api green")["ok"] is True
+    generation = svc(d)["generation"]
+    d.stop()
+    record = Path(d.state_records) / "web.json"
+    record.write_text(record.read_text().replace('"split"', '"spl!t"', 1))
+    d.start()
+    s = svc(d)
+    assert s["split"] == {"blue": 100, "green": 0}
+    assert s["generation"] == generation + 1
+    assert svc(d, "api")["split"] == {"blue": 0, "green": 100}
+    (aside,) = glob.glob(str(record) + ".bad-*")
+    assert aside in d.log()

@@ -118,6 +118,8 @@ class SwitchyardDaemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.socket_path = str(self.workdir / "admin.sock")
         self.state_file = str(self.workdir / "state.json")
+        # One record per service with overrides, beside the state file (docs/state.md).
+        self.state_records = str(self.workdir / "state.json.d")
         self.config_path = self.workdir / f"{name}.yaml"
         self.stderr_path = self.workdir / f"{name}.stderr"
         self.stdout_path = self.workdir / f"{name}.stdout"
@@ -242,6 +244,11 @@ class SwitchyardDaemon:
                 fh.close()
 
     # --- observation ---
+    def saved_record(self, service):
+        """The state store's record of `service` as JSON, or None if it has none."""
+        path = Path(self.state_records) / f"{service}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def log(self):
         try:
             return self.stderr_path.read_text(errors="replace")

@@ -10,7 +10,9 @@
 
 namespace switchyard::admin {
 
-nlohmann::json serviceStatus(const control::ServiceEntry& service);
+// One service: intent and health from its entry, what traffic gets (effective
+// weights, after fallback, panic and slow start) from the route the workers use.
+nlohmann::json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route);
 
 // All services, or just `service` when it is not empty.
 nlohmann::json statusReport(const control::ControlPlane& control, std::string_view service);

@@ -2,9 +2,13 @@
 
 // The one writer of runtime state. Runs on the control thread (the daemon's
 // main thread): admin commands, health results and timers all arrive here.
-// Every change follows SPEC.md "Order": operator changes are validated, saved
-// to the state file, published as one new snapshot, then answered; automatic
-// changes are published first and saved best-effort.
+// The state is a value shared by structure (master_state.h); every command and
+// automatic event is a transition of the services it touches
+// (transitions.h), and commit() is the one place that orders the save and the
+// publish that follow (SPEC.md "Order"): operator changes are saved, then
+// published, then answered; automatic changes are published first and saved
+// best-effort. A publish rebuilds the routes of the services that changed and
+// shares the rest, so a change costs what it changes.
 
 #include <functional>
 #include <memory>
@@ -16,27 +20,27 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "switchyard/config/config.h"
+#include "switchyard/control/listener_set.h"
 #include "switchyard/control/master_state.h"
 #include "switchyard/control/state_store.h"
+#include "switchyard/control/transitions.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/util/result.h"
 
 namespace switchyard::control {
 
-// Conditions an operator attaches to a change.
-struct ChangeGuard {
-    std::optional<uint64_t> ifGeneration;
-    bool force = false;
+// What an automatic mutation did to a service.
+enum class Effect {
+    None,             // nothing: the service keeps its entry (and its route)
+    Publish,          // routing or health facts: a new snapshot, nothing to save
+    PublishAndSave,   // also something the store keeps (fallback, rollout, removals)
 };
 
-// The answer to an operator change.
-struct Outcome {
-    bool ok = true;
-    std::string code;       // stable error word when !ok (SPEC.md admin codes)
-    std::string message;    // what and why
-    static Outcome success() { return {}; }
-    static Outcome failure(std::string code, std::string message) { return {false, std::move(code), std::move(message)}; }
+// Which services the last publish changed (listeners: health, metrics).
+struct ChangeSet {
+    bool all = true;                       // start, reload: the set of services itself may differ
+    std::vector<std::size_t> services;     // positions in the state, when !all
 };
 
 struct ReloadReport {
@@ -91,46 +95,53 @@ public:
     void rolloutTick();
 
     // --- automatic changes: published first, saved best-effort ---
-    using ServiceMutation = std::function<bool(ServiceEntry&)>;   // returns true if it changed anything
-    // `movesIntent`: the change is intent the daemon changes on its own (a rollout's
-    // rollback), so it moves generation too.
-    void applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why,
+    using ServiceMutation = std::function<Effect(ServiceEntry&)>;
+    // Applies `mutate` to each named service, all in one snapshot (a health
+    // batch). `movesIntent`: the change is intent the daemon changes on its own
+    // (a rollout's rollback), so it moves generation too.
+    void applyAutomatic(const std::vector<std::string>& services, const ServiceMutation& mutate, const char* why,
                         bool movesIntent = false);
+    void applyAutomatic(const std::string& service, const ServiceMutation& mutate, const char* why,
+                        bool movesIntent = false) {
+        applyAutomatic(std::vector<std::string>{service}, mutate, why, movesIntent);
+    }
 
     const MasterState& state() const { return state_; }
+    // The snapshot the workers route by now; status and metrics read effective
+    // weights from it rather than computing them a second time.
+    const routing::SnapshotPtr& snapshot() const { return snapshot_; }
+    const ChangeSet& lastChanges() const { return lastChanges_; }
     const config::Config& config() const { return config_; }
     const std::string& engineName() const { return engineName_; }
     uint64_t saveFailures() const { return saveFailures_; }
     uint64_t reloadsOk() const { return reloadsOk_; }
     uint64_t reloadsFailed() const { return reloadsFailed_; }
 
-    // Called after every publish (health checker, metrics) with the new state.
+    // Called after every publish (health checker, metrics) with the new state;
+    // lastChanges() says which services changed.
     void onPublished(std::function<void(const MasterState&)> listener) { publishListeners_.push_back(std::move(listener)); }
 
     // Stop accepting on every worker (SIGTERM).
-    void stopAccepting();
+    void stopAccepting() { listeners_.stopAccepting(); }
 
     // Socket activation: the inherited listening fd for a service, or -1.
-    // Every worker then accepts from that one socket (dup'd), because closing a
-    // per-worker SO_REUSEPORT listener would reset the connections queued on it.
-    using InheritedListenerLookup = std::function<int(const config::ServiceConfig&)>;
-    void setInheritedListeners(InheritedListenerLookup lookup) { inheritedListeners_ = std::move(lookup); }
+    using InheritedListenerLookup = ListenerSet::InheritedLookup;
+    void setInheritedListeners(InheritedListenerLookup lookup) { listeners_.setInherited(std::move(lookup)); }
 
 private:
-    using Mutation = std::function<Outcome(ServiceEntry&)>;
-    // Validate on a copy, save, publish: the operator-change path. `publishFirst`
-    // (rollout-abort): validate, publish, then save best-effort.
-    Outcome change(const std::string& service, const ChangeGuard& guard, bool movesIntent, const Mutation& mutate,
-                   bool publishFirst = false);
-    Outcome setSplitFor(const std::string& service, config::Split split, const ChangeGuard& guard, const char* command);
-    // A split-changing command during a rollout: refused (rollout_active) unless
-    // forced, which aborts the rollout first.
-    Outcome yieldRollout(ServiceEntry& service, const ChangeGuard& guard, const char* command) const;
-    Outcome checkRoutable(const ServiceEntry& service, bool force) const;
-    Outcome checkTarget(const ServiceEntry& service, config::Colour colour, bool force) const;
+    enum class Order {
+        SaveFirst,      // operator intent: nothing is published that is not saved
+        PublishFirst,   // automatic (and rollout-abort): traffic first, the save best-effort
+    };
+    using Transition = std::function<Outcome(ServiceEntry&)>;
+    // The operator-change path: guard, transition on a copy of the service,
+    // generation and revision, then commit.
+    Outcome change(const std::string& service, const ChangeGuard& guard, const Transition& transition,
+                   Order order = Order::SaveFirst);
+    // Saves the services at `toSave` and publishes `next`, in `order`. The
+    // only place that does either.
+    Outcome commit(MasterState next, Order order, const std::vector<std::size_t>& toSave, std::string_view what);
     void publish(MasterState next);
-    Result<bool> openListeners(const config::ServiceConfig& service);
-    void closeListeners(const std::string& service);
     void scheduleHousekeeping();
     void housekeeping();
 
@@ -139,10 +150,12 @@ private:
     std::vector<std::unique_ptr<proxy::Worker>>& workers_;
     std::string engineName_;
     MasterState state_;
-    StateStore store_;
+    routing::SnapshotPtr snapshot_;
+    ChangeSet lastChanges_;
+    std::unique_ptr<StateStore> store_;
+    ListenerSet listeners_;
     boost::asio::steady_timer housekeepingTimer_;
     std::vector<std::function<void(const MasterState&)>> publishListeners_;
-    InheritedListenerLookup inheritedListeners_;
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;
@@ -153,9 +166,5 @@ private:
 rollout::Now rolloutNow(const ServiceEntry& service);
 // Health-side facts for a service's rollout: fallbacks, ejected target backends.
 rollout::Signals rolloutSignals(const ServiceEntry& service);
-// Sets split and rollbackSplit from the service's rollout: a whole rollout is one
-// split-changing event (SPEC.md "Rollback"); one that ended without promotion
-// leaves `rollback` as if it had never happened.
-void applyRolloutSplit(ServiceEntry& service);
 
 } // namespace switchyard::control

@@ -16,6 +16,8 @@
 #include "switchyard/config/config.h"
 #include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/routing/routing_snapshot.h"
+#include "switchyard/routing/service_index.h"
+#include "switchyard/util/shared_list.h"
 
 namespace switchyard::control {
 
@@ -63,6 +65,7 @@ struct PoolEntry {
     uint32_t lastEffectiveWeight = 0;
 
     BackendEntry* find(const config::Endpoint& address);
+    const BackendEntry* find(const config::Endpoint& address) const;
     std::size_t routableBackends() const;
 };
 
@@ -98,12 +101,23 @@ struct ServiceEntry {
     config::Split effectiveSplit() const;
 };
 
+// Services are shared by structure: copying the state copies one pointer per
+// service, and a transition copies only the services it edits.
 struct MasterState {
-    std::vector<ServiceEntry> services;
+    SharedList<ServiceEntry> services;            // config order
     uint64_t revision = 0;                        // every published snapshot
 
-    ServiceEntry* find(std::string_view name);
     const ServiceEntry* find(std::string_view name) const;
+    std::size_t indexOf(std::string_view name) const;   // routing::ServiceIndex::kNone if absent
+    // Copy-on-write access to one service for a transition; nullptr if absent.
+    ServiceEntry* edit(std::string_view name);
+    // Appends a service (start, reload); the name index grows with it.
+    void add(ServiceEntry service);
+    // The name index, shared with every snapshot published from this state.
+    routing::ServiceIndexPtr index() const { return index_; }
+
+private:
+    std::shared_ptr<routing::ServiceIndex> index_ = std::make_shared<routing::ServiceIndex>();
 };
 
 // Slow start (service key slow_start). Call when a backend joins (add, reload)
@@ -123,6 +137,14 @@ uint32_t effectiveBackendWeight(const BackendEntry& backend, config::Duration sl
 
 // True while the backend's ramp is still running at `now`.
 bool ramping(const BackendEntry& backend, config::Duration slowStart, routing::TimePoint now);
+
+// `now + after`, saturating at kNoDeadline instead of overflowing.
+routing::TimePoint deadlineAfter(routing::TimePoint now, config::Duration after);
+
+// What a backend carries from one entry to the next when a reset, reload or
+// restore rebuilds it: its identity (open connections, counters), its health
+// and its slow-start ramp. Operator settings are not copied.
+void keepLiveFacts(BackendEntry& fresh, const BackendEntry& old);
 
 // A service entry straight from its config (no overrides).
 ServiceEntry makeServiceEntry(const config::ServiceConfig& config);

@@ -11,7 +11,17 @@ namespace switchyard::control {
 // Updates pool drain deadlines for the effective split at `now`.
 void updatePoolDrains(ServiceEntry& service, routing::TimePoint now);
 
-// `now` places slow-start ramps (tests pass a fake clock).
+// The route of one service; `now` places slow-start ramps (tests pass a fake clock).
+routing::RoutePtr buildRoute(const ServiceEntry& service, routing::TimePoint now = routing::Clock::now());
+
+// Every service's route built anew (start, tests).
 routing::SnapshotPtr buildSnapshot(const MasterState& state, routing::TimePoint now = routing::Clock::now());
+
+// The snapshot of `state` after `previous` (built from `previousState`): a
+// service that is the very same object in both states keeps its route, so a
+// change of one service builds one route, whatever the number of services.
+routing::SnapshotPtr buildSnapshot(const MasterState& state, const MasterState& previousState,
+                                   const routing::RoutingSnapshot& previous,
+                                   routing::TimePoint now = routing::Clock::now());
 
 } // namespace switchyard::control

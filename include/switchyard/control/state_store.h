@@ -1,48 +1,52 @@
 #pragma once
 
-// The state file: runtime overrides and the config values they were made
-// against (SPEC.md "State file and config"). Written atomically: a temp file,
-// fsync, rename over the old one, fsync the directory.
+// Where runtime overrides outlive the process (SPEC.md "State file and
+// config"). The control plane talks to this interface only: the file store
+// (file_state_store.h) is the first implementation, written so that a fleet
+// store on etcd can stand beside it.
+//
+// A store saves what a change changed: save() gets the services a change
+// touched, and writes the records of those whose overrides differ from what
+// it holds, so one change costs one service's record, whatever the number of
+// services.
 
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "switchyard/config/config.h"
 #include "switchyard/control/master_state.h"
+#include "switchyard/control/overrides.h"
 #include "switchyard/util/result.h"
 
 namespace switchyard::control {
 
-struct MergeReport {
-    std::vector<std::string> kept;       // overrides the state file keeps
-    std::vector<std::string> replaced;   // overrides the changed config replaced
+struct LoadReport {
+    MergeReport merge;
+    std::vector<std::string> warnings;   // records set aside, migrations: logged at start
 };
 
 class StateStore {
 public:
-    explicit StateStore(std::string path) : path_(std::move(path)) {}
+    virtual ~StateStore() = default;
 
-    bool enabled() const { return !path_.empty(); }
-    const std::string& path() const { return path_; }
+    // Where it keeps state, for logs and messages.
+    virtual const std::string& where() const = 0;
 
-    // Writes every service's overrides. Failure leaves the old file intact.
-    Result<bool> save(const MasterState& state) const;
+    // Merges every saved service's overrides into `state` (built from the
+    // config). A failure is a start-up error (SPEC.md "Bad state file"):
+    // unreadable, not a regular file, too large. Records that were read and
+    // failed to parse are set aside and reported as warnings instead.
+    virtual Result<LoadReport> load(MasterState& state) = 0;
 
-    // Merges the saved overrides into `state` (built from the config). A
-    // missing file is fine (first start). A corrupt or foreign file is moved
-    // aside to PATH.bad-<time> and reported; the config's values then apply.
-    Result<MergeReport> load(MasterState& state) const;
+    // Durably saves the overrides of `services` (each one's record, or its
+    // removal when it has none left). On failure nothing it had saved before is lost.
+    virtual Result<bool> save(const std::vector<const ServiceEntry*>& services) = 0;
 
-private:
-    std::string path_;
+    // Drops the records of services no longer configured (reload).
+    virtual Result<bool> forget(const std::vector<std::string>& services) = 0;
 };
 
-// Applies the overrides recorded in `saved` (a state-file JSON text) to `state`,
-// by the rule: a field whose config value changed since the override was made
-// takes the config's value; every other field keeps its override.
-Result<MergeReport> mergeOverrides(const std::string& savedJson, MasterState& state);
-
-// The JSON text the state file holds for `state`.
-std::string serializeState(const MasterState& state);
+// The file store at `path`, or nullptr when `path` is empty (no state kept).
+std::unique_ptr<StateStore> makeStateStore(const std::string& path);
 
 } // namespace switchyard::control

@@ -25,16 +25,20 @@ namespace switchyard::daemon {
 // rollout owner fills `out` from the service's rollout state here.
 void fillRolloutMetrics(const control::ServiceEntry& service, telemetry::RolloutMetricsView& out);
 
+// Builds anew only the views of services whose entry changed since the last
+// build (by pointer: the state shares unchanged entries), so a build costs
+// what changed, not the number of backends.
 class MetricsViewBuilder {
 public:
     telemetry::MetricsViewPtr build(const control::ControlPlane& control);
 
 private:
-    // Transitions the control thread has seen, keyed by service (and backend).
-    std::map<std::string, bool> fallbackWasActive_;
-    std::map<std::string, uint64_t> fallbacks_;
-    std::map<std::string, bool> ejectedBefore_;
-    std::map<std::string, uint64_t> ejections_;
+    using ServiceViewPtr = std::shared_ptr<const telemetry::ServiceMetricsView>;
+    ServiceViewPtr buildService(const control::ServiceEntry& s);
+
+    // The last build's views by position, and the entries they were built from.
+    std::vector<std::pair<std::shared_ptr<const control::ServiceEntry>, ServiceViewPtr>> cache_;
+    routing::ServiceIndexPtr cacheIndex_;
     // Rollouts that ended, by service and outcome; the id of the last one counted.
     std::map<std::string, std::map<std::string, uint64_t>> rolloutOutcomes_;
     std::map<std::string, uint64_t> rolloutCounted_;

@@ -7,12 +7,21 @@
 // Every change reaches the routing snapshot through
 // ControlPlane::applyAutomatic (published first, saved best-effort; moves
 // `revision`, never `generation`).
+//
+// Cost follows what changed (docs/semantics.md "Cost of a change"): check results are
+// folded into the state in batches (every kBatchEvery, one snapshot for all
+// services they touch), a result that changes nothing touches nothing, a
+// publish re-syncs the check loops of the services it changed only, and at
+// most kMaxChecksInFlight checks run at once (a health storm never takes the
+// descriptors the data path and the admin socket need).
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -49,9 +58,15 @@ private:
     };
 
     boost::asio::awaitable<void> checkLoop(std::shared_ptr<Checker> checker);
+    // Waits for one of the kMaxChecksInFlight places; false if stopped meanwhile.
+    boost::asio::awaitable<bool> acquireCheckSlot(std::shared_ptr<Checker> checker);
+    void releaseCheckSlot();
     void onResult(Checker& checker, const CheckResult& result);
+    void armFlush();
     void flushResults();
-    void syncCheckers();
+    void onPublished();
+    void syncService(const control::ServiceEntry& service);
+    void syncAll();
     void scheduleEvaluate();
     void evaluate();
     void evaluateService(const std::string& name);
@@ -65,10 +80,22 @@ private:
     control::ControlPlane& control_;
     boost::asio::steady_timer pollTimer_;
     std::unordered_map<const routing::BackendState*, std::shared_ptr<Checker>> checkers_;
+    // The backends each service has check loops for.
+    std::unordered_map<std::string, std::vector<const routing::BackendState*>> checkedByService_;
+    // Services whose entries changed since the last evaluate (all of them after a reload).
+    std::vector<std::string> dirty_;
+    bool dirtyAll_ = true;
+    // What the poll looks at besides changed services: the workers' ejection
+    // count last seen per service, and services with a backend ejected now.
+    std::unordered_map<const routing::ServiceState*, uint64_t> tripsSeen_;
+    std::unordered_set<std::string> ejecting_;
+    boost::asio::steady_timer flushTimer_;
+    bool flushArmed_ = false;
+    std::size_t checksInFlight_ = 0;
+    std::deque<std::weak_ptr<Checker>> waitingForSlot_;
     std::unordered_map<std::string, FallbackPolicy> policies_;
     OutlierDetector outliers_;
     std::vector<PendingResult> pending_;
-    bool flushPosted_ = false;
     bool evaluatePosted_ = false;
     bool stopped_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

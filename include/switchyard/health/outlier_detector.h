@@ -36,8 +36,11 @@ public:
     // Ejection end of a formally ejected backend.
     routing::TimePoint ejectedUntil(const routing::BackendState* backend) const;
 
-    // Drops the records of backends not in `alive` (removed ones).
-    void retain(const std::vector<const routing::BackendState*>& alive);
+    // Whether any backend of `service` is formally ejected now.
+    bool anyEjected(const control::ServiceEntry& service) const;
+
+    // Drops the records of backends nothing else holds any more (removed ones).
+    void dropGone();
 
 private:
     struct Record {

@@ -28,6 +28,8 @@ using DrainHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<b
 using DrainingBackends =
     std::unordered_map<routing::BackendState*, std::pair<routing::TimePoint, std::chrono::milliseconds>>;
 DrainingBackends drainingBackends(const routing::RoutingSnapshot& snapshot);
+// Adds the draining backends of one service to `out`.
+void addDrainingBackends(const routing::ServiceRoute& service, DrainingBackends& out);
 
 // Close time of the i-th (0-based) of n sessions draining to `deadline`.
 routing::TimePoint spreadCloseTime(routing::TimePoint deadline, std::chrono::milliseconds spread, std::size_t i,
@@ -53,10 +55,31 @@ public:
         if (auto it = byBackend_.find(backend); it != byBackend_.end() && it->second.empty()) byBackend_.erase(it);
     }
 
-    // A new snapshot: schedules the sessions of newly draining backends.
+    // A new snapshot: schedules the sessions of newly draining backends. Only
+    // routes that differ from the last snapshot's are looked at.
     void apply(const routing::RoutingSnapshot& snapshot) {
-        draining_ = drainingBackends(snapshot);
-        for (const auto& [backend, drain] : draining_) schedule(backend, drain.first, drain.second);
+        const std::size_t n = snapshot.services.size();
+        if (!snapshot.index || snapshot.index != seenIndex_ || seen_.size() != n) {
+            draining_ = drainingBackends(snapshot);
+            for (const auto& [backend, drain] : draining_) schedule(backend, drain.first, drain.second);
+            seen_.assign(n, nullptr);
+            for (std::size_t i = 0; i < n; ++i) seen_[i] = snapshot.services.ptr(i);
+            seenIndex_ = snapshot.index;
+            return;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const routing::RoutePtr& route = snapshot.services.ptr(i);
+            if (seen_[i] == route) continue;
+            for (const auto& pool : seen_[i]->pools)
+                for (const auto& backend : pool.backends) draining_.erase(backend.handle.get());
+            DrainingBackends now;
+            addDrainingBackends(*route, now);
+            for (const auto& [backend, drain] : now) {
+                draining_[backend] = drain;
+                schedule(backend, drain.first, drain.second);
+            }
+            seen_[i] = route;
+        }
     }
 
     // Earliest close time queued, kNoDeadline if none.
@@ -107,6 +130,8 @@ private:
 
     std::unordered_map<routing::BackendState*, SessionList> byBackend_;
     DrainingBackends draining_;
+    std::vector<routing::RoutePtr> seen_;   // the last snapshot's routes, by position
+    routing::ServiceIndexPtr seenIndex_;
     std::priority_queue<Entry, std::vector<Entry>, std::greater<>> queue_;
 };
 

@@ -37,7 +37,9 @@ struct Pick {
 
 class RouteSelector {
 public:
-    // Adopts a new snapshot; keeps picker positions whose pool signature is unchanged.
+    // Adopts a new snapshot; keeps picker positions whose pool signature is
+    // unchanged. Routes shared with the last snapshot are not looked at, so the
+    // cost follows what changed, not the number of services.
     void update(const RoutingSnapshot& snapshot);
 
     // Next backend to try for this connection, or backend == nullptr when there
@@ -66,8 +68,12 @@ private:
                     const Attempts& attempts, const TriedSet& tried);
     ServicePickers& pickersFor(const ServiceRoute& service);
     static void syncPool(PoolPickers& pickers, const PoolRoute& pool, uint64_t signature);
+    void updateService(const ServiceRoute& service);
 
     std::unordered_map<std::string, ServicePickers> services_;
+    // The routes of the last snapshot, by position, while its index held.
+    std::vector<RoutePtr> seen_;
+    ServiceIndexPtr seenIndex_;
     bool sawFullBackend_ = false;   // during one next(): a backend was skipped at its limit
 };
 

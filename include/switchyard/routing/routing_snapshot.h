@@ -2,7 +2,9 @@
 
 // The immutable routing state the workers route by. The control thread builds a
 // new one for every change and publishes it whole (docs/semantics.md): a new
-// connection sees all of the old snapshot or all of the new one.
+// connection sees all of the old snapshot or all of the new one. Routes are
+// shared between snapshots: a change of one service builds that service's
+// route and shares every other (a worker tells them apart by pointer).
 
 #include <array>
 #include <atomic>
@@ -15,6 +17,8 @@
 
 #include "switchyard/config/config.h"
 #include "switchyard/routing/backend_state.h"
+#include "switchyard/routing/service_index.h"
+#include "switchyard/util/shared_list.h"
 
 namespace switchyard::routing {
 
@@ -68,6 +72,9 @@ struct ServiceState {
     std::array<std::atomic<uint64_t>, 16> closedWithoutBackend{};
     // Automatic fallbacks engaged so far (the control thread counts, metrics read).
     std::atomic<uint64_t> fallbacks{0};
+    // Outlier ejections workers started (rare: one RMW per ejection). The
+    // health monitor looks at a service's backends only when this moved.
+    std::atomic<uint64_t> outlierTrips{0};
 };
 
 struct ServiceRoute {
@@ -100,11 +107,16 @@ struct ServiceRoute {
     const PoolRoute& pool(config::Colour c) const { return pools[config::index(c)]; }
 };
 
+using RoutePtr = std::shared_ptr<const ServiceRoute>;
+
 struct RoutingSnapshot {
-    std::vector<ServiceRoute> services;
+    SharedList<ServiceRoute> services;
+    // Name -> position in `services`; the same object while the set of services
+    // is unchanged (see service_index.h). Null: find() scans.
+    ServiceIndexPtr index;
     uint64_t revision = 0;
 
-    static constexpr std::size_t kNoService = static_cast<std::size_t>(-1);
+    static constexpr std::size_t kNoService = ServiceIndex::kNone;
 
     const ServiceRoute* find(std::string_view name) const;
     // The position of service `name` in `services`, or kNoService.

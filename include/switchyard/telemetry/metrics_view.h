@@ -3,7 +3,8 @@
 // What the metrics scrape reads: an immutable picture of the control thread's
 // state (names, weights, health, generation) plus shared pointers to the live
 // per-worker counters. The control thread builds a new view on every publish
-// and on a short timer; the scrape thread only loads the pointer and reads
+// (anew only for the services that changed) and on a short timer; the scrape
+// thread only loads the pointer and reads
 // atomics, so it never races the one writer of runtime state and the data
 // path pays nothing for it.
 //
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "switchyard/telemetry/traffic_counters.h"
+#include "switchyard/util/shared_list.h"
 
 namespace switchyard::telemetry {
 
@@ -74,7 +76,9 @@ struct CloseReasonLabel {
 };
 
 struct MetricsView {
-    std::vector<ServiceMetricsView> services;
+    // Shared between views: a service whose state did not change keeps its
+    // view from the last build (metrics_view_builder.h).
+    SharedList<ServiceMetricsView> services;
     // Reasons a connected session can end with (counted per backend) and
     // reasons a session ends with before any backend (counted per service).
     std::vector<CloseReasonLabel> backendCloseReasons;

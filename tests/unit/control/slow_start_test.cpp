@@ -82,7 +82,7 @@ TEST_CASE("A snapshot built during a ramp routes by the ramped weight, and at mo
           "[control][slow_start]") {
     MasterState state;
     state.services.push_back(serviceWith(kTwoBackends));
-    BackendEntry& returning = state.services[0].pool(Colour::Blue).backends[1];
+    BackendEntry& returning = state.services.edit(0).pool(Colour::Blue).backends[1];
     markBackendReturned(returning, t0);
 
     auto early = buildSnapshot(state, t0 + 1s);

@@ -129,6 +129,11 @@ TEST_CASE("records of removed backends are dropped", "[health][outlier]") {
     OutlierDetector d;
     trip(green(s, 0));
     d.poll(s, t0);
-    d.retain({&green(s, 1)});
+    const routing::BackendState* gone = &green(s, 0);
+    REQUIRE(d.ejected(gone));
+    auto& pool = s.pool(Colour::Green).backends;
+    pool.erase(pool.begin());
+    d.dropGone();
+    CHECK_FALSE(d.ejected(gone));
     CHECK_FALSE(d.ejected(&green(s, 0)));
 }

@@ -23,7 +23,7 @@ struct Fixture {
         state.services.push_back(std::move(s));
         snapshot = control::buildSnapshot(state);
     }
-    const routing::ServiceRoute& route() const { return snapshot->services.at(0); }
+    const routing::ServiceRoute& route() const { return snapshot->services[0]; }
     routing::BackendState& green(std::size_t i) { return *state.services[0].pool(Colour::Green).backends.at(i).handle; }
 };
 

@@ -53,13 +53,14 @@ TEST_CASE("A drain schedule closes a draining backend's sessions by their times 
 
     const TimePoint deadline = TimePoint{} + 10s;
     routing::RoutingSnapshot snapshot;
-    snapshot.services.emplace_back();
-    snapshot.services[0].drainSpread = 2000ms;
+    routing::ServiceRoute service;
+    service.drainSpread = 2000ms;
     routing::BackendRoute route;
     route.handle = backend;
     route.draining = true;
     route.drainDeadline = deadline;
-    snapshot.services[0].pools[0].backends.push_back(route);
+    service.pools[0].backends.push_back(route);
+    snapshot.services.push_back(std::move(service));
     drains.apply(snapshot);
     CHECK(drains.nextAt() == TimePoint{} + 9s);
 
@@ -72,8 +73,8 @@ TEST_CASE("A drain schedule closes a draining backend's sessions by their times 
     CHECK(drains.runDue(TimePoint{} + 9s, lookup, close) == 1);
 
     // The pool came back before the deadline: the other session stays.
-    snapshot.services[0].pools[0].backends[0].draining = false;
-    snapshot.services[0].pools[0].backends[0].drainDeadline = routing::kNoDeadline;
+    snapshot.services.edit(0).pools[0].backends[0].draining = false;
+    snapshot.services.edit(0).pools[0].backends[0].drainDeadline = routing::kNoDeadline;
     drains.apply(snapshot);
     CHECK(drains.runDue(deadline, lookup, close) == 0);
     CHECK(sessions[1]->closed + sessions[2]->closed == 1);

@@ -92,7 +92,7 @@ TEST_CASE("The picker position starts over when a pool's weights change", "[rout
 TEST_CASE("Backends with weight 0 are never picked", "[routing]") {
     auto snap = snapshotOf({ServiceBuilder("web").backends(Colour::Blue, {0, 10, 0}).build()});
     for (Balance b : {Balance::RoundRobin, Balance::LeastConn, Balance::Hash}) {
-        snap.services[0].balance = b;
+        snap.services.edit(0).balance = b;
         RouteSelector selector;
         selector.update(snap);
         for (uint32_t i = 0; i < 50; ++i)
@@ -150,7 +150,7 @@ TEST_CASE("Hash balance keeps a client on its backend and moves only the removed
     for (int i = 0; i < 10; ++i) builder.backend(Colour::Blue, 100);
     auto before = snapshotOf({builder.build()}, 1);
     auto after = before;
-    auto& pool = after.services[0].pool(Colour::Blue);
+    auto& pool = after.services.edit(0).pool(Colour::Blue);
     const std::string removedKey = pool.backends[4].handle->key;
     pool.backends.erase(pool.backends.begin() + 4);
     computeSignatures(after);
@@ -208,7 +208,7 @@ TEST_CASE("The pool split position survives a snapshot that keeps the pool weigh
     auto first = snapshotOf({service}, 1);
     auto second = first;
     // A backend weight change in blue is not a pool weight change.
-    second.services[0].pool(Colour::Blue).backends[0].weight = 50;
+    second.services.edit(0).pool(Colour::Blue).backends[0].weight = 50;
     computeSignatures(second);
 
     RouteSelector selector;
@@ -485,7 +485,7 @@ TEST_CASE("Services dropped from the snapshot lose their positions", "[routing]"
 TEST_CASE("A backend at its max_connections is passed over for the pool's others", "[routing][limits]") {
     for (Balance balance : {Balance::RoundRobin, Balance::LeastConn, Balance::Hash}) {
         auto snap = snapshotOf({ServiceBuilder("web").balance(balance).backends(Colour::Blue, {100, 100}).build()});
-        auto& backends = snap.services[0].pool(Colour::Blue).backends;
+        auto& backends = snap.services.edit(0).pool(Colour::Blue).backends;
         backends[0].maxConnections = 3;
         backends[0].handle->active = 3;
         RouteSelector selector;
@@ -519,7 +519,7 @@ TEST_CASE("When every backend of the pool is full the pick goes the way of a fai
                                     .backends(Colour::Blue, {100, 100})
                                     .backends(Colour::Green, {100})
                                     .build()});
-        auto& blue = snap.services[0].pool(Colour::Blue).backends;
+        auto& blue = snap.services.edit(0).pool(Colour::Blue).backends;
         for (auto& b : blue) {
             b.maxConnections = 1;
             b.handle->active = 1;
@@ -539,7 +539,7 @@ TEST_CASE("When every backend of the pool is full the pick goes the way of a fai
                                     .affinity(Affinity::Client)
                                     .backends(Colour::Blue, {100, 100})
                                     .build()});
-        for (auto& b : snap.services[0].pool(Colour::Blue).backends) {
+        for (auto& b : snap.services.edit(0).pool(Colour::Blue).backends) {
             b.maxConnections = 2;
             b.handle->active = 5;
         }

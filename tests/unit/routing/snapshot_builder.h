@@ -30,7 +30,7 @@ inline void computeSignatures(ServiceRoute& service) {
 }
 
 inline void computeSignatures(RoutingSnapshot& snapshot) {
-    for (ServiceRoute& s : snapshot.services) computeSignatures(s);
+    for (std::size_t i = 0; i < snapshot.services.size(); ++i) computeSignatures(snapshot.services.edit(i));
 }
 
 class ServiceBuilder {
@@ -91,7 +91,7 @@ private:
 
 inline RoutingSnapshot snapshotOf(std::vector<ServiceRoute> services, uint64_t revision = 1) {
     RoutingSnapshot snap;
-    snap.services = std::move(services);
+    for (auto& s : services) snap.services.push_back(std::move(s));
     snap.revision = revision;
     computeSignatures(snap);
     return snap;

@@ -164,8 +164,8 @@ TEST_CASE("Backends that drain report their open connections as draining", "[tel
     Fixture f;
     f.backendActive->store(5);
     auto v = std::make_shared<MetricsView>(*f.view());
-    v->services[0].pools[0].backends[0].draining = true;
-    v->services[0].pools[0].backends[0].adminState = "drain";
+    v->services.edit(0).pools[0].backends[0].draining = true;
+    v->services.edit(0).pools[0].backends[0].adminState = "drain";
     MetricsCollector c("0.1.0", "epoll");
     c.setProcessMetrics(false);
     c.setView(v);
