@@ -10,8 +10,10 @@
 #   1  anything else went wrong (nothing was shifted, or the command was refused)
 #
 # Usage: deploy-pipeline.sh SERVICE VERSION
+# Needs: switchyardctl and jq.
 # Environment (all optional):
 #   SWITCHYARD_SOCKET   admin socket (switchyardctl's default otherwise)
+#   SWITCHYARDCTL       the switchyardctl to run (default: the one on PATH)
 #   STEPS=1,5,25,50,100 HOLD=60s     the rollout plan
 #   GATES="max_error_rate=0.01 max_ttfb_p99=200ms max_error_rate_vs_baseline=2 min_connections=100"
 #   HEALTH_TIMEOUT=120  seconds to wait for the new pool's health
@@ -27,12 +29,11 @@ GATES=${GATES:-max_error_rate=0.01 max_ttfb_p99=200ms max_error_rate_vs_baseline
 HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-120}
 CTL=${SWITCHYARDCTL:-switchyardctl}
 
-# A JSON field of `switchyardctl --json status SERVICE` (python3 ships everywhere; jq would do too).
+command -v jq >/dev/null || { echo "deploy-pipeline.sh needs jq (apt-get install jq)" >&2; exit 1; }
+
+# A jq filter applied to the service's entry of `switchyardctl --json status SERVICE`.
 status_field() {
-    "$CTL" --json status "$SERVICE" | python3 -c '
-import json, sys
-svc = json.load(sys.stdin)["services"][0]
-print(eval(sys.argv[1], {}, {"svc": svc}))' "$1"
+    "$CTL" --json status "$SERVICE" | jq -r ".services[0] | $1"
 }
 
 deploy_to_pool() {   # $1 = colour, $2 = version. Example: one systemd unit per backend.
@@ -44,8 +45,8 @@ deploy_to_pool() {   # $1 = colour, $2 = version. Example: one systemd unit per 
 }
 
 # 1. The idle colour is the one without weight; a service mid-split is not ours to touch.
-blue=$(status_field 'svc["split"]["blue"]')
-green=$(status_field 'svc["split"]["green"]')
+blue=$(status_field '.split.blue')
+green=$(status_field '.split.green')
 if [ "$green" -eq 0 ]; then idle=green
 elif [ "$blue" -eq 0 ]; then idle=blue
 else
@@ -61,7 +62,8 @@ deploy_to_pool "$idle" "$VERSION"
 
 # 3. Wait until every backend of the new pool has been checked and is up.
 deadline=$((SECONDS + HEALTH_TIMEOUT))
-until [ "$(status_field "all(b[\"checked\"] and b[\"health\"] == \"up\" for b in svc[\"pools\"][\"$idle\"][\"backends\"]) and len(svc[\"pools\"][\"$idle\"][\"backends\"]) > 0")" = True ]; do
+# (`checked`: a backend has its first health-check result; until then it is only assumed up.)
+until [ "$(status_field ".pools.$idle.backends | length > 0 and all(.checked and .health == \"up\")")" = true ]; do
     if [ $SECONDS -ge $deadline ]; then
         echo "$SERVICE: the $idle pool is not healthy after ${HEALTH_TIMEOUT}s; nothing was shifted" >&2
         exit 1
@@ -70,7 +72,7 @@ until [ "$(status_field "all(b[\"checked\"] and b[\"health\"] == \"up\" for b in
 done
 echo "$SERVICE: every $idle backend is up"
 # Health flips never move generation; any operator change from here on makes the rollout lose.
-generation=$(status_field 'svc["generation"]')
+generation=$(status_field '.generation')
 
 # 4. The rollout. if-generation makes it lose (exit 5) if someone changed the service
 #    since we looked; --wait prints progress and exits 0 promoted, 4 otherwise.

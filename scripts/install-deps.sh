@@ -17,6 +17,9 @@ packages=(
   # (ASan/UBSan/TSan runtimes and libFuzzer) and llvm-symbolizer for readable
   # reports. ccache makes the extra build directories cheap to rebuild.
   clang-14 libclang-rt-14-dev llvm-14 ccache
+  # scripts/build-deb.sh (the Debian package and its lintian check) and the
+  # JSON reading of config/deploy-pipeline.sh and the bash completion.
+  debhelper dpkg-dev fakeroot lintian git jq
 )
 
 missing=()

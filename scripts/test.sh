@@ -3,13 +3,27 @@
 # warnings as errors, run the Catch2 unit tests and the pytest integration
 # tests, then the reliability passes (docs/testing.md): the unit and
 # integration tests under ASan+UBSan and under TSan, each fuzz target for a
-# short bounded time, and a 2-minute soak. Ends with one plain line
+# short bounded time, a 2-minute soak, and the Debian package with lintian
+# (scripts/build-deb.sh). Ends with one plain line
 # "N passed, N failed[, N skipped]".
 # Works unattended (CI=true, no stdin); exits non-zero on any failure.
-# SWITCHYARD_TEST_SKIP="asan tsan fuzz soak" leaves those passes out (counted as skipped).
+# SWITCHYARD_TEST_SKIP="asan tsan fuzz soak deb" leaves those passes out (counted as skipped).
+#
+# --quick: a contributor's inner loop (a few minutes): the unit tests and the
+# integration suite on the default engine only; no fuzz corpus replay, no epoll
+# pass, no sanitizer, fuzzing, soak or package passes. CI runs the full suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 exec </dev/null
+
+quick=0
+for arg in "$@"; do
+  case $arg in
+    --quick) quick=1 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg' (try --quick or --help)" >&2; exit 2 ;;
+  esac
+done
 
 passed=0
 failed=0
@@ -79,7 +93,9 @@ run_catch() {
 
 run_catch "unit tests" build/tests/unit-tests
 # Every committed fuzz seed and past crash input, through its target (no clang needed).
-run_catch "fuzz corpus replay" build/tests/fuzz/fuzz-replay
+if [ "$quick" -eq 0 ]; then
+  run_catch "fuzz corpus replay" build/tests/fuzz/fuzz-replay
+fi
 
 # --- integration tests (Debian's pytest, not whatever python3 is on PATH) ----
 # Timing-sensitive tests on a loaded 2-core machine get one rerun
@@ -131,6 +147,13 @@ PY
 # io_uring is unavailable the default pass already ran on epoll.
 # ~2 minutes per pass on the 2-core CI machine.
 run_integration default ""
+if [ "$quick" -eq 1 ]; then
+  rm -rf "$logdir"
+  echo "test.sh --quick: unit tests and the default-engine integration pass only"
+  summary
+  if [ "$failed" -ne 0 ]; then status=1; fi
+  exit "$status"
+fi
 if uring_usable; then
   run_integration epoll epoll
 else
@@ -249,6 +272,17 @@ if want soak; then
     passed=$((passed + 1))
   else
     echo "test.sh: soak failed" >&2; failed=$((failed + 1))
+  fi
+fi
+
+# The Debian package from a clean clone of HEAD, checked by lintian
+# (scripts/build-deb.sh; ~6 CPU-minutes of compiling, a cold build with no ccache hits).
+if want deb; then
+  echo "== Debian package"
+  if bash scripts/build-deb.sh "$logdir/deb" 2>&1 | tee "$logdir/deb.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+    passed=$((passed + 1))
+  else
+    echo "test.sh: the Debian package failed to build or has lintian errors" >&2; failed=$((failed + 1))
   fi
 fi
 

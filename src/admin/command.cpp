@@ -8,6 +8,8 @@ bool isChange(CommandKind kind) {
     switch (kind) {
     case CommandKind::Status:
     case CommandKind::RolloutStatus:
+    case CommandKind::RolloutHistory:
+    case CommandKind::ReloadCheck:
     case CommandKind::Help:
         return false;
     case CommandKind::Split:
@@ -49,12 +51,14 @@ const char* toString(CommandKind kind) {
     case CommandKind::PoolOnline: return "pool";
     case CommandKind::Rollout: return "rollout";
     case CommandKind::RolloutStatus: return "rollout-status";
+    case CommandKind::RolloutHistory: return "rollout-history";
     case CommandKind::RolloutPause: return "rollout-pause";
     case CommandKind::RolloutResume: return "rollout-resume";
     case CommandKind::RolloutAbort: return "rollout-abort";
     case CommandKind::Promote: return "promote";
     case CommandKind::Reset: return "reset";
     case CommandKind::Reload: return "reload";
+    case CommandKind::ReloadCheck: return "reload-check";
     case CommandKind::Help: return "help";
     }
     std::abort();

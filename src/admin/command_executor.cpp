@@ -7,6 +7,7 @@
 #include "switchyard/admin/command_parser.h"
 #include "switchyard/admin/status_report.h"
 #include "switchyard/config/split_json.h"
+#include "switchyard/control/snapshot_builder.h"
 #include "switchyard/rollout/rollout_json.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -115,12 +116,38 @@ json CommandExecutor::execute(const Command& c) {
                 {"services_added", report.servicesAdded},
                 {"services_removed", report.servicesRemoved}};
     }
+    case CommandKind::ReloadCheck: {
+        control::ReloadReport report = control_.reload(false);
+        if (!report.outcome.ok) return errorReply(report.outcome.code, report.outcome.message);
+        nlohmann::json services = nlohmann::json::array();
+        if (report.preview)
+            for (const auto& s : report.preview->services) services.push_back(serviceStatus(s, *control::buildRoute(s)));
+        return {{"ok", true},
+                {"applied", false},
+                {"overrides_kept", report.overridesKept},
+                {"overrides_replaced", report.overridesReplaced},
+                {"services_added", report.servicesAdded},
+                {"services_removed", report.servicesRemoved},
+                {"services", services}};
+    }
     case CommandKind::Rollout:
         return rolloutReply(control_.startRollout(c.service, planFrom(*c.rollout), guard), c.service);
     case CommandKind::RolloutStatus: {
         const control::ServiceEntry* s = control_.state().find(c.service);
         if (!s) return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
         return rolloutReply(control::Outcome::success(), c.service);
+    }
+    case CommandKind::RolloutHistory: {
+        const control::ServiceEntry* s = control_.state().find(c.service);
+        if (!s) return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
+        nlohmann::json rollouts = nlohmann::json::array();
+        if (history_) {
+            rollouts = history_->entries(c.service);
+        }
+        // The running one (not history yet) comes first.
+        if (s->rollout && s->rollout->active())
+            rollouts.insert(rollouts.begin(), rollout::historyEntry(*s->rollout, rollout::toString(s->rollout->phase), 0));
+        return {{"ok", true}, {"service", c.service}, {"rollouts", rollouts}};
     }
     case CommandKind::RolloutPause:
         return rolloutReply(control_.rolloutAction(c.service, rollout::Action::Pause, guard), c.service);

@@ -47,12 +47,14 @@ constexpr std::array kGrammar{
             "[max_connect_p99=DURATION] [max_ttfb_p99=DURATION] [max_error_rate_vs_baseline=R] "
             "[min_connections=N] [max_hold=DURATION]"},
     Grammar{"rollout-status", CommandKind::RolloutStatus, {"SERVICE"}, false, "rollout-status SERVICE"},
+    Grammar{"rollout-history", CommandKind::RolloutHistory, {"SERVICE"}, false, "rollout-history SERVICE"},
     Grammar{"rollout-pause", CommandKind::RolloutPause, {"SERVICE"}, false, "rollout-pause SERVICE"},
     Grammar{"rollout-resume", CommandKind::RolloutResume, {"SERVICE"}, false, "rollout-resume SERVICE"},
     Grammar{"rollout-abort", CommandKind::RolloutAbort, {"SERVICE"}, false, "rollout-abort SERVICE"},
     Grammar{"promote", CommandKind::Promote, {"SERVICE"}, false, "promote SERVICE"},
     Grammar{"reset", CommandKind::Reset, {"SERVICE"}, false, "reset SERVICE"},
     Grammar{"reload", CommandKind::Reload, {}, false, "reload"},
+    Grammar{"reload-check", CommandKind::ReloadCheck, {}, false, "reload-check"},
     Grammar{"help", CommandKind::Help, {}, false, "help"},
 };
 
@@ -383,7 +385,8 @@ std::string buildHelpText() {
     }
     text += "  rollout gates: max_error_rate=R max_connect_p99=DURATION max_ttfb_p99=DURATION\n"
             "                 max_error_rate_vs_baseline=R min_connections=N max_hold=DURATION\n";
-    text += "  changing commands (all but status, rollout-status, help) also take if-generation=N and force\n";
+    text += "  changing commands also take if-generation=N and force; the read-only ones (status,\n"
+            "  rollout-status, rollout-history, reload-check, help) take neither\n";
     return text;
 }
 

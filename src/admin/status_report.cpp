@@ -18,14 +18,21 @@ void deadline(JsonWriter& w, routing::TimePoint at, routing::TimePoint now) {
     w.value(int64_t{left < 0 ? 0 : left});
 }
 
+// A drain is over once its deadline has passed and its last connection has
+// closed: the deadline stays in the state (a pool coming back before it stops
+// the drain), but status should not show an idle pool as draining for ever.
+bool drainOver(routing::TimePoint deadline, routing::TimePoint now, int64_t connections) {
+    return deadline != routing::kNoDeadline && deadline <= now && connections == 0;
+}
+
 void split(JsonWriter& w, const config::Split& s) {
     w.beginObject().field("blue", s.blue).field("green", s.green).endObject();
 }
 
 void backendStatus(JsonWriter& w, const control::ServiceEntry& service, const control::PoolEntry& pool,
-                   const control::BackendEntry& b, uint32_t effectiveWeight, routing::TimePoint now) {
+                   bool poolDraining, const control::BackendEntry& b, uint32_t effectiveWeight,
+                   routing::TimePoint now) {
     const auto& c = service.config;
-    const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
     const int64_t active = b.handle->active.load(std::memory_order_relaxed);
     const telemetry::TrafficTotals traffic = b.handle->traffic.totals();
     const bool backendDraining = b.adminState != control::AdminState::Enabled || b.removing;
@@ -54,7 +61,7 @@ void backendStatus(JsonWriter& w, const control::ServiceEntry& service, const co
     w.field("active", draining ? int64_t{0} : active);
     w.field("draining_connections", draining ? active : int64_t{0});
     w.key("drain_deadline_ms");
-    if (draining) deadline(w, drainAt, now);
+    if (draining && !drainOver(drainAt, now, active)) deadline(w, drainAt, now);
     else w.null();
     w.field("origin", b.addedAtRuntime ? "runtime" : "config");
     w.field("connect_attempts", traffic.connectAttempts);
@@ -67,7 +74,11 @@ void poolStatus(JsonWriter& w, const control::ServiceEntry& service, const routi
                 config::Colour colour, routing::TimePoint now) {
     const control::PoolEntry& pool = service.pool(colour);
     const routing::PoolRoute& poolRoute = route.pool(colour);
-    const bool poolDraining = pool.drainDeadline != routing::kNoDeadline;
+    int64_t poolConnections = 0;
+    for (const control::BackendEntry& b : pool.backends)
+        poolConnections += b.handle->active.load(std::memory_order_relaxed);
+    const bool poolDraining =
+        pool.drainDeadline != routing::kNoDeadline && !drainOver(pool.drainDeadline, now, poolConnections);
     int64_t poolActive = 0;
     int64_t poolDrainingConnections = 0;
     for (const control::BackendEntry& b : pool.backends) {
@@ -81,14 +92,15 @@ void poolStatus(JsonWriter& w, const control::ServiceEntry& service, const routi
     w.field("effective_weight", poolRoute.weight);
     w.field("draining", poolDraining);
     w.key("drain_deadline_ms");
-    deadline(w, pool.drainDeadline, now);
+    if (poolDraining) deadline(w, pool.drainDeadline, now);
+    else w.null();
     w.field("active", poolActive);
     w.field("draining_connections", poolDrainingConnections);
     w.key("backends").beginArray();
     // The route lists the entry's backends in the entry's order: what traffic
     // gets (after health, panic and slow start) is read, not computed again.
     for (std::size_t i = 0; i < pool.backends.size(); ++i)
-        backendStatus(w, service, pool, pool.backends[i],
+        backendStatus(w, service, pool, poolDraining, pool.backends[i],
                       i < poolRoute.backends.size() ? poolRoute.backends[i].weight : 0, now);
     w.endArray();
     w.endObject();
@@ -147,6 +159,12 @@ void serviceStatus(JsonWriter& w, const control::ServiceEntry& service, const ro
     }
     w.endObject();
     w.endObject();
+}
+
+nlohmann::json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route) {
+    JsonWriter w;
+    serviceStatus(w, service, route);
+    return nlohmann::json::parse(w.take());
 }
 
 std::string statusReportText(const control::ControlPlane& control, std::string_view service) {

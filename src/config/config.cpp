@@ -2,7 +2,7 @@
 
 namespace switchyard::config {
 
-// The words are the ones SPEC.md uses in the config file; status output and the
+// The words are the ones docs/configuration.md uses in the config file; status output and the
 // state file reuse them, so they must stay exactly these.
 
 const char* toString(Balance b) {

@@ -210,19 +210,19 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
 
 // --- reload ---
 
-ReloadReport ControlPlane::reload() {
+ReloadReport ControlPlane::reload(bool apply) {
     const auto log = telemetry::logger("control");
     ReloadReport report;
     if (config_.sourcePath.empty()) {
-        ++reloadsFailed_;
+        if (apply) ++reloadsFailed_;
         report.outcome = Outcome::failure("refused", "this daemon runs a built-in config (--demo); nothing to reload");
         return report;
     }
     auto loaded = config::loadConfigFile(config_.sourcePath);
     if (!loaded) {
-        ++reloadsFailed_;
+        if (apply) ++reloadsFailed_;
         report.outcome = Outcome::failure("bad_config", loaded.errorText());
-        log->error("reload refused, keeping the running config: {}", loaded.errorText());
+        if (apply) log->error("reload refused, keeping the running config: {}", loaded.errorText());
         return report;
     }
     config::Config next = std::move(loaded).value();
@@ -289,6 +289,16 @@ ReloadReport ControlPlane::reload() {
         service.revision = old->revision + 1;
         updatePoolDrains(service, now);
         fresh.add(std::move(service));
+    }
+    if (!apply) {
+        for (const auto& service : next.services)
+            if (!config_.findService(service.name)) report.servicesAdded.push_back(service.name);
+        for (const auto& service : config_.services)
+            if (!next.findService(service.name)) report.servicesRemoved.push_back(service.name);
+        report.overridesKept = std::move(merged.kept);
+        report.overridesReplaced = std::move(merged.replaced);
+        report.preview = std::move(fresh);
+        return report;
     }
     // New listeners first: a port that cannot be bound refuses the reload whole.
     std::vector<std::string> opened;

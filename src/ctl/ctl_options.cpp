@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
@@ -9,6 +10,7 @@
 
 #include "switchyard/admin/admin_auth.h"
 #include "switchyard/admin/command_parser.h"
+#include "switchyard/config/admin_socket_lookup.h"
 #include "switchyard/config/endpoint.h"
 #include "switchyard/config/duration.h"
 
@@ -55,6 +57,8 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
             options.json = true;
         } else if (arg == "--wait") {
             options.wait = true;
+        } else if (arg == "--check") {
+            options.check = true;
         } else if (arg == "-h" || arg == "--help") {
             options.help = true;
         } else if (arg == "-V" || arg == "--version") {
@@ -63,6 +67,12 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
             if (!*took) return std::nullopt;
             if (options.socket->empty()) {
                 error.message = "option '-s' needs a socket path";
+                return std::nullopt;
+            }
+        } else if (auto tookConfig = takeValue("--config", "-c", options.config)) {
+            if (!*tookConfig) return std::nullopt;
+            if (options.config->empty()) {
+                error.message = "option '-c' needs a configuration file";
                 return std::nullopt;
             }
         } else if (auto tookTcp = takeValue("--tcp", "", options.tcp)) {
@@ -92,15 +102,34 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
     return options;
 }
 
-std::string resolveSocketPath(const CtlOptions& options) {
-    if (options.socket) return *options.socket;
-    if (const char* env = std::getenv("SWITCHYARD_SOCKET"); env && *env) return env;
+namespace {
+
+// Where the daemon puts its socket when the config names none.
+std::string daemonDefaultSocket() {
     if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime) {
         std::string path = std::string(runtime) + "/switchyard/admin.sock";
         struct stat st {};
         if (::stat(path.c_str(), &st) == 0) return path;
     }
     return "/run/switchyard/admin.sock";
+}
+
+} // namespace
+
+std::string resolveSocketPath(const CtlOptions& options) {
+    if (options.socket) return *options.socket;
+    if (const char* env = std::getenv("SWITCHYARD_SOCKET"); env && *env) return env;
+    return daemonDefaultSocket();
+}
+
+void applyConfigSocket(CtlOptions& options) {
+    if (!options.config || options.socket) return;
+    auto named = config::lookupAdminSocket(*options.config);
+    if (!named) {
+        std::fprintf(stderr, "switchyardctl: %s; using the default socket\n", named.errorText().c_str());
+        return;
+    }
+    options.socket = named->empty() ? daemonDefaultSocket() : *named;
 }
 
 std::string AdminTarget::describe() const {
@@ -114,7 +143,7 @@ std::optional<AdminTarget> resolveTarget(const CtlOptions& options, UsageError& 
     std::optional<std::string> tcp = options.tcp;
     std::optional<std::string> tokenFile = options.tokenFile;
     // -s names the socket: the environment's TCP settings do not override it.
-    if (!tcp && !options.socket)
+    if (!tcp && !options.socket && !options.config)
         if (const char* env = std::getenv("SWITCHYARD_ADMIN_TCP"); env && *env) tcp = env;
     if (!tokenFile)
         if (const char* env = std::getenv("SWITCHYARD_ADMIN_TOKEN_FILE"); env && *env) tokenFile = env;
@@ -122,8 +151,9 @@ std::optional<AdminTarget> resolveTarget(const CtlOptions& options, UsageError& 
         target.socketPath = resolveSocketPath(options);
         return target;
     }
-    if (options.socket && options.tcp) {
-        error.message = "-s and --tcp name two different daemons; give one";
+    if ((options.socket || options.config) && options.tcp) {
+        error.message = options.socket && !options.config ? "-s and --tcp name two different daemons; give one"
+                                                          : "-c and --tcp name two different daemons; give one";
         return std::nullopt;
     }
     std::string why;
@@ -149,7 +179,8 @@ std::optional<AdminTarget> resolveTarget(const CtlOptions& options, UsageError& 
 
 std::string usageText() {
     std::string text =
-        "Usage: switchyardctl [-s SOCKET | --tcp HOST:PORT --token-file FILE] [--json] [--wait] [--timeout DURATION] COMMAND [ARGS...]\n"
+        "Usage: switchyardctl [-s SOCKET | -c CONFIG | --tcp HOST:PORT --token-file FILE] [--json] [--wait]\n"
+        "                     [--timeout DURATION] COMMAND [ARGS...]\n"
         "       switchyardctl --help | --version\n"
         "\n"
         "Sends one admin command to the switchyard daemon and prints its reply.\n"
@@ -158,20 +189,25 @@ std::string usageText() {
         "  -s, --socket PATH    admin socket (default: $SWITCHYARD_SOCKET, else\n"
         "                       $XDG_RUNTIME_DIR/switchyard/admin.sock if it exists,\n"
         "                       else /run/switchyard/admin.sock)\n"
+        "  -c, --config FILE    the socket FILE's admin.socket names (the daemon's\n"
+        "                       default if it names none); -s wins over it\n"
         "      --tcp HOST:PORT  use the daemon's TCP admin listener (admin.tcp) instead\n"
         "                       (default: $SWITCHYARD_ADMIN_TCP when -s is not given)\n"
         "      --token-file F   the token for --tcp: a file only its owner can read,\n"
         "                       holding the daemon's admin.token_file token\n"
         "                       (default: $SWITCHYARD_ADMIN_TOKEN_FILE)\n"
         "      --json           print the daemon's JSON reply line as is\n"
+        "      --check          reload --check: show what a reload would change, apply nothing\n"
+        "                       (the same as the command reload-check, or diff)\n"
         "      --wait           cutover: wait until the old pool has no connections left;\n"
         "                       backend ... drain: wait until that backend has none left;\n"
         "                       rollout: show its progress until it ends (exit 0 promoted,\n"
-        "                       4 rolled back or aborted; Ctrl-C stops waiting, not the rollout)\n"
+        "                       4 rolled back or aborted; Ctrl-C stops waiting, not the rollout);\n"
+        "                       rollout-status: the same for the rollout already running\n"
         "      --timeout D      give up after D in total (e.g. 30s, 5m); default: no total\n"
         "                       limit; each request waits at most 10s for its reply\n"
         "  -h, --help           this text\n"
-        "  -V, --version        print the version\n"
+        "  -V, --version        version and build details (for bug reports)\n"
         "\n"
         "Commands:\n";
     std::string_view help = admin::helpText();

@@ -21,10 +21,12 @@ inline constexpr int kExitInterrupted = 130;  // Ctrl-C while waiting (128 + SIG
 
 struct CtlOptions {
     std::optional<std::string> socket;        // -s/--socket
+    std::optional<std::string> config;        // -c/--config: the socket its admin.socket names
     std::optional<std::string> tcp;           // --tcp HOST:PORT (else $SWITCHYARD_ADMIN_TCP)
     std::optional<std::string> tokenFile;     // --token-file FILE (else $SWITCHYARD_ADMIN_TOKEN_FILE)
     bool json = false;
     bool wait = false;
+    bool check = false;                       // --check: `reload --check` is `reload-check`
     std::optional<std::chrono::milliseconds> timeout;
     bool help = false;
     bool version = false;
@@ -41,6 +43,11 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
 // The socket to use: -s, else $SWITCHYARD_SOCKET, else $XDG_RUNTIME_DIR/switchyard/admin.sock
 // if it exists, else /run/switchyard/admin.sock.
 std::string resolveSocketPath(const CtlOptions& options);
+
+// With -c FILE and no -s: sets options.socket to the socket FILE's admin.socket
+// names, or to the daemon's default when it names none. A file that cannot be
+// read is reported on stderr and the usual resolution applies.
+void applyConfigSocket(CtlOptions& options);
 
 // Where to send commands: the Unix socket, or the TCP listener with its token.
 struct AdminTarget {

@@ -5,14 +5,18 @@
 
 #include <cstdio>
 #include <string>
+#include <optional>
 #include <variant>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "switchyard/admin/command_parser.h"
+#include "switchyard/daemon/build_info.h"
 
 #include "admin_client.h"
+#include "change_report.h"
 #include "ctl_options.h"
 #include "drain_waiter.h"
 #include "reply_printer.h"
@@ -26,6 +30,14 @@ namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 
+// A typo (an unknown command, a malformed argument) is a usage error, exit 2,
+// so a script can tell it from a refusal of a well-formed command (exit 1).
+int exitCodeForRefusal(const std::string& code) {
+    if (code == "generation_mismatch") return kExitGenerationMismatch;
+    if (code == "unknown_command" || code == "bad_argument") return kExitUsage;
+    return kExitFailure;
+}
+
 int usageError(const std::string& message) {
     std::fprintf(stderr, "switchyardctl: %s\n", message.c_str());
     return kExitUsage;
@@ -37,7 +49,7 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
     if (auto* err = std::get_if<admin::ParseError>(&parsed)) {
         // The daemon would say the same; saying it here spares a round trip.
         std::fprintf(stderr, "switchyardctl: %s (%s)\n", err->message.c_str(), err->code.c_str());
-        return kExitFailure;
+        return exitCodeForRefusal(err->code);
     }
     const auto& cmd = std::get<admin::Command>(parsed);
     switch (cmd.kind) {
@@ -46,6 +58,7 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
     case admin::CommandKind::BackendDrain:
         return DrainTarget{cmd.service, *cmd.colour, cmd.backend};
     case admin::CommandKind::Rollout:
+    case admin::CommandKind::RolloutStatus:   // attach to the running rollout
         return RolloutWait{cmd.service, 0};   // the id comes with the reply
     default: {
         std::string what = word;
@@ -55,6 +68,24 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
         return usageError(fmt::format("--wait is not supported for {}", what));
     }
     }
+}
+
+// For a changing command, the status request that shows what it changed:
+// `status SERVICE`, or `status` for a reload (it may touch every service).
+std::optional<std::string> changeStatusRequest(const std::string& line) {
+    auto parsed = admin::parseCommand(line);
+    const auto* cmd = std::get_if<admin::Command>(&parsed);
+    if (!cmd || !admin::isChange(cmd->kind)) return std::nullopt;
+    return cmd->service.empty() ? std::string("status") : "status " + cmd->service;
+}
+
+// A status reply, or nothing when it cannot be had (the change itself will say why).
+std::optional<json> fetchStatus(const AdminClient& client, const std::string& request, Clock::time_point deadline) {
+    AdminReply reply = client.request(request, deadline);
+    if (reply.status != AdminReply::Status::Ok) return std::nullopt;
+    json parsed = json::parse(reply.line, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object() || parsed.value("ok", false) != true) return std::nullopt;
+    return parsed;
 }
 
 } // namespace
@@ -68,9 +99,16 @@ int main(int argc, char** argv) {
         return kExitOk;
     }
     if (options->version) {
-        std::printf("switchyardctl %s\n", SWITCHYARD_VERSION);
+        std::fputs(daemon::versionReport("switchyardctl").c_str(), stdout);
         return kExitOk;
     }
+
+    // `reload --check` and `diff` are spellings of the protocol's reload-check.
+    if (options->check) {
+        if (options->words.front() != "reload") return usageError("--check is only for reload (reload --check)");
+        options->words.front() = "reload-check";
+    }
+    if (options->words.front() == "diff") options->words.front() = "reload-check";
 
     std::string line;
     for (const auto& word : options->words) {
@@ -100,9 +138,17 @@ int main(int argc, char** argv) {
     auto requestDeadline = Clock::now() + kRequestTimeout;
     if (deadline && *deadline < requestDeadline) requestDeadline = *deadline;
 
+    applyConfigSocket(*options);
     auto where = resolveTarget(*options, usage);
     if (!where) return usageError(usage.message);
     AdminClient client(std::move(*where), &interruptRequested);
+
+    // A changing command is told as before -> after (change_report.h), so the
+    // state before it is read first. --json prints only the reply line.
+    std::optional<std::string> statusLine = options->json ? std::nullopt : changeStatusRequest(line);
+    std::optional<json> before;
+    if (statusLine) before = fetchStatus(client, *statusLine, requestDeadline);
+
     AdminReply reply = client.request(line, requestDeadline);
     if (reply.status == AdminReply::Status::Unreachable) {
         if (client.target().tcp())
@@ -130,19 +176,44 @@ int main(int argc, char** argv) {
     }
     if (parsed["ok"] != true) {
         std::fprintf(stderr, "switchyardctl: %s\n", formatError(parsed).c_str());
-        return parsed.value("code", "") == "generation_mismatch" ? kExitGenerationMismatch : kExitFailure;
+        return exitCodeForRefusal(parsed.value("code", ""));
     }
     if (!options->json) {
         std::string out;
         if (word == "status") {
             out = formatStatus(parsed);
-        } else if (parsed.contains("rollout")) {
-            // The rollout commands: the usual summary line, then the rollout readably.
+        } else if (word == "rollout-history") {
+            out = formatRolloutHistory(parsed);
+        } else if (word == "reload-check") {
+            json rest = parsed;
+            rest.erase("services");
+            rest.erase("applied");
+            std::vector<std::string> changes;
+            if (auto current = fetchStatus(client, "status", Clock::now() + kRequestTimeout))
+                changes = describeChanges(*current, json{{"services", parsed["services"]}}, false);
+            out = changes.empty() ? "reload-check: a reload would change no setting or override\n"
+                                  : "reload-check: a reload would change (nothing applied):\n";
+            for (const auto& change : changes) out += "  " + change + "\n";
+            out += formatExtras(rest);
+        } else {
             json rest = parsed;
             rest.erase("rollout");
-            out = formatChange(rest, word) + formatRollout(parsed["rollout"]);
-        } else {
-            out = formatChange(parsed, word);
+            std::vector<std::string> changes;
+            if (before)
+                if (auto after = fetchStatus(client, *statusLine, Clock::now() + kRequestTimeout))
+                    changes = describeChanges(*before, *after);
+            if (before && changes.empty()) {
+                // Accepted, but nothing an operator controls moved (e.g. enabling an enabled backend).
+                const std::string who = rest.value("service", "");
+                out = fmt::format("{}: no change\n", who.empty() ? word : who) + formatExtras(rest);
+            } else if (changes.empty()) {
+                out = formatChange(rest, word);
+            } else {
+                for (const auto& change : changes) out += change + "\n";
+                out += formatExtras(rest);
+            }
+            // The rollout commands: then the rollout readably.
+            if (parsed.contains("rollout")) out += formatRollout(parsed["rollout"]);
         }
         std::fputs(out.c_str(), stdout);
     }
@@ -150,6 +221,15 @@ int main(int argc, char** argv) {
 
     if (rolloutTarget) {
         const json& started = parsed["rollout"];
+        if (word == "rollout-status") {
+            // Attaching: nothing to follow, or a rollout that has already ended and says how.
+            if (!started.is_object()) {
+                std::fprintf(stderr, "switchyardctl: %s has no rollout to wait for\n", rolloutTarget->service.c_str());
+                return kExitFailure;
+            }
+            if (started.value("active", true) == false)
+                return started.value("state", "") == "promoted" ? kExitOk : kExitNotPromoted;
+        }
         if (!started.is_object() || !started.contains("id")) {
             std::fprintf(stderr, "switchyardctl: the rollout reply carries no rollout id; cannot wait\n");
             return kExitFailure;

@@ -1,6 +1,8 @@
 #include "reply_printer.h"
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <vector>
 
 #include <fmt/format.h>
@@ -85,7 +87,8 @@ std::string fallbackText(const json& fb) {
     if (!field(fb, "active").is_boolean()) return fb.dump();
     if (!field(fb, "active").get<bool>()) return "inactive";
     std::string out = "ACTIVE";
-    if (!field(fb, "since").is_null()) out += " since " + text(field(fb, "since"));
+    if (const json& since = field(fb, "since"); since.is_number())
+        out += " since " + formatSince(number(since), nowUnixMs());
     if (!field(fb, "reason").is_null()) out += ": " + text(field(fb, "reason"));
     return out;
 }
@@ -177,6 +180,29 @@ std::string extraFields(const json& reply, std::initializer_list<const char*> kn
 
 } // namespace
 
+long long nowUnixMs() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string formatAgo(long long ms) {
+    if (ms < 1000) return "just now";
+    long long s = ms / 1000;   // round down: "1s ago" only once a whole second has passed
+    if (s < 60) return fmt::format("{}s ago", s);
+    if (s < 3600) return fmt::format("{}m{:02}s ago", s / 60, s % 60);
+    if (s < 86400) return fmt::format("{}h{:02}m ago", s / 3600, (s % 3600) / 60);
+    return fmt::format("{}d{:02}h ago", s / 86400, (s % 86400) / 3600);
+}
+
+std::string formatSince(long long unixMs, long long nowMs) {
+    const std::time_t seconds = static_cast<std::time_t>(unixMs / 1000);
+    std::tm local {};
+    if (::localtime_r(&seconds, &local) == nullptr) return std::to_string(unixMs);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &local);
+    return fmt::format("{} ({})", when, formatAgo(nowMs > unixMs ? nowMs - unixMs : 0));
+}
+
 std::string formatMsLeft(long long ms) {
     if (ms < 1000) return "<1s";
     long long s = (ms + 999) / 1000;   // round up: "closes in 1s" until it has
@@ -194,9 +220,13 @@ std::string formatStatus(const json& reply) {
     return out;
 }
 
+std::string formatExtras(const json& reply) {
+    return extraFields(reply, {"ok", "service", "split", "effective_split", "generation", "revision"});
+}
+
 std::string formatChange(const json& reply, const std::string& command) {
     const json& service = field(reply, "service");
-    std::string extra = extraFields(reply, {"ok", "service", "split", "effective_split", "generation", "revision"});
+    std::string extra = formatExtras(reply);
     // A reply that is only content (help) needs no "help: ok" above it, nor a label.
     if (service.is_null() && field(reply, "split").is_null() && field(reply, "generation").is_null() &&
         !extra.empty()) {
@@ -224,6 +254,30 @@ std::string formatChange(const json& reply, const std::string& command) {
     }
     if (!field(reply, "generation").is_null()) line += fmt::format(" (generation {})", text(field(reply, "generation")));
     return line + "\n" + extra;
+}
+
+std::string formatRolloutHistory(const json& reply) {
+    const std::string service = text(field(reply, "service"));
+    const json& rollouts = field(reply, "rollouts");
+    if (!rollouts.is_array() || rollouts.empty()) return service + ": no rollouts yet\n";
+    std::string out = fmt::format("{}: {} rollout(s), newest first\n", service, rollouts.size());
+    const long long now = nowUnixMs();
+    for (const json& r : rollouts) {
+        std::string plan;
+        if (field(r, "plan").is_array())
+            for (const json& p : field(r, "plan")) plan += (plan.empty() ? "" : ",") + text(p);
+        const json& ended = field(r, "ended_unix_ms");
+        const json& started = field(r, "started_unix_ms");
+        std::string when = ended.is_number() && number(ended) > 0
+                               ? "ended " + formatSince(number(ended), now)
+                               : (started.is_number() ? "started " + formatSince(number(started), now) : "");
+        out += fmt::format("  rollout {}  {}  to {} steps={}  reached step {}/{} ({}%)  {}\n", text(field(r, "id")),
+                           text(field(r, "outcome")), text(field(r, "to")), plan, text(field(r, "step")),
+                           text(field(r, "steps_total")), text(field(r, "percent")), when);
+        if (field(r, "reason").is_string() && !field(r, "reason").get<std::string>().empty())
+            out += "      " + text(field(r, "reason")) + "\n";
+    }
+    return out;
 }
 
 std::string formatError(const json& reply) {

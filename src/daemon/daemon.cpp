@@ -25,6 +25,7 @@
 #include "switchyard/proxy/engine/uring/uring_engine.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/rollout/rollout_driver.h"
+#include "switchyard/rollout/rollout_history.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
@@ -218,7 +219,18 @@ int runDaemon(DaemonOptions options) {
     rolloutDriver.start();
     LimitWatcher limitWatcher(context, control);   // logs refusals at max_connections
     limitWatcher.start();
+    // Ended rollouts, kept for rollout-history (the control plane keeps only the latest).
+    rollout::RolloutHistory rolloutHistory;
+    const auto observeRollouts = [&rolloutHistory](const control::MasterState& state) {
+        const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count();
+        for (const auto& s : state.services)
+            rolloutHistory.observe(s.config.name, s.rollout ? &*s.rollout : nullptr, now);
+    };
+    observeRollouts(control.state());
+    control.onPublished(observeRollouts);
     admin::CommandExecutor executor(control);
+    executor.setRolloutHistory(&rolloutHistory);
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
     adminServer.setAccess(admin::AccessPolicy(config.admin, ::geteuid()));

@@ -1,4 +1,4 @@
-// switchyard: the daemon. See `switchyard --help` and SPEC.md.
+// switchyard: the daemon. See `switchyard --help` and man/switchyard.8.
 
 #include <cstdio>
 #include <cstring>
@@ -7,13 +7,14 @@
 
 #include "switchyard/admin/admin_auth.h"
 #include "switchyard/config/config_loader.h"
+#include "switchyard/daemon/build_info.h"
 #include "switchyard/daemon/daemon.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(Usage: switchyard -c FILE [--check]
        switchyard --demo
-       switchyard --version | --help
+       switchyard -V | --version | --help
 
 A Layer-4 (TCP) load balancer for blue/green and progressive delivery.
 
@@ -22,7 +23,7 @@ Options:
   --check             validate the config and exit (0 valid, 2 invalid)
   --demo              run the built-in demo: service `demo` on 127.0.0.1:8080,
                       built-in backends blue-1, blue-2, green-1, green-2
-  --version           print the version
+  -V, --version       print the version and build details (for bug reports)
   -h, --help          this text
 
 Signals: SIGHUP reloads the config; SIGTERM stops accepting and lets open
@@ -53,8 +54,8 @@ int main(int argc, char** argv) {
             check = true;
         } else if (arg == "--demo") {
             demo = true;
-        } else if (arg == "--version") {
-            std::printf("switchyard %s\n", SWITCHYARD_VERSION);
+        } else if (arg == "-V" || arg == "--version") {
+            std::fputs(switchyard::daemon::versionReport("switchyard").c_str(), stdout);
             return 0;
         } else if (arg == "-h" || arg == "--help") {
             std::fputs(kUsage, stdout);

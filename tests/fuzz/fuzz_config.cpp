@@ -20,7 +20,7 @@ SWITCHYARD_FUZZ_TARGET(config)(const uint8_t* data, std::size_t size) {
     auto loaded = config::loadConfigString(text, "fuzz.yaml");
     if (!loaded.ok()) {
         FUZZ_CHECK(!loaded.errors().empty());
-        // Every error names the file (SPEC: file, line, column and key path).
+        // Every error names the file (docs/configuration.md: file, line, column and key path).
         for (const auto& e : loaded.errors()) FUZZ_CHECK(e.message.rfind("fuzz.yaml", 0) == 0);
         return 0;
     }

@@ -1,5 +1,5 @@
 """Admin protocol over the real socket: every command's success reply, every error code,
-framing, and hostile input (SPEC "Admin protocol", docs/admin-protocol.md)."""
+framing, and hostile input (docs/admin-protocol.md)."""
 
 import os
 import signal

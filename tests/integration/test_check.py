@@ -1,5 +1,6 @@
 """switchyard -c FILE --check, and the command line's exit codes."""
 
+import os
 import re
 import textwrap
 
@@ -120,3 +121,22 @@ def test_version_and_help_exit_0():
     r = run_switchyard("--help")
     assert r.returncode == 0
     assert "--check" in r.stdout
+
+
+def test_version_tells_what_a_bug_report_needs():
+    r = run_switchyard("--version")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(r"switchyard \d+\.\d+\.\d+", lines[0]), lines[0]
+    fields = dict(line.strip().split(":", 1) for line in lines[1:])
+    fields = {k: v.strip() for k, v in fields.items()}
+    assert set(fields) == {"git commit", "build type", "compiler", "engines", "kernel", "io_uring"}, fields
+    assert re.fullmatch(r"([0-9a-f]{7,40}|v?\d[\w.\-]*)(-dirty)?|unknown", fields["git commit"]), fields
+    assert re.match(r"(plain|debug|debugoptimized|release|minsize|custom) \(optimization \w+, assertions (on|off)\)$",
+                    fields["build type"]), fields
+    assert re.match(r"(gcc|clang) \d+\.\d+\.\d+, C\+\+ 2020\d\d$", fields["compiler"]), fields
+    assert fields["engines"].startswith("io_uring (liburing ") and "epoll (Boost.Asio 1." in fields["engines"]
+    assert fields["kernel"].startswith("Linux " + os.uname().release)
+    assert fields["io_uring"].startswith(("usable on this kernel", "not usable here: ")), fields
+    # -V is the same report
+    assert run_switchyard("-V").stdout == r.stdout

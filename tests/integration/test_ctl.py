@@ -1,6 +1,7 @@
 """switchyardctl against the real daemon: output, --json, exit codes 0/1/2/3/5,
 socket resolution, if-generation races, --wait."""
 
+import datetime
 import json
 import os
 import re
@@ -40,9 +41,55 @@ def test_change_prints_a_summary_and_exits_0(web):
     gen = generation(web)
     r = web.ctl("split", "web", "blue=90", "green=10")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == f"web: split blue=90 green=10 (generation {gen + 1})"
+    assert r.stdout == f"web: split blue=100 green=0 → blue=90 green=10 (generation {gen + 1})\n"
     assert r.stderr == ""
     assert web.admin("status web")["services"][0]["split"] == {"blue": 90, "green": 10}
+
+
+def test_every_change_says_what_it_changed_before_and_after(web):
+    gen = generation(web)
+    g = web.green.address
+
+    def ctl(*args):
+        r = web.ctl(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert ctl("backend", "web", "green", g, "weight=50") == f"web: green {g} weight 100 → 50 (generation {gen + 1})\n"
+    assert ctl("backend", "web", "green", g, "drain") == f"web: green {g} enabled → drain (generation {gen + 2})\n"
+    assert ctl("backend", "web", "green", g, "enable") == f"web: green {g} drain → enabled (generation {gen + 3})\n"
+    assert ctl("backend", "web", "green", g, "enable") == "web: no change\n"
+    gen = generation(web)
+    assert ctl("add", "web", "green", "127.0.0.1:1", "weight=5") == \
+        f"web: green 127.0.0.1:1 added (weight 5, enabled) (generation {gen + 1})\n"
+    out = ctl("remove", "web", "green", "127.0.0.1:1")
+    # No connections to drain: it is gone by the time the after-state is read, or still removing.
+    assert out in (f"web: green 127.0.0.1:1 removed from the pool (generation {gen + 2})\n",
+                   f"web: green 127.0.0.1:1 enabled → removing (generation {gen + 2})\n"), out
+    assert ctl("pool", "web", "green", "offline") == f"web: green pool online → offline (generation {gen + 3})\n"
+    assert ctl("pool", "web", "green", "online") == f"web: green pool offline → online (generation {gen + 4})\n"
+    out = ctl("cutover", "web", "green")
+    assert out == f"web: split blue=100 green=0 → blue=0 green=100 (generation {gen + 5})\n", out
+    out = ctl("reset", "web")
+    assert out == f"web: split blue=0 green=100 → blue=100 green=0 (generation {gen + 6})\n" \
+                  f"web: green {g} weight 50 → 100 (generation {gen + 6})\n", out
+    # --json stays the reply line alone.
+    r = web.ctl("--json", "split", "web", "blue=1", "green=1")
+    assert r.returncode == 0 and r.stdout.count("\n") == 1 and json.loads(r.stdout)["ok"] is True
+
+
+def test_reload_says_which_settings_changed(web):
+    text = web.config_path.read_text()
+    assert "balance" not in text
+    web.config_path.write_text(text.replace("drain_timeout:", "balance: leastconn\n    drain_timeout:", 1))
+    r = web.ctl("reload")
+    assert r.returncode == 0, r.stderr
+    gen = generation(web)
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"web: balance roundrobin → leastconn (generation {gen})", r.stdout
+    assert "overrides_kept: none" in lines and "services_added: none" in lines, r.stdout
+    r = web.ctl("reload")
+    assert r.stdout.splitlines()[0] == "reload: no change", r.stdout
 
 
 def test_status_prints_a_table(web):
@@ -85,8 +132,6 @@ def test_json_on_a_refusal_prints_the_reply_and_exits_1(web):
     (("status", "nope"), "no_such_service"),
     (("split", "nope", "blue=1", "green=1"), "no_such_service"),
     (("backend", "web", "blue", "127.0.0.1:1", "drain"), "no_such_backend"),
-    (("split", "web", "blue=x", "green=1"), "bad_argument"),
-    (("frobnicate",), "unknown_command"),
     (("rollback", "web"), "refused"),
     (("split", "web", "blue=0", "green=0"), "refused"),
 ])
@@ -97,6 +142,61 @@ def test_refusals_exit_1_with_the_error_and_code_on_stderr(web, args, code):
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert r.stdout == ""
     assert r.stderr == f"switchyardctl: {direct['error']} ({code})\n"
+
+
+@pytest.mark.parametrize("args,code", [
+    (("frobnicate",), "unknown_command"),
+    (("stauts", "web"), "unknown_command"),
+    (("split", "web", "blue=x", "green=1"), "bad_argument"),
+    (("cutover", "web", "gren"), "bad_argument"),
+])
+def test_a_typo_exits_2_not_1(web, args, code):
+    """A typo is a usage error (2), so a script can tell it from a refusal (1)."""
+    gen = generation(web)
+    direct = web.admin(" ".join(args))
+    assert direct["ok"] is False and direct["code"] == code, direct
+    r = web.ctl(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr == f"switchyardctl: {direct['error']} ({code})\n"
+    assert generation(web) == gen
+
+
+def test_c_reads_the_socket_from_the_config_even_when_it_is_invalid(web, tmp_path):
+    r = run_ctl("-c", str(web.config_path), "status", "web", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["services"][0]["name"] == "web"
+    web.config_path.write_text(web.config_path.read_text() + "no_such_key: 1\n")
+    r = run_ctl("-c", str(web.config_path), "status", "web", "--json")
+    assert r.returncode == 0, r.stderr
+    # -s wins over -c
+    r = run_ctl("-c", str(web.config_path), "-s", str(tmp_path / "none.sock"), "status")
+    assert r.returncode == 3 and str(tmp_path / "none.sock") in r.stderr, r.stderr
+    # A missing file is reported, and the default socket is tried.
+    r = run_ctl("-c", str(tmp_path / "missing.yaml"), "status", env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert r.returncode == 3
+    assert f"{tmp_path / 'missing.yaml'}: cannot read the configuration file; using the default socket" in r.stderr
+
+
+def test_status_shows_when_a_fallback_began_as_local_time_and_age(backends, switchyard):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green],
+                            health={"type": "tcp", "interval": "100ms", "timeout": "100ms", "rise": 1, "fall": 1})],
+                   workers=1)
+    wait_until(lambda: all(b["checked"] for p in d.admin("status web")["services"][0]["pools"].values()
+                           for b in p["backends"]), 5, message="first health results")
+    blue.kill()
+    wait_until(lambda: d.admin("status web")["services"][0]["fallback"]["active"], 5, message="fallback")
+    since_ms = d.admin("status web")["services"][0]["fallback"]["since"]
+    # Local time is the TZ the ctl runs under.
+    r = run_ctl("-s", d.socket_path, "status", "web", env={"TZ": "Asia/Kolkata"})
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.strip().startswith("fallback"))
+    utc = datetime.datetime.fromtimestamp(since_ms / 1000, datetime.timezone.utc)
+    expected = (utc + datetime.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"ACTIVE since {expected} IST " in line, line
+    assert re.search(r"\((just now|\d+s ago)\): pool blue: 0 of 1 backend", line), line
+    assert str(since_ms) not in line
 
 
 def test_already_exists_exits_1(web):
@@ -216,3 +316,13 @@ def test_help_and_version(web):
     assert any(line.startswith("split ") for line in r.stdout.splitlines()), r.stdout
     r = run_ctl("--version")
     assert r.returncode == 0 and r.stdout.startswith("switchyardctl ")
+    assert "\n  git commit:  " in r.stdout and "\n  io_uring:    " in r.stdout, r.stdout
+    assert run_ctl("-V").stdout == r.stdout
+
+
+def test_switchyard_takes_dash_v_like_switchyardctl():
+    from daemon import switchyard_bin
+    long = subprocess.run([switchyard_bin(), "--version"], capture_output=True, text=True, timeout=10)
+    short = subprocess.run([switchyard_bin(), "-V"], capture_output=True, text=True, timeout=10)
+    assert long.returncode == 0 and short.returncode == 0, short.stderr
+    assert short.stdout == long.stdout and short.stdout.startswith("switchyard ")

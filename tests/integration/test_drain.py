@@ -221,3 +221,22 @@ def test_ctl_cutover_wait_returns_when_the_old_pool_is_empty(backends, switchyar
     assert status_pool(d, "web", "blue")["draining_connections"] == 0
     for s in streams:
         s.stop()
+
+
+def test_an_idle_pool_stops_showing_as_draining_once_its_deadline_has_passed(backends, switchyard):
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green],
+                            drain_timeout="600ms", drain_spread="100ms", health=QUIET_HEALTH)])
+    quiet(d)
+    assert d.admin("cutover web green")["ok"] is True
+    pool = status_pool(d, "web", "blue")
+    assert pool["draining"] is True and 0 < pool["drain_deadline_ms"] <= 600
+    assert "pool draining" in d.ctl("status", "web").stdout
+
+    wait_until(lambda: status_pool(d, "web", "blue")["draining"] is False, 3,
+               message="blue no longer draining after its deadline")
+    pool = status_pool(d, "web", "blue")
+    assert pool["drain_deadline_ms"] is None
+    assert all(b["drain_deadline_ms"] is None for b in pool["backends"])
+    out = d.ctl("status", "web").stdout
+    assert "pool draining" not in out and "closes in" not in out, out

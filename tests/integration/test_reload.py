@@ -1,5 +1,5 @@
 """reload and SIGHUP: broken files keep the old config, backends come and go, and the
-override rule of SPEC "State file and config"."""
+override rule of docs/semantics.md "State file, restarts and reloads"."""
 
 import copy
 import re
@@ -250,3 +250,55 @@ def test_a_reload_keeps_the_drain_deadline_of_a_drained_backend(backends, switch
                    message="the drained connection closed at its deadline")
     finally:
         held.close()
+
+
+def test_reload_check_shows_what_a_reload_would_change_and_applies_nothing(backends, switchyard):
+    blue, green, extra = backends.name("blue-1"), backends.name("green-1"), backends.name("green-2")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])], workers=1)
+    assert d.admin("backend web green %s weight=50" % green.address)["ok"] is True   # an override the reload keeps
+    assert d.admin("split web blue=70 green=30")["ok"] is True                      # one it replaces
+    before = svc(d)
+
+    def edit(config):
+        web = next(s for s in config["services"] if s["name"] == "web")
+        web["balance"] = "leastconn"
+        web["split"] = {"blue": 0, "green": 100}
+        web["pools"]["green"].append(backend(extra))
+    rewrite(d, edit)
+
+    reply = d.admin("reload-check")
+    assert reply["ok"] is True and reply["applied"] is False, reply
+    assert reply["overrides_kept"] == [f"web: green backend {green.address} weight 50"], reply
+    assert len(reply["overrides_replaced"]) == 1 and reply["overrides_replaced"][0].startswith("web: split"), reply
+    assert [s["name"] for s in reply["services"]] == ["web"]
+
+    for args in (("reload", "--check"), ("diff",), ("reload-check",)):
+        r = d.ctl(*args)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0] == "reload-check: a reload would change (nothing applied):", r.stdout
+        assert lines[1:4] == ["  web: balance roundrobin → leastconn",
+                              "  web: split blue=70 green=30 → blue=0 green=100",
+                              f"  web: green {extra.address} added (weight 100, enabled)"], r.stdout
+        assert f"  web: green backend {green.address} weight 50" in lines, r.stdout
+
+    # Nothing was applied: same generation, same settings, no reload counted.
+    after = svc(d)
+    assert after["generation"] == before["generation"] and after["balance"] == "roundrobin"
+    assert after["split"] == {"blue": 70, "green": 30}
+    assert "reloaded" not in d.log()
+    # The real reload then does what the check said.
+    assert d.admin("reload")["ok"] is True
+    assert svc(d)["balance"] == "leastconn" and svc(d)["split"] == {"blue": 0, "green": 100}
+    assert d.ctl("reload", "--check").stdout.splitlines()[0] == \
+        "reload-check: a reload would change no setting or override"
+
+
+def test_reload_check_of_a_broken_file_is_a_refusal_and_check_is_only_for_reload(backends, switchyard):
+    d = switchyard([service("web", free_address(), blue=[backends.name("blue-1")])], workers=1)
+    d.config_path.write_text(d.config_path.read_text() + "bogus_key: 1\n")
+    r = d.ctl("diff")
+    assert r.returncode == 1 and r.stderr.rstrip().endswith("(bad_config)") and "bogus_key" in r.stderr, r.stderr
+    assert "reload refused" not in d.log()
+    r = d.ctl("split", "web", "blue=1", "green=1", "--check")
+    assert r.returncode == 2 and "--check is only for reload" in r.stderr

@@ -350,3 +350,75 @@ def test_rollout_onto_an_empty_pool_is_refused_unless_forced(backends, switchyar
     assert reply["ok"] is False and reply["code"] == "refused"
     assert "empty" in reply["error"]
     assert d.admin("rollout-status web")["rollout"] is None
+
+
+def test_rollout_status_wait_attaches_to_a_running_rollout(backends, switchyard):
+    blue, green = backends.name("blue"), backends.name("green")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])])
+    r = d.ctl("rollout-status", "web", "--wait")
+    assert r.returncode == 1 and r.stderr == "switchyardctl: web has no rollout to wait for\n", r.stderr
+    assert d.admin("rollout web to=green steps=50,100 hold=500ms min_connections=0")["ok"] is True
+    proc = d.ctl("rollout-status", "web", "--wait", timeout=20)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "web: rollout promoted: all 2 steps passed" in proc.stdout, proc.stdout
+    assert status(d)["split"] == {"blue": 0, "green": 100}
+    # A rollout that has ended: no waiting, the exit says how it ended.
+    again = d.ctl("rollout-status", "web", "--wait", timeout=5)
+    assert again.returncode == 0 and "promoted" in again.stdout, again.stdout + again.stderr
+
+
+def test_rollout_status_wait_exits_4_when_the_rollout_it_attached_to_is_aborted(backends, switchyard):
+    blue, green = backends.name("blue"), backends.name("green")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])])
+    assert d.admin("rollout web to=green steps=50,100 hold=60s min_connections=0")["ok"] is True
+    proc = subprocess.Popen([switchyardctl_bin(), "-s", d.socket_path, "rollout-status", "web", "--wait"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        # The waiter has attached once it printed the rollout and its first progress line.
+        wait_until(lambda: any(l.startswith("web: step 1/2") for l in lines), 10, message="the waiter attached")
+        assert proc.poll() is None
+        assert d.admin("rollout-abort web")["ok"] is True
+        proc.wait(timeout=10)
+        reader.join(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert proc.returncode == 4, out + proc.stderr.read()
+    assert "web: rollout aborted" in out, out
+
+
+def test_rollout_history_keeps_each_rollout_with_its_outcome_and_reason(backends, switchyard):
+    blue, green = backends.name("blue"), backends.name("green")
+    d = switchyard([service("web", free_address(), blue=[blue], green=[green])])
+    assert d.admin("rollout-history web") == {"ok": True, "service": "web", "rollouts": []}
+    assert d.admin("rollout-history nope")["code"] == "no_such_service"
+
+    first = d.admin("rollout web to=green steps=50,100 hold=60s min_connections=0")
+    assert first["ok"] is True
+    running = d.admin("rollout-history web")["rollouts"]
+    assert [(r["id"], r["outcome"]) for r in running] == [(first["rollout"]["id"], "running")]
+    assert d.admin("rollout-abort web")["ok"] is True
+    # A forced start replaces a running rollout in one change.
+    second = d.admin("rollout web to=green steps=50,100 hold=60s min_connections=0")
+    assert d.admin("rollout web to=green steps=10,100 hold=60s min_connections=0 force")["ok"] is True
+    third_id = rollout_of(d)["id"]
+    assert d.admin("rollout-abort web")["ok"] is True
+
+    history = d.admin("rollout-history web")["rollouts"]
+    assert [(r["id"], r["outcome"]) for r in history] == [
+        (third_id, "aborted"), (second["rollout"]["id"], "replaced"), (first["rollout"]["id"], "aborted")]
+    assert history[0]["reason"] == "aborted by the operator at step 1/2 (10% green)"
+    assert history[0]["plan"] == [10, 100] and history[0]["to"] == "green"
+    assert history[2]["steps"][0]["percent"] == 50
+    assert all(r["ended_unix_ms"] >= r["started_unix_ms"] > 0 for r in history)
+
+    out = d.ctl("rollout-history", "web")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "web: 3 rollout(s), newest first"
+    assert lines[1].startswith(f"  rollout {third_id}  aborted  to green steps=10,100  reached step 1/2 (10%)  ended ")
+    assert "      aborted by the operator at step 1/2 (10% green)" in lines

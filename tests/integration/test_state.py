@@ -1,5 +1,5 @@
 """generation vs revision, the state file across restarts, corrupt state files, and a
-save that fails (SPEC "Semantics": Two counters, Order, State file and config)."""
+save that fails (docs/semantics.md: two counters, order, state file and reloads)."""
 
 import errno
 import glob

@@ -129,7 +129,8 @@ def test_unit_files_pass_systemd_analyze_verify(tmp_path):
 
 def test_service_unit_names_what_the_issue_requires():
     text = (REPO / "systemd" / "switchyard.service").read_text()
-    for line in ("Type=notify", "ExecReload=/usr/bin/switchyardctl reload", "NoNewPrivileges=yes",
+    for line in ("Type=notify", "ExecReload=/usr/bin/switchyardctl -c /etc/switchyard/switchyard.yaml reload",
+                 "NoNewPrivileges=yes", "LogsDirectory=switchyard",
                  "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                  "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
                  "RuntimeDirectory=switchyard", "StateDirectory=switchyard", "User=switchyard"):
@@ -137,6 +138,27 @@ def test_service_unit_names_what_the_issue_requires():
     assert "WatchdogSec=" in text and "LimitNOFILE=" in text
     stop = int(next(l for l in text.splitlines() if l.startswith("TimeoutStopSec=")).split("=")[1].rstrip("s"))
     assert stop > 5   # above the default shutdown_grace
+
+
+def test_exec_reload_finds_a_non_default_admin_socket(backends, switchyard):
+    """The unit's ExecReload, run as written (paths swapped for the build's), reaches a daemon
+    whose admin.socket is not the default, and fails visibly on a bad config."""
+    d = switchyard([service("web", free_address(), blue=[backends.name("blue-1")])])
+    assert "/run/switchyard" not in d.socket_path
+    text = (REPO / "systemd" / "switchyard.service").read_text()
+    line = next(l for l in text.splitlines() if l.startswith("ExecReload="))
+    argv = line.split("=", 1)[1].split()
+    argv = [switchyardctl_bin() if a == "/usr/bin/switchyardctl" else
+            str(d.config_path) if a == "/etc/switchyard/switchyard.yaml" else a for a in argv]
+    env = {k: v for k, v in os.environ.items() if k not in ("SWITCHYARD_SOCKET", "XDG_RUNTIME_DIR")}
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=15, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: f"reloaded {d.config_path}" in d.log(), 5, message="the reload in the log")
+    # A broken config: the reload still reaches the daemon, which refuses it and says why.
+    d.config_path.write_text(d.config_path.read_text() + "bogus_key: 1\n")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=15, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "bogus_key" in r.stderr and r.stderr.rstrip().endswith("(bad_config)"), r.stderr
 
 
 def test_sysusers_entry_creates_the_service_user(tmp_path):
@@ -162,7 +184,9 @@ def test_meson_install_puts_everything_where_a_package_would(tmp_path):
     files = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     for suffix in ("sbin/switchyard", "bin/switchyardctl", "systemd/system/switchyard.service",
                    "systemd/system/switchyard.socket", "sysusers.d/switchyard.conf", "man8/switchyard.8",
-                   "man1/switchyardctl.1", "examples/switchyard.yaml", "switchyard/switchyard.yaml"):
+                   "man1/switchyardctl.1", "examples/switchyard.yaml", "switchyard/switchyard.yaml",
+                   "tmpfiles.d/switchyard.conf", "logrotate.d/switchyard",
+                   "bash-completion/completions/switchyardctl"):
         assert any(f.endswith(suffix) for f in files), (suffix, sorted(files))
     unit = next(p for p in tmp_path.rglob("switchyard.service"))
     text = unit.read_text()

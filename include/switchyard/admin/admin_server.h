@@ -31,7 +31,7 @@ inline constexpr std::chrono::seconds kAdminIdleTimeout{60};
 // A TCP client has this long to send its `auth` line.
 inline constexpr std::chrono::seconds kAdminAuthTimeout{10};
 
-// The socket path SPEC.md prescribes when the config names none: the first of
+// The socket path docs/configuration.md (admin.socket) promises when the config names none: the first of
 // $XDG_RUNTIME_DIR/switchyard/admin.sock and /run/switchyard/admin.sock whose
 // directory can be created.
 std::string defaultSocketPath();

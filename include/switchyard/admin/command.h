@@ -1,6 +1,6 @@
 #pragma once
 
-// One parsed admin command (SPEC.md "Admin protocol"). The parser only checks
+// One parsed admin command (docs/admin-protocol.md). The parser only checks
 // syntax and value ranges; whether a service or backend exists, and the safety
 // rules, are the control plane's business.
 
@@ -28,12 +28,14 @@ enum class CommandKind {
     PoolOnline,      // pool SERVICE COLOUR online
     Rollout,         // rollout SERVICE to=COLOUR steps=1,5,25,50,100 hold=60s [gates...]
     RolloutStatus,   // rollout-status SERVICE
+    RolloutHistory,  // rollout-history SERVICE
     RolloutPause,    // rollout-pause SERVICE
     RolloutResume,   // rollout-resume SERVICE
     RolloutAbort,    // rollout-abort SERVICE
     Promote,         // promote SERVICE
     Reset,           // reset SERVICE
     Reload,          // reload
+    ReloadCheck,     // reload-check: what a reload would change, applying nothing
     Help,            // help
 };
 

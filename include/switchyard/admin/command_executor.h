@@ -9,6 +9,7 @@
 
 #include "switchyard/admin/command.h"
 #include "switchyard/control/control_plane.h"
+#include "switchyard/rollout/rollout_history.h"
 
 namespace switchyard::admin {
 
@@ -22,6 +23,8 @@ public:
     // it is streamed, not built as a tree); empty when the returned value is
     // the reply. Taken once.
     std::string takeReplyText() { return std::exchange(replyText_, {}); }
+    // What `rollout-history` reads; without one it answers with the latest rollout only.
+    void setRolloutHistory(const rollout::RolloutHistory* history) { history_ = history; }
 
     static nlohmann::json errorReply(const std::string& code, const std::string& message);
 
@@ -32,6 +35,7 @@ private:
 
     control::ControlPlane& control_;
     std::string replyText_;
+    const rollout::RolloutHistory* history_ = nullptr;
 };
 
 } // namespace switchyard::admin

@@ -15,6 +15,7 @@ namespace switchyard::admin {
 // One service: intent and health from its entry, what traffic gets (effective
 // weights, after fallback, panic and slow start) from the route the workers use.
 void serviceStatus(JsonWriter& out, const control::ServiceEntry& service, const routing::ServiceRoute& route);
+nlohmann::json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route);
 
 // All services, or just `service` when it is not empty, as JSON text (written
 // as a stream: a full status of 40,000 backends is ~16 MB).

@@ -142,7 +142,7 @@ struct AdminAccessList {
 };
 
 struct AdminConfig {
-    std::string socket;                 // empty: the default path (see SPEC.md)
+    std::string socket;                 // empty: the default path (docs/configuration.md, admin.socket)
     uint32_t socketMode = 0660;
     std::optional<Endpoint> tcp;
     std::string tokenFile;

@@ -49,6 +49,8 @@ struct ReloadReport {
     std::vector<std::string> overridesReplaced;   // "web: split (config changed to blue=100 green=0)"
     std::vector<std::string> servicesAdded;
     std::vector<std::string> servicesRemoved;
+    // reload(false) only: the state the reload would publish (nothing was applied).
+    std::optional<MasterState> preview;
 };
 
 class ControlPlane {
@@ -73,7 +75,11 @@ public:
                           const ChangeGuard& guard);
     Outcome setPoolOffline(const std::string& service, config::Colour colour, bool offline, const ChangeGuard& guard);
     Outcome reset(const std::string& service, const ChangeGuard& guard);
-    ReloadReport reload();
+    // apply=false is a dry run (reload-check): the same validation and merge,
+    // reported with the state it would publish, and nothing applied, saved or
+    // counted. New listeners are not opened, so a port that cannot be bound is
+    // found only by the real reload.
+    ReloadReport reload(bool apply = true);
 
     // --- progressive rollouts (rollout/rollout_controller.h; SPEC.md "Progressive rollout") ---
     // Starting, pausing, resuming and promoting are operator changes (saved, then

@@ -7,7 +7,7 @@
 //   up   --fall failures in a row--> down
 //   down --rise passes in a row----> up
 //
-// The first result decides alone (SPEC.md "Health at start": backends start
+// The first result decides alone (docs/semantics.md "Health at start": backends start
 // assumed up and are checked at once), so a backend that is dead at start is
 // out of rotation after one check, not after `fall` of them.
 

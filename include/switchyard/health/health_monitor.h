@@ -9,7 +9,7 @@
 // ControlPlane::applyAutomatic (published first, saved best-effort; moves
 // `revision`, never `generation`).
 //
-// Cost follows what changed (SPEC.md "Cost of a change"): check results are
+// Cost follows what changed (docs/semantics.md "Cost of a change"): check results are
 // folded into the state in batches (every kBatchEvery, one snapshot for all
 // services they touch), a result that changes nothing touches nothing, a
 // publish re-syncs the check loops of the services it changed only, and at

@@ -1,6 +1,6 @@
 #pragma once
 
-// Which of a worker's sessions close when, for drains (SPEC.md "Drain"): the
+// Which of a worker's sessions close when, for drains (docs/semantics.md "Drain"): the
 // sessions kept in per-backend lists, and a heap of close times spread evenly
 // over [deadline - drain_spread, deadline] so that clients do not all reconnect
 // in the same instant. Engine-neutral: both engines keep one per worker, arm

@@ -1,6 +1,6 @@
 #pragma once
 
-// A rollout's plan and its gates (SPEC.md "Progressive rollout"), and the
+// A rollout's plan and its gates (docs/rollouts.md), and the
 // evaluation of the gates over one step's window. Pure: no clock, no I/O.
 
 #include <chrono>

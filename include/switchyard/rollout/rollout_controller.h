@@ -1,6 +1,6 @@
 #pragma once
 
-// The rollout state machine (SPEC.md "Progressive rollout"). Pure: the caller
+// The rollout state machine (docs/rollouts.md). Pure: the caller
 // passes the time and the pools' cumulative counter samples in, and applies
 // the split that `Rollout::split()` asks for. The control plane keeps one
 // Rollout per service (the active one, or the last one for rollout-status).

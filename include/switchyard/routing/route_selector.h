@@ -1,7 +1,7 @@
 #pragma once
 
 // One per worker: picks the pool, then the backend, for each new connection,
-// and the next backend when a connect fails (SPEC.md "Retries"): the chosen
+// and the next backend when a connect fails (docs/semantics.md "Retries"): the chosen
 // pool's untried backends first, then the other pool unless affinity: client.
 // Holds the worker's picker positions; they survive snapshots that keep a
 // pool's backends and weights (PoolRoute::pickSignature).

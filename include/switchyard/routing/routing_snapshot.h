@@ -1,7 +1,7 @@
 #pragma once
 
 // The immutable routing state the workers route by. The control thread builds a
-// new one for every change and publishes it whole (SPEC.md "Atomic"): a new
+// new one for every change and publishes it whole (docs/semantics.md): a new
 // connection sees all of the old snapshot or all of the new one. Routes are
 // shared between snapshots: a change of one service builds that service's
 // route and shares every other (a worker tells them apart by pointer).

@@ -5,7 +5,7 @@
 // it looks like reading a vector of values (range-for and operator[] yield
 // `const T&`); replacing one item is `set()` and costs one pointer.
 // The control plane's state and the routing snapshot are both built on it, so
-// a change of one service copies that one service (SPEC.md "Cost of a change").
+// a change of one service copies that one service (docs/semantics.md "Cost of a change").
 
 #include <cstddef>
 #include <iterator>

@@ -425,13 +425,13 @@ TEST_CASE("help text has one line per command and names every command", "[admin]
         }
         pos = nl + 1;
     }
-    CHECK(commandLines == 17);
+    CHECK(commandLines == 19);
     for (const char* syntax :
          {"status [SERVICE]", "split SERVICE blue=W green=W", "cutover SERVICE COLOUR", "rollback SERVICE",
           "backend SERVICE COLOUR ADDR weight=W|drain|disable|enable", "add SERVICE COLOUR ADDR [weight=W]",
           "remove SERVICE COLOUR ADDR", "pool SERVICE COLOUR offline|online",
-          "rollout SERVICE to=COLOUR steps=N,N,... hold=DURATION", "rollout-status SERVICE", "rollout-pause SERVICE",
-          "rollout-resume SERVICE", "rollout-abort SERVICE", "promote SERVICE", "reset SERVICE", "\nreload\n",
+          "rollout SERVICE to=COLOUR steps=N,N,... hold=DURATION", "rollout-status SERVICE", "rollout-history SERVICE", "rollout-pause SERVICE",
+          "rollout-resume SERVICE", "rollout-abort SERVICE", "promote SERVICE", "reset SERVICE", "\nreload\n", "\nreload-check\n",
           "\nhelp\n", "if-generation=N", "force", "max_error_rate=R", "max_connect_p99=DURATION", "max_ttfb_p99=DURATION",
           "max_error_rate_vs_baseline=R", "min_connections=N", "max_hold=DURATION"}) {
         INFO(syntax);

@@ -283,7 +283,7 @@ TEST_CASE("listen addresses are checked and unique", "[config][loader]") {
 
 // --- enumerations ----------------------------------------------------------------------------
 
-TEST_CASE("word-valued keys take exactly SPEC's words", "[config][loader]") {
+TEST_CASE("word-valued keys take exactly the documented words", "[config][loader]") {
     auto s = load(service("    balance: leastconn\n    affinity: client\n    proxy_protocol: v2\n")).services[0];
     CHECK(s.balance == Balance::LeastConn);
     CHECK(s.affinity == Affinity::Client);

@@ -46,7 +46,7 @@ TEST_CASE("Config::findService finds by exact name", "[config]") {
     CHECK(Config{}.findService("web") == nullptr);
 }
 
-TEST_CASE("defaults of the config structs match SPEC.md", "[config]") {
+TEST_CASE("defaults of the config structs match docs/configuration.md", "[config]") {
     ServiceConfig s;
     CHECK(s.split == Split{100, 0});
     CHECK(s.drainTimeout == Duration{30000});
