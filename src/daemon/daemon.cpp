@@ -7,6 +7,7 @@
 #include <memory>
 #include <thread>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -221,11 +222,19 @@ int runDaemon(DaemonOptions options) {
     limitWatcher.start();
     // Ended rollouts, kept for rollout-history (the control plane keeps only the latest).
     rollout::RolloutHistory rolloutHistory;
-    const auto observeRollouts = [&rolloutHistory](const control::MasterState& state) {
+    const auto observeRollouts = [&rolloutHistory, &control](const control::MasterState& state) {
         const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch()).count();
-        for (const auto& s : state.services)
+        const auto observe = [&](const control::ServiceEntry& s) {
             rolloutHistory.observe(s.config.name, s.rollout ? &*s.rollout : nullptr, now);
+        };
+        // Only the services the publish changed: its cost follows the change.
+        const control::ChangeSet& changes = control.lastChanges();
+        if (changes.all) {
+            for (const auto& s : state.services) observe(s);
+        } else {
+            for (std::size_t i : changes.services) observe(state.services[i]);
+        }
     };
     observeRollouts(control.state());
     control.onPublished(observeRollouts);
@@ -292,6 +301,9 @@ int runDaemon(DaemonOptions options) {
     // Every listener is bound and the state file loaded by now.
     notifier.ready();
     metrics.setReady(true);
+    // Parsing a large config leaves megabytes of freed heap behind (yaml-cpp's
+    // node tree): hand it back rather than keep it resident for the process' life.
+    ::malloc_trim(0);
     log->info("switchyard {} ready: {} service(s), {} worker(s), engine {}, admin socket {}", SWITCHYARD_VERSION,
               config.services.size(), count, engine, socketPath);
     if (options.demo) {
