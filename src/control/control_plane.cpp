@@ -32,7 +32,7 @@ Result<bool> ControlPlane::start() {
     for (const auto& service : config_.services)
         if (auto opened = listeners_.open(service); !opened) return opened;
     // A rollout the state holds goes on: its step's window restarts, and the
-    // third restart within one step rolls it back (SPEC.md "Progressive rollout").
+    // third restart within one step rolls it back (docs/semantics.md "Progressive rollout").
     std::vector<std::size_t> restarted;
     const auto now = routing::Clock::now();
     for (std::size_t i = 0; i < initial.services.size(); ++i) {

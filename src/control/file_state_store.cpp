@@ -39,7 +39,7 @@ std::string errnoText(int e) { return std::strerror(e); }
 // The whole of a state file, nullopt if there is none. A file that exists
 // but cannot be read, is not a regular file or is too large is an error:
 // never hang on a FIFO, never allocate for a runaway file, never take an
-// unreadable file for an absent one (SPEC.md "Bad state file").
+// unreadable file for an absent one (docs/semantics.md "Bad state file").
 Result<std::optional<std::string>> readStateFile(const std::string& path) {
     using R = Result<std::optional<std::string>>;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));

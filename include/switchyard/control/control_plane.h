@@ -5,7 +5,7 @@
 // The state is a value shared by structure (master_state.h); every command and
 // automatic event is a transition of the services it touches
 // (transitions.h), and commit() is the one place that orders the save and the
-// publish that follow (SPEC.md "Order"): operator changes are saved, then
+// publish that follow (docs/semantics.md "Order"): operator changes are saved, then
 // published, then answered; automatic changes are published first and saved
 // best-effort. A publish rebuilds the routes of the services that changed and
 // shares the rest, so a change costs what it changes.
@@ -81,7 +81,7 @@ public:
     // found only by the real reload.
     ReloadReport reload(bool apply = true);
 
-    // --- progressive rollouts (rollout/rollout_controller.h; SPEC.md "Progressive rollout") ---
+    // --- progressive rollouts (rollout/rollout_controller.h; docs/semantics.md "Progressive rollout") ---
     // Starting, pausing, resuming and promoting are operator changes (saved, then
     // published). rollout-abort is a rollback: published first, saved best-effort,
     // so a full disk never keeps a bad target in traffic (a failed save comes back

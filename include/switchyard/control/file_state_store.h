@@ -20,7 +20,7 @@ namespace switchyard::control {
 
 class FileStateStore final : public StateStore {
 public:
-    // Larger state files are refused at start (SPEC.md "Bad state file").
+    // Larger state files are refused at start (docs/semantics.md "Bad state file").
     static constexpr std::size_t kMaxFileBytes = 64u << 20;
 
     explicit FileStateStore(std::string path);

@@ -8,7 +8,7 @@
 //
 // The same typed value serves a restart (read back from the store) and a
 // reload (taken from the running state): mergeOverrides() applies it by one
-// rule, SPEC.md "State file and config": a field whose config value changed
+// rule, docs/semantics.md "State file and config": a field whose config value changed
 // since the override was made takes the config's value; every other field
 // keeps its override.
 

@@ -1,7 +1,7 @@
 #pragma once
 
-// Where runtime overrides outlive the process (SPEC.md "State file and
-// config"). The control plane talks to this interface only: the file store
+// Where runtime overrides outlive the process (docs/semantics.md "State
+// file, restarts and reloads"; docs/state.md). The control plane talks to this interface only: the file store
 // (file_state_store.h) is the first implementation, written so that a fleet
 // store on etcd can stand beside it.
 //
@@ -33,7 +33,7 @@ public:
     virtual const std::string& where() const = 0;
 
     // Merges every saved service's overrides into `state` (built from the
-    // config). A failure is a start-up error (SPEC.md "Bad state file"):
+    // config). A failure is a start-up error (docs/semantics.md "Bad state file"):
     // unreadable, not a regular file, too large. Records that were read and
     // failed to parse are set aside and reported as warnings instead.
     virtual Result<LoadReport> load(MasterState& state) = 0;

@@ -4,7 +4,7 @@
 // service: each takes the service's entry (a private copy the control plane
 // made), the command's input and the time, changes the entry, and says what
 // happened. No sockets, no io_context, no file: ControlPlane::commit() orders
-// the save and the publish that follow (SPEC.md "Order"), and the unit tests
+// the save and the publish that follow (docs/semantics.md "Order"), and the unit tests
 // drive these directly with a fake clock.
 
 #include <optional>
@@ -64,14 +64,14 @@ bool expireRemovedBackends(ServiceEntry& s, routing::TimePoint now);
 // route is due each second until then).
 bool advanceRamps(ServiceEntry& s, routing::TimePoint now);
 
-// Refusals shared by the commands above (SPEC.md "Safety").
+// Refusals shared by the commands above (docs/semantics.md "Safety").
 Outcome checkTarget(const ServiceEntry& s, config::Colour colour, bool force);
 Outcome checkRoutable(const ServiceEntry& s, bool force);
 
 } // namespace transitions
 
 // Sets split and rollbackSplit from the service's rollout: a whole rollout is one
-// split-changing event (SPEC.md "Rollback"); one that ended without promotion
+// split-changing event (docs/semantics.md "Rollback"); one that ended without promotion
 // leaves `rollback` as if it had never happened.
 void applyRolloutSplit(ServiceEntry& service);
 
