@@ -1,6 +1,7 @@
 #include "change_report.h"
 
 #include <fmt/format.h>
+#include "json_field.h"
 
 namespace switchyard::ctl {
 namespace {
@@ -9,18 +10,7 @@ using nlohmann::json;
 
 constexpr const char* kArrow = "→";
 
-const json& field(const json& j, const char* key) {
-    static const json kNull;
-    if (!j.is_object()) return kNull;
-    auto it = j.find(key);
-    return it == j.end() ? kNull : *it;
-}
-
-std::string text(const json& j) {
-    if (j.is_null()) return "none";
-    if (j.is_string()) return j.get<std::string>();
-    return j.dump();
-}
+std::string text(const json& j) { return scalarText(j, "none"); }
 
 std::string splitText(const json& split) {
     if (!split.is_object()) return text(split);

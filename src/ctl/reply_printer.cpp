@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include "json_field.h"
 
 namespace switchyard::ctl {
 
@@ -13,19 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-const json& field(const json& j, const char* key) {
-    static const json kNull;
-    if (!j.is_object()) return kNull;
-    auto it = j.find(key);
-    return it == j.end() ? kNull : *it;
-}
-
-// Any scalar as text; null and missing as "-".
-std::string text(const json& j) {
-    if (j.is_null()) return "-";
-    if (j.is_string()) return j.get<std::string>();
-    return j.dump();
-}
+std::string text(const json& j) { return scalarText(j, "-"); }
 
 long long number(const json& j, long long fallback = 0) {
     if (j.is_number_integer() || j.is_number_unsigned()) return j.get<long long>();

@@ -10,6 +10,7 @@
 #include "poll_pause.h"
 #include "drain_waiter.h"
 #include "reply_printer.h"
+#include "json_field.h"
 
 namespace switchyard::ctl {
 
@@ -25,18 +26,7 @@ constexpr auto kUnreachableGrace = 30s;
 // Without a terminal, a progress line at least this often even when nothing moved.
 constexpr auto kPlainLineEvery = 10s;
 
-const json& field(const json& j, const char* key) {
-    static const json kNull;
-    if (!j.is_object()) return kNull;
-    auto it = j.find(key);
-    return it == j.end() ? kNull : *it;
-}
-
-std::string str(const json& j) {
-    if (j.is_null()) return "-";
-    if (j.is_string()) return j.get<std::string>();
-    return j.dump();
-}
+std::string str(const json& j) { return scalarText(j, "-"); }
 
 double num(const json& j) { return j.is_number() ? j.get<double>() : 0.0; }
 
