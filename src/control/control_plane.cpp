@@ -233,63 +233,8 @@ ReloadReport ControlPlane::reload(bool apply) {
     const auto now = routing::Clock::now();
     MergeReport merged;
     MasterState fresh;
-    for (const auto& config : next.services) {
-        ServiceEntry service = makeServiceEntry(config);
-        const ServiceEntry* old = state_.find(config.name);
-        if (!old) {
-            for (auto& pool : service.pools) pool.lastEffectiveWeight = service.effectiveSplit().weight(pool.colour);
-            updatePoolDrains(service, now);
-            fresh.add(std::move(service));
-            continue;
-        }
-        service.state = old->state;
-        service.poolCounters = old->poolCounters;
-        for (auto colour : config::kColours)
-            for (auto& b : service.pool(colour).backends) {
-                if (const BackendEntry* ob = old->pool(colour).find(b.address)) {
-                    keepLiveFacts(b, *ob);
-                } else {
-                    b.handle = makeBackendEntry(service, colour, {b.address, b.configWeight}).handle;
-                    // A backend the new config brings in joins with slow start.
-                    markBackendReturned(b, now);
-                }
-            }
-        mergeOverrides(overridesOf(*old), service, merged, now);
-        for (auto colour : config::kColours) {
-            PoolEntry& pool = service.pool(colour);
-            const PoolEntry& oldPool = old->pool(colour);
-            for (auto& b : pool.backends) {
-                const BackendEntry* ob = oldPool.find(b.address);
-                if (!ob) continue;
-                // Backends added at runtime came back as new entries: they are the
-                // same backends (open connections, health, ramp).
-                if (b.addedAtRuntime && ob->addedAtRuntime) keepLiveFacts(b, *ob);
-                // A backend still drained or disabled keeps its drain deadline.
-                if (b.adminState != AdminState::Enabled && ob->adminState == b.adminState)
-                    b.drainDeadline = ob->drainDeadline;
-            }
-            pool.drainDeadline = oldPool.drainDeadline;
-            pool.lastEffectiveWeight = oldPool.lastEffectiveWeight;
-            // Backends the new config dropped drain out like a `remove`, and so
-            // does one added at runtime that a `remove` was draining.
-            for (const auto& ob : oldPool.backends)
-                if (!pool.find(ob.address) && (!ob.addedAtRuntime || ob.removing)) {
-                    BackendEntry leaving = ob;
-                    if (!leaving.removing) {
-                        leaving.removing = true;
-                        leaving.drainDeadline = deadlineAfter(now, service.config.drainTimeout);
-                    }
-                    pool.backends.push_back(std::move(leaving));
-                }
-        }
-        // The merge kept the rollout (the split was not replaced): keep its live window too.
-        if (service.rollout && old->rollout && old->rollout->id == service.rollout->id) service.rollout = old->rollout;
-        service.fallback = old->fallback;
-        service.panic = old->panic;   // the health monitor re-decides it next turn
-        service.revision = old->revision + 1;
-        updatePoolDrains(service, now);
-        fresh.add(std::move(service));
-    }
+    for (const auto& config : next.services)
+        fresh.add(transitions::reloaded(state_.find(config.name), config, merged, now));
     if (!apply) {
         for (const auto& service : next.services)
             if (!config_.findService(service.name)) report.servicesAdded.push_back(service.name);

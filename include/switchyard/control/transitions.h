@@ -12,6 +12,7 @@
 
 #include "switchyard/config/config.h"
 #include "switchyard/control/master_state.h"
+#include "switchyard/control/overrides.h"
 #include "switchyard/rollout/rollout_controller.h"
 
 namespace switchyard::control {
@@ -57,6 +58,13 @@ Outcome reset(ServiceEntry& s, const config::ServiceConfig& config, const Change
 Outcome startRollout(ServiceEntry& s, const rollout::RolloutPlan& plan, const ChangeGuard& guard,
                      const rollout::Now& now);
 Outcome rolloutAction(ServiceEntry& s, rollout::Action action, const ChangeGuard& guard, const rollout::Now& now);
+
+// A reload: the service as the new `config` makes it, with the running
+// overrides of `old` (null: a new service) merged in by the rule a restart
+// uses, and what lives only in the running daemon kept (backend identities,
+// health, ramps, drain deadlines, the live rollout window, fallback).
+ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& config, MergeReport& report,
+                      routing::TimePoint now);
 
 // Housekeeping. Removed backends whose drain deadline passed leave the pool.
 bool expireRemovedBackends(ServiceEntry& s, routing::TimePoint now);

@@ -131,3 +131,40 @@ TEST_CASE("deadlines saturate instead of overflowing", "[control][transitions]")
     CHECK(deadlineAfter(kT0, std::chrono::hours(24 * 365 * 100'000)) == routing::kNoDeadline);
     CHECK(deadlineAfter(kT0, std::chrono::seconds(5)) == kT0 + std::chrono::seconds(5));
 }
+
+TEST_CASE("reload keeps live facts and drains what the new config dropped", "[control][transitions]") {
+    ServiceEntry old = web();
+    REQUIRE(transitions::backendAdminState(old, Colour::Blue, ep("127.0.0.1:9001"), AdminState::Drain, {}, kT0).ok);
+    old.pool(Colour::Blue).find(ep("127.0.0.1:9002"))->healthy = false;
+    REQUIRE(transitions::split(old, {50, 50}, {}, "split", at(kT0)).ok);
+
+    // The new config drops 9002, adds 9004 to green, keeps the split as it was.
+    auto c = config::loadConfigString(R"(
+services:
+  - name: web
+    listen: 127.0.0.1:8080
+    drain_timeout: 30s
+    slow_start: 10s
+    pools:
+      blue: [ { address: 127.0.0.1:9001 } ]
+      green: [ { address: 127.0.0.1:9003 }, { address: 127.0.0.1:9004 } ]
+)", "test.yaml");
+    REQUIRE(c.ok());
+    MergeReport report;
+    const auto later = kT0 + std::chrono::seconds(5);
+    const ServiceEntry s = transitions::reloaded(&old, c->services.at(0), report, later);
+    CHECK(s.split == config::Split{50, 50});                      // the override is kept
+    const BackendEntry& drained = *s.pool(Colour::Blue).find(ep("127.0.0.1:9001"));
+    CHECK(drained.adminState == AdminState::Drain);
+    CHECK(drained.drainDeadline == kT0 + std::chrono::seconds(30));   // not restarted by the reload
+    CHECK(drained.handle == old.pool(Colour::Blue).find(ep("127.0.0.1:9001"))->handle);
+    const BackendEntry& dropped = *s.pool(Colour::Blue).find(ep("127.0.0.1:9002"));
+    CHECK(dropped.removing);
+    CHECK(dropped.drainDeadline == later + std::chrono::seconds(30));
+    CHECK_FALSE(dropped.healthy);                                   // its health came along
+    const BackendEntry& joined = *s.pool(Colour::Green).find(ep("127.0.0.1:9004"));
+    CHECK(joined.rampStart == later);                              // a new backend ramps up
+    CHECK(s.revision == old.revision + 1);
+    CHECK(s.generation == old.generation);
+    CHECK(report.kept == std::vector<std::string>{"web: split blue=50 green=50", "web: blue backend 127.0.0.1:9001 drain"});
+}
