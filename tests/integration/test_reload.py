@@ -250,3 +250,20 @@ def test_a_reload_keeps_the_drain_deadline_of_a_drained_backend(backends, switch
                    message="the drained connection closed at its deadline")
     finally:
         held.close()
+
+
+def test_reload_refuses_a_fifo_instead_of_blocking(backends, switchyard):
+    """A config path that became a FIFO (or any non-regular file) is refused at once:
+    opening it must not wait for a writer while admin and health checks freeze."""
+    import os
+    d = switchyard([service("web", free_address(), blue=[backends.name("blue-1")])], workers=1)
+    good = d.config_path.read_text()
+    d.config_path.unlink()
+    os.mkfifo(d.config_path)
+    reply = d.admin("reload", timeout=3.0)
+    assert reply["ok"] is False and f"{d.config_path}: not a regular file" in reply["error"], reply
+    assert d.admin("status web", timeout=3.0)["ok"]
+    assert http_get(d.listen()) == "blue-1"
+    d.config_path.unlink()
+    d.config_path.write_text(good)
+    assert d.admin("reload")["ok"] is True
