@@ -142,3 +142,29 @@ def test_vanishing_clients_and_refusing_backends_leak_no_file_descriptors(backen
                message=f"the daemon's fd count to return to its baseline of {baseline}")
     wait_until(lambda: silent.open_connections == 0, 10,
                message="connections toward the silent backend to be closed")
+
+
+def test_durations_at_the_cap_mean_a_long_time_not_at_once(backends, switchyard):
+    """365 days is the cap: an idle timeout, drain_timeout and shutdown_grace at the cap must
+    mean "a very long time", never wrap around into "at once" (they did past ~106 days)."""
+    import signal
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("echo", free_address(), blue=[blue], green=[green], drain_timeout="8760h",
+                            timeouts={"connect": "2s", "idle": "8760h"})], shutdown_grace="8760h")
+
+    def still_open(s):
+        s.settimeout(0.5)
+        try:
+            got = s.recv(1)
+        except socket.timeout:
+            return True
+        raise AssertionError(f"the connection was closed ({got!r})")
+
+    with connect(d.listen()) as s:
+        assert exchange(s, b"hello") == b"hello"
+        assert still_open(s)
+        assert d.admin("cutover echo green")["ok"] is True   # blue drains for a year
+        assert still_open(s) and exchange(s, b"draining") == b"draining"
+        d.send_signal(signal.SIGTERM)                       # open connections may finish for a year
+        assert still_open(s) and exchange(s, b"stopping") == b"stopping"
+    d.kill()
