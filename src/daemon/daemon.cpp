@@ -6,7 +6,11 @@
 #include <memory>
 #include <thread>
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio.hpp>
 #include <systemd/sd-daemon.h>
@@ -27,6 +31,7 @@
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
+#include "switchyard/util/unique_fd.h"
 
 namespace switchyard::daemon {
 namespace {
@@ -141,6 +146,23 @@ std::string chooseEngine(config::Engine wanted) {
     return "epoll";
 }
 
+// A TCP port another process holds (the running copy's metrics server) is
+// found by binding it once, without SO_REUSEPORT, and letting it go.
+Result<bool> checkPortFree(const config::Endpoint& at, const char* key) {
+    sockaddr_storage address{};
+    const socklen_t length = at.toSockaddr(address);
+    UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return Result<bool>::failure(fmt::format("{} {}: {}", key, at.toString(), std::strerror(errno)));
+    const int on = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+        const int err = errno;
+        return Result<bool>::failure(fmt::format("{} {}: {}{}", key, at.toString(), std::strerror(err),
+                                                 err == EADDRINUSE ? " (is switchyard already running?)" : ""));
+    }
+    return true;
+}
+
 } // namespace
 
 int runDaemon(DaemonOptions options) {
@@ -191,19 +213,10 @@ int runDaemon(DaemonOptions options) {
         for (const auto& name : inherited.unclaimed(config))
             log->warn("socket activation: no service listens on inherited socket {}", name);
     }
-    if (auto started = control.start(); !started) {
-        log->error("cannot start: {}", started.errorText());
-        stopWorkers();
-        return 1;
-    }
-    // Active checks, outlier ejections and fallback decisions run on this (the control) thread.
-    health::HealthMonitor healthMonitor(context, control);
-    healthMonitor.start();
-    // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
-    rollout::RolloutDriver rolloutDriver(context, control);
-    rolloutDriver.start();
-    LimitWatcher limitWatcher(context, control);   // logs refusals at max_connections
-    limitWatcher.start();
+    // The admin socket (and ports) first: a second copy started by mistake is
+    // refused here, before its SO_REUSEPORT listeners could take connections
+    // from the running daemon's queues and reset them on exit. Nothing is
+    // served before context.run(), so the control plane is ready by then.
     admin::CommandExecutor executor(control);
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
@@ -227,6 +240,27 @@ int runDaemon(DaemonOptions options) {
             return 1;
         }
     }
+    // The metrics server starts after the control plane; its port is checked now.
+    if (config.metrics.listen) {
+        if (auto free = checkPortFree(*config.metrics.listen, "metrics.listen"); !free) {
+            log->error("cannot start: {}", free.errorText());
+            stopWorkers();
+            return 1;
+        }
+    }
+    if (auto started = control.start(); !started) {
+        log->error("cannot start: {}", started.errorText());
+        stopWorkers();
+        return 1;
+    }
+    // Active checks, outlier ejections and fallback decisions run on this (the control) thread.
+    health::HealthMonitor healthMonitor(context, control);
+    healthMonitor.start();
+    // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
+    rollout::RolloutDriver rolloutDriver(context, control);
+    rolloutDriver.start();
+    LimitWatcher limitWatcher(context, control);   // logs refusals at max_connections
+    limitWatcher.start();
     // admin.allow / admin.read_only follow reloads; socket and TCP settings need a restart.
     control.onPublished([&control, &adminServer](const control::MasterState&) {
         adminServer.setAccess(admin::AccessPolicy(control.config().admin, ::geteuid()));
