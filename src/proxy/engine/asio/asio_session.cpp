@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 
 #include "switchyard/proxy/engine/asio/asio_worker.h"
+#include "switchyard/proxy/reset_relay.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -23,11 +24,6 @@ tcp::endpoint toAsioEndpoint(const routing::BackendState& backend) {
     return ep;
 }
 
-bool isReset(const error_code& ec) {
-    return ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-           ec == net::error::connection_aborted;
-}
-
 } // namespace
 
 AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex)
@@ -39,6 +35,18 @@ void AsioSession::noteReason(CloseReason reason) {
         haveReason_ = true;
         reason_ = reason;
     }
+}
+
+void AsioSession::sideFailed(bool clientSide) {
+    const CloseReason reason = clientSide ? CloseReason::ClientReset : CloseReason::BackendReset;
+    if (!haveReason_ || resetReplaces(reason_)) {
+        haveReason_ = true;
+        reason_ = reason;
+    }
+    resetOnClose((clientSide ? upstream_ : client_).native_handle());
+    error_code ignored;
+    client_.close(ignored);
+    upstream_.close(ignored);
 }
 
 void AsioSession::close(CloseReason reason) {
@@ -184,7 +192,7 @@ net::awaitable<bool> AsioSession::sendPreamble(config::ProxyProtocol version) {
     error_code ec;
     co_await net::async_write(upstream_, net::buffer(preamble), net::redirect_error(net::use_awaitable, ec));
     if (!ec) co_return true;
-    noteReason(CloseReason::BackendReset);
+    sideFailed(false);
     co_return false;
 }
 
@@ -249,8 +257,8 @@ void AsioSession::finishDirection(Direction direction, const error_code& ec) {
         return;
     }
     if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) {
-        noteReason(fromClient ? CloseReason::ClientReset : CloseReason::BackendReset);
-        if (!isReset(ec)) noteReason(fromClient ? CloseReason::ClientReset : CloseReason::BackendReset);
+        sideFailed(fromClient);
+        return;
     }
     // An error on one side ends both: closing cancels the other direction.
     client_.close(ignored);
@@ -301,7 +309,8 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
                                       net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             // The receiving side failed: that side is the one that reset.
-            finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, ec);
+            if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) sideFailed(!fromClient);
+            ec = net::error::operation_aborted;
             break;
         }
         if (fullReads >= kBulkReads && worker_.pipes()) {
@@ -326,7 +335,7 @@ net::awaitable<bool> AsioSession::splicePump(Direction direction, SplicePipe pip
         while (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(to.native_handle());
             if (out.kind == SpliceResult::Kind::Failed) {
-                finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, failed(out));
+                sideFailed(!fromClient);   // the receiving side failed
                 ec = net::error::operation_aborted;
                 break;
             }

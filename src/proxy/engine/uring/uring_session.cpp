@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "switchyard/proxy/engine/uring/uring_worker.h"
+#include "switchyard/proxy/reset_relay.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -50,6 +51,16 @@ void UringSession::noteReason(CloseReason reason) {
         haveReason_ = true;
         reason_ = reason;
     }
+}
+
+void UringSession::sideFailed(int side) {
+    const CloseReason reason = side == 0 ? CloseReason::ClientReset : CloseReason::BackendReset;
+    if (!haveReason_ || resetReplaces(reason_)) {
+        haveReason_ = true;
+        reason_ = reason;
+    }
+    resetOnClose(side == 0 ? backendFd_ : clientFd_);   // the fds close when the last op completed
+    close(reason_);
 }
 
 void UringSession::start() {
@@ -381,8 +392,7 @@ void UringSession::connected() {
 void UringSession::onPreambleSent(int res) {
     if (state_ == State::Closing) return;
     if (res < 0) {
-        noteReason(CloseReason::BackendReset);
-        close(reason_);
+        sideFailed(1);
         return;
     }
     setup_->preambleSent += static_cast<std::size_t>(res);
@@ -419,8 +429,7 @@ void UringSession::onRecv(int direction, const io_uring_cqe& cqe) {
         if (res == 0) {
             finishDirection(direction);
         } else {
-            noteReason(direction == 0 ? CloseReason::ClientReset : CloseReason::BackendReset);
-            close(reason_);
+            sideFailed(direction);   // the side read from
         }
         return;
     }
@@ -456,8 +465,7 @@ void UringSession::onSend(int direction, int res) {
     if (res < 0) {
         releaseBuffer(direction);
         // The receiving side failed: that side is the one that reset.
-        noteReason(direction == 0 ? CloseReason::BackendReset : CloseReason::ClientReset);
-        close(reason_);
+        sideFailed(1 - direction);
         return;
     }
     f.offset += static_cast<uint32_t>(res);
@@ -516,8 +524,7 @@ void UringSession::pumpSplice(int direction) {
         if (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(sink);
             if (out.kind == SpliceResult::Kind::Failed) {
-                noteReason(direction == 0 ? CloseReason::BackendReset : CloseReason::ClientReset);
-                close(reason_);
+                sideFailed(1 - direction);   // the sink failed
                 return;
             }
             // Bytes moving toward a slow reader are activity too (buffer mode sees them per read).
@@ -552,8 +559,7 @@ void UringSession::pumpSplice(int direction) {
             submitRecv(direction);
             return;
         case SpliceResult::Kind::Failed:
-            noteReason(direction == 0 ? CloseReason::ClientReset : CloseReason::BackendReset);
-            close(reason_);
+            sideFailed(direction);   // the source failed
             return;
         }
     }

@@ -70,6 +70,8 @@ private:
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
     void noteReason(CloseReason reason);
+    // One side reset or failed: the other side is reset too, both close.
+    void sideFailed(bool clientSide);
     void logAccess(std::string_view service) const;
 
     AsioWorker& worker_;

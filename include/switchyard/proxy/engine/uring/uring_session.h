@@ -99,6 +99,9 @@ private:
 
     const routing::ServiceRoute* service() const;
     void noteReason(CloseReason reason);
+    // One side (0 client, 1 backend) reset or failed: the other side is reset
+    // too, and the session closes.
+    void sideFailed(int side);
     void close(CloseReason reason);
     void maybeFinish();
     void finish();
