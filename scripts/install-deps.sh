@@ -9,6 +9,9 @@ packages=(
   catch2 prometheus-cpp-dev libsystemd-dev nlohmann-json3-dev
   python3 python3-pytest python3-pytest-rerunfailures
   curl socat netcat-openbsd iproute2 systemd
+  # sysctl, run by tests/integration/test_faults_ports.py inside a network namespace
+  # (not in minimal images such as debian:12)
+  procps
   # The sanitizer builds and the fuzzers (scripts/test.sh runs both every time,
   # so they are always installed): Debian's clang 14, its compiler-rt
   # (ASan/UBSan/TSan runtimes and libFuzzer) and llvm-symbolizer for readable
