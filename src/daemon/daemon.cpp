@@ -26,6 +26,7 @@
 #include "switchyard/daemon/socket_activation.h"
 #include "switchyard/health/health_monitor.h"
 #include "switchyard/proxy/engine/uring/uring_engine.h"
+#include "switchyard/proxy/session_accounting.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/rollout/rollout_driver.h"
 #include "switchyard/telemetry/access_log.h"
@@ -182,7 +183,7 @@ int runDaemon(DaemonOptions options) {
         options.config = demoConfig(*endpoints);
     }
     config::Config& config = options.config;
-    raiseFileLimit(config);
+    proxy::setSessionLimit(raiseFileLimit(config, workerCount(config)));
     if (config.log.accessLog) {
         if (const std::string error = telemetry::setupAccessLog(true, config.log.accessLogPath); !error.empty()) {
             log->error("cannot start: {}", error);

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from admin_raw import admin_connect
 from clients import abort, connect, exchange, recv_all, wait_closed
 from daemon import service
 from netutil import free_address, split_address
@@ -366,7 +367,10 @@ def test_out_of_file_descriptors_accept_backs_off_and_recovers(scripted, switchy
         s = connect(d.listen())
         s.sendall(b"c%02d" % i)
         held.append(s)
-    wait_until(lambda: d.fd_count() >= limit - 1, 5, message="the daemon to run out of descriptors")
+    # The data path stops at (limit - reserve) / 2 sessions: the rest are refused, not left to
+    # exhaust the descriptors the admin socket and health checks need.
+    wait_until(lambda: d.admin("status web")["services"][0]["refused_at_limit"] >= 20, 5,
+               message="the daemon to refuse what its descriptors cannot hold")
     before = cpu_seconds(d.pid)
     time.sleep(2.0)   # measuring CPU over a fixed window, not waiting for a condition
     spent = cpu_seconds(d.pid) - before
@@ -388,6 +392,8 @@ def test_out_of_file_descriptors_accept_backs_off_and_recovers(scripted, switchy
     assert served + closed == 60 and served >= 4, (served, closed)
     print(f"out of fds: {served} of 60 clients served, {closed} closed")
     wait_until(lambda: d.fd_count() < limit - 4, 5, message="descriptors to free up")
+    wait_until(lambda: d.admin("status web")["services"][0]["active_connections"] == 0, 5,
+               message="the sessions to end (a new one beyond the cap would be refused)")
     assert "is DOWN" not in d.log(), "a health check that failed for lack of fds blamed the backend"
     with connect(d.listen()) as s:
         assert exchange(s, b"after") == b"after"
@@ -404,8 +410,12 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     wait_until(lambda: backends_of(d)[1][0]["checked"], 5)
     limit = 64
     base = d.fd_count()
-    clients = [connect(d.listen()) for _ in range(limit - base + 20)]
-    wait_until(lambda: "Too many open files" in d.log(), 5, message="accept to fail with EMFILE")
+    # Data sessions stop at the descriptor cap; local admin clients (trusted) can still take
+    # every descriptor, and then it is the data path's accept that fails.
+    hogs = [admin_connect(d.socket_path) for _ in range(limit - base + 5)]
+    clients = [connect(d.listen()) for _ in range(20)]
+    wait_until(lambda: "accept on web failed: Too many open files" in d.log(), 5,
+               message="accept to fail with EMFILE")
     before = cpu_seconds(d.pid)
     time.sleep(2.0)   # measuring CPU over a fixed window, not waiting for a condition
     spent = cpu_seconds(d.pid) - before
@@ -413,9 +423,11 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     # Paused every 100 ms, said once per listener every 5 s: not a flood in the journal.
     backoff_lines = d.log().count("pausing accepts")
     assert 1 <= backoff_lines <= 2, f"{backoff_lines} backoff lines in ~2s"
-    for s in clients:
+    for s in clients + hogs:
         s.close()
     wait_until(lambda: d.fd_count() <= base + 2, 10, message="descriptors to free up")
+    wait_until(lambda: d.admin("status web")["services"][0]["active_connections"] == 0, 5,
+               message="the sessions to end (a new one beyond the cap would be refused)")
     # recovered: a new client is accepted and served
     with connect(d.listen()) as s:
         sport, dport = s.getsockname()[1], s.getpeername()[1]
@@ -430,7 +442,7 @@ def test_a_health_check_out_of_fds_does_not_mark_the_backend_down(scripted, swit
                                                  accept_proxy=True, accept_proxy_timeout="20s")],
                             64, monkeypatch, workers=1)
     wait_until(lambda: backends_of(d)[1][0]["checked"], 5)
-    clients = [connect(d.listen()) for _ in range(64 - d.fd_count() + 10)]
+    clients = [admin_connect(d.socket_path) for _ in range(64 - d.fd_count() + 10)]   # see the test above
     wait_until(lambda: "Too many open files" in d.log(), 5, message="the daemon to run out of fds")
     time.sleep(0.6)   # three health intervals pass while out of fds
     try:
@@ -459,3 +471,28 @@ def test_max_connections_is_enforced_and_said_in_the_log(scripted, switchyard):
     for s in held:
         s.close()
     assert_nobody_blamed(d)
+
+
+def test_out_of_descriptors_the_admin_socket_keeps_working(scripted, switchyard, monkeypatch):
+    """ulimit -n 256, max_connections 1000, 400 clients to a backend that never answers: the
+    data path stops at (limit - reserve) / 2 sessions, so the admin socket, health checks and
+    the state save keep their descriptors; the start-up log says the limit caps connections."""
+    silent = scripted("hold")
+    d = start_with_fd_limit(switchyard, [service("web", free_address(), blue=[silent.address], health=SLOW_HEALTH,
+                                                 max_connections=1000)], 256, monkeypatch, workers=1)
+    line = next(ln for ln in d.log().splitlines() if "open-file limit 256 caps connections" in ln)
+    assert "services allow 1000 in total" in line and "at most 64 are served at once" in line, line
+    clients = []
+    try:
+        for _ in range(400):
+            clients.append(connect(d.listen()))
+        wait_until(lambda: d.admin("status web", timeout=2)["services"][0]["refused_at_limit"] >= 300, 10)
+        assert d.fd_count() < 256 - 32, f"{d.fd_count()} descriptors open: the reserve is gone"
+        for _ in range(5):
+            r = d.ctl("status", "web", timeout=5)
+            assert r.returncode == 0, r.stderr
+        assert d.admin("split web blue=100 green=0")["ok"] is True   # a change saves the state file
+    finally:
+        for s in clients:
+            s.close()
+    wait_until(lambda: d.admin("status web")["services"][0]["active_connections"] == 0, 10)
