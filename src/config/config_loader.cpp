@@ -739,10 +739,11 @@ void Loader::loadSplit(const Val& v, Split& out) {
 }
 
 void Loader::loadTimeouts(const Val& v, Timeouts& out) {
-    MapView m(*this, v, {"connect", "idle"});
+    MapView m(*this, v, {"connect", "idle", "half_closed"});
     if (!m.valid()) return;
     if (auto c = m.get("connect")) positiveDuration(c, out.connect);
     if (auto i = m.get("idle")) positiveDuration(i, out.idle);
+    if (auto h = m.get("half_closed")) positiveDuration(h, out.halfClosed);
 }
 
 void Loader::loadHealth(const Val& v, HealthConfig& out) {

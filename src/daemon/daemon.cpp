@@ -6,6 +6,7 @@
 #include <memory>
 #include <thread>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -156,6 +157,7 @@ Result<bool> checkPortFree(const config::Endpoint& at, const char* key) {
     if (!fd.valid()) return Result<bool>::failure(fmt::format("{} {}: {}", key, at.toString(), std::strerror(errno)));
     const int on = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (at.ipv6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);   // as the listeners
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
         const int err = errno;
         return Result<bool>::failure(fmt::format("{} {}: {}{}", key, at.toString(), std::strerror(err),

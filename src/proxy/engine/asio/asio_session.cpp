@@ -93,6 +93,8 @@ net::awaitable<void> AsioSession::run() {
     error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
     const auto idleTimeout = service.idleTimeout;
+    idleTimeout_ = service.idleTimeout;
+    halfClosedTimeout_ = service.halfClosedTimeout;
     addresses_ = clientAddressesOf(client_.native_handle(), service);
     if (service.acceptProxy && !co_await acceptProxyHeader(service)) {
         close(reason_);
@@ -251,9 +253,15 @@ void AsioSession::finishDirection(Direction direction, const error_code& ec) {
     tcp::socket& to = fromClient ? upstream_ : client_;
     error_code ignored;
     if (!ec || ec == net::error::eof) {
-        // Half-close: pass the EOF on and keep the other direction open.
+        // Half-close: pass the EOF on and keep the other direction open, for
+        // at most timeouts.half_closed without traffic.
         noteReason(fromClient ? CloseReason::ClientClose : CloseReason::BackendClose);
         to.shutdown(tcp::socket::shutdown_send, ignored);
+        lastActivity_ = std::chrono::steady_clock::now();
+        if (idleTimer_ && !(done_[0] && done_[1]) && halfClosedTimeout_ < idleTimeout_) {
+            idleRearm_ = true;
+            idleTimer_->cancel();
+        }
         return;
     }
     if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) {
@@ -374,12 +382,26 @@ net::awaitable<bool> AsioSession::splicePump(Direction direction, SplicePipe pip
 
 net::awaitable<void> AsioSession::watchIdle(std::chrono::milliseconds idle) {
     net::steady_timer timer(worker_.context());
+    idleTimer_ = &timer;
+    struct Forget {
+        AsioSession& s;
+        ~Forget() { s.idleTimer_ = nullptr; }
+    } forget{*this};
     for (;;) {
-        timer.expires_at(lastActivity_ + idle);
+        const auto limit = done_[0] || done_[1] ? std::min(idle, halfClosedTimeout_) : idle;
+        timer.expires_at(lastActivity_ + limit);
         error_code ec;
         co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-        if (ec) co_return;   // the relay ended first
-        if (std::chrono::steady_clock::now() >= lastActivity_ + idle) {
+        if (ec) {
+            // A half-close asked for an earlier deadline; anything else: the relay ended first.
+            const auto state = co_await net::this_coro::cancellation_state;
+            if (idleRearm_ && state.cancelled() == net::cancellation_type::none) {
+                idleRearm_ = false;
+                continue;
+            }
+            co_return;
+        }
+        if (std::chrono::steady_clock::now() >= lastActivity_ + limit) {
             noteReason(CloseReason::IdleTimeout);
             co_return;
         }

@@ -89,6 +89,7 @@ void UringSession::start() {
     }
     setNoDelay(clientFd_);
     idleTimeout_ = svc.idleTimeout;
+    halfClosedTimeout_ = svc.halfClosedTimeout;
     setup_->addresses = clientAddressesOf(clientFd_, svc);
     if (svc.acceptProxy) {
         state_ = State::Header;
@@ -492,10 +493,22 @@ void UringSession::finishDirection(int direction) {
     if (f.done) return;
     f.done = true;
     releasePipe(direction);   // empty by now: a half-closed flow need not hold its descriptors
-    // Half-close: pass the EOF on and keep the other direction open.
+    // Half-close: pass the EOF on and keep the other direction open, for at
+    // most timeouts.half_closed without traffic.
     noteReason(direction == 0 ? CloseReason::ClientClose : CloseReason::BackendClose);
     ::shutdown(direction == 0 ? backendFd_ : clientFd_, SHUT_WR);
-    if (flows_[0].done && flows_[1].done) close(reason_);
+    if (flows_[0].done && flows_[1].done) {
+        close(reason_);
+        return;
+    }
+    lastActivity_ = worker_.now();
+    if (timerArmed_ && halfClosedTimeout_ < idleTimeout_) {
+        // Move the armed idle timer to the earlier deadline (if it fired meanwhile, onTimer re-arms).
+        io_uring_sqe* sqe = worker_.sqe();
+        io_uring_prep_timeout_update(sqe, worker_.timespecAt(lastActivity_ + halfClosedTimeout_),
+                                     encodeUserData(this, Op::Timer), IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
+    }
 }
 
 bool UringSession::startSplice(int direction) {
@@ -588,7 +601,7 @@ void UringSession::onTimer(int res) {
     case State::Header: headerFailed(false, true); return;
     case State::Relaying: {
         // Reads moved the deadline on without touching the timer: re-arm only now.
-        const auto deadline = lastActivity_ + idleTimeout_;
+        const auto deadline = lastActivity_ + currentIdleTimeout();
         if (std::chrono::steady_clock::now() >= deadline) close(CloseReason::IdleTimeout);
         else armTimer(deadline);
         return;

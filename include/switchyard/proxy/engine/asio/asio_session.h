@@ -83,6 +83,12 @@ private:
     std::shared_ptr<routing::ServiceState> serviceState_;
     routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
     std::chrono::steady_clock::time_point lastActivity_;
+    // timeouts.idle, and timeouts.half_closed once one direction has ended;
+    // a half-close cancels the idle timer (idleRearm_) so it re-arms earlier.
+    std::chrono::milliseconds idleTimeout_{0};
+    std::chrono::milliseconds halfClosedTimeout_{0};
+    boost::asio::steady_timer* idleTimer_ = nullptr;
+    bool idleRearm_ = false;
     std::chrono::steady_clock::time_point connectedAt_;
     // Counting shared with the other engine (session_accounting.h).
     ByteTally bytes_;
