@@ -412,8 +412,8 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     base = d.fd_count()
     # Data sessions stop at the descriptor cap; local admin clients (trusted) can still take
     # every descriptor, and then it is the data path's accept that fails.
-    hogs = [admin_connect(d.socket_path) for _ in range(limit - base + 5)]
-    clients = [connect(d.listen()) for _ in range(20)]
+    hogs = [admin_connect(d.socket_path) for _ in range(limit - base + 10)]
+    clients = [connect(d.listen()) for _ in range(30)]
     wait_until(lambda: "accept on web failed: Too many open files" in d.log(), 5,
                message="accept to fail with EMFILE")
     before = cpu_seconds(d.pid)
