@@ -413,6 +413,8 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     # Data sessions stop at the descriptor cap; local admin clients (trusted) can still take
     # every descriptor, and then it is the data path's accept that fails.
     hogs = [admin_connect(d.socket_path) for _ in range(limit - base + 10)]
+    wait_until(lambda: "admin accept failed: Too many open files" in d.log(), 5,
+               message="the admin clients to take every descriptor")
     clients = [connect(d.listen()) for _ in range(30)]
     wait_until(lambda: "accept on web failed: Too many open files" in d.log(), 5,
                message="accept to fail with EMFILE")
@@ -428,11 +430,17 @@ def test_accept_itself_out_of_fds_backs_off_without_spinning(scripted, switchyar
     wait_until(lambda: d.fd_count() <= base + 2, 10, message="descriptors to free up")
     wait_until(lambda: d.admin("status web")["services"][0]["active_connections"] == 0, 5,
                message="the sessions to end (a new one beyond the cap would be refused)")
-    # recovered: a new client is accepted and served
-    with connect(d.listen()) as s:
-        sport, dport = s.getsockname()[1], s.getpeername()[1]
-        s.sendall(b"PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n" % (sport, dport))
-        assert exchange(s, b"after") == b"after"
+    # recovered: a new client is accepted and served (clients that waited in the backlog are
+    # accepted as descriptors free up; one that meets them all at the session cap is refused)
+    def served():
+        try:
+            with connect(d.listen()) as s:
+                sport, dport = s.getsockname()[1], s.getpeername()[1]
+                s.sendall(b"PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n" % (sport, dport))
+                return exchange(s, b"after") == b"after"
+        except ConnectionResetError:
+            return False
+    wait_until(served, 5, interval=0.1, message="a new client to be served")
     assert_nobody_blamed(d)
 
 
