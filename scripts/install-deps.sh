@@ -12,6 +12,9 @@ packages=(
   # promtool (check metrics, check rules, test rules) and a headless browser
   # for the status page test (tests/integration/test_status_page_browser.py).
   prometheus chromium
+  # sysctl, run by tests/integration/test_faults_ports.py inside a network namespace
+  # (not in minimal images such as debian:12)
+  procps
   # The sanitizer builds and the fuzzers (scripts/test.sh runs both every time,
   # so they are always installed): Debian's clang 14, its compiler-rt
   # (ASan/UBSan/TSan runtimes and libFuzzer) and llvm-symbolizer for readable

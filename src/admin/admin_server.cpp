@@ -1,5 +1,6 @@
 #include "switchyard/admin/admin_server.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -54,6 +55,18 @@ std::string printable(const std::string& line) {
     if (line.size() > kShown) out += "...";
     return out;
 }
+
+// A line that starts with `auth` may hold the token (sent on the Unix socket,
+// or again after authenticating): only the word reaches the log.
+bool isAuthLine(const std::string& line) {
+    const auto start = line.find_first_not_of(" \t");
+    return start != std::string::npos && line.size() - start >= 4 &&
+           std::equal(line.begin() + static_cast<std::ptrdiff_t>(start),
+                      line.begin() + static_cast<std::ptrdiff_t>(start) + 4, "auth",
+                      [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+}
+
+std::string loggable(const std::string& line) { return isAuthLine(line) ? "auth <redacted>" : printable(line); }
 
 bool isLoopback(const net::ip::address& a) {
     if (a.is_loopback()) return true;
@@ -157,7 +170,8 @@ net::awaitable<void> AdminServer::acceptLoop() {
         local::socket socket = co_await acceptor_->async_accept(net::redirect_error(net::use_awaitable, ec));
         if (ec == net::error::operation_aborted || !acceptor_) co_return;
         if (ec) {
-            log->warn("admin accept failed: {}", ec.message());
+            if (const auto unlogged = acceptErrorLog_.due(std::chrono::steady_clock::now()))
+                log->warn("admin accept failed: {} ({} more not logged)", ec.message(), *unlogged);
             net::steady_timer pause(context_, std::chrono::milliseconds(100));
             co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
             continue;
@@ -179,12 +193,14 @@ net::awaitable<void> AdminServer::acceptTcpLoop() {
             co_await tcpAcceptor_->async_accept(net::redirect_error(net::use_awaitable, ec));
         if (ec == net::error::operation_aborted || !tcpAcceptor_) co_return;
         if (ec) {
-            log->warn("admin TCP accept failed: {}", ec.message());
+            if (const auto unlogged = acceptErrorLog_.due(std::chrono::steady_clock::now()))
+                log->warn("admin TCP accept failed: {} ({} more not logged)", ec.message(), *unlogged);
             net::steady_timer pause(context_, std::chrono::milliseconds(100));
             co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
             continue;
         }
-        if (tcpClients_->size() >= kMaxAdminClients) evictIdlest(*tcpClients_, "admin TCP listener");
+        if (tcpUnauthenticated_->size() >= kMaxUnauthenticatedClients)
+            evictIdlest(*tcpUnauthenticated_, "admin TCP listener without 'auth' yet");
         Peer peer;
         peer.tcp = true;
         const auto remote = socket.remote_endpoint(ec);
@@ -192,7 +208,7 @@ net::awaitable<void> AdminServer::acceptTcpLoop() {
                       : fmt::format("tcp {}", remote.address().is_v6()
                                                   ? fmt::format("[{}]:{}", remote.address().to_string(), remote.port())
                                                   : fmt::format("{}:{}", remote.address().to_string(), remote.port()));
-        net::co_spawn(context_, serveClient(std::move(socket), tcpClients_, std::move(peer)), net::detached);
+        net::co_spawn(context_, serveClient(std::move(socket), tcpUnauthenticated_, std::move(peer)), net::detached);
     }
 }
 
@@ -201,8 +217,11 @@ void AdminServer::evictIdlest(ClientList& clients, const char* what) {
     for (auto it = clients.begin(); it != clients.end(); ++it)
         if (it->lastActivity < idlest->lastActivity) idlest = it;
     if (idlest == clients.end()) return;
-    telemetry::logger("admin")->warn("admin: {} clients connected to the {} (the limit): closing the one idle longest",
-                                     clients.size(), what);
+    if (const auto unlogged = evictionLog_.due(std::chrono::steady_clock::now()))
+        telemetry::logger("admin")->warn(
+            "admin: {} clients connected to the {} (the limit): closing the one idle longest "
+            "({} more such closes in the last {}s were not logged)",
+            clients.size(), what, *unlogged, proxy::AcceptBackoffLog::kInterval.count());
     idlest->close();
     // Its coroutine leaves the list when it sees the close; until then it
     // must not be picked again.
@@ -234,7 +253,9 @@ bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json
     auto parsed = parseCommand(line);
     if (auto* error = std::get_if<ParseError>(&parsed)) {
         reply = CommandExecutor::errorReply(error->code, error->message);
-        log->info("admin ({}): '{}' refused: {} ({})", peer.who, printable(line), error->message, error->code);
+        // The message may quote the line's first word: `authTOKEN` is a token too.
+        log->info("admin ({}): '{}' refused: {} ({})", peer.who, loggable(line),
+                  isAuthLine(line) ? "not a command here" : error->message, error->code);
         return true;
     }
     const Command& command = std::get<Command>(parsed);
@@ -245,7 +266,7 @@ bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json
                 ? fmt::format("{} may not use the admin interface (admin.allow / admin.read_only)", peer.who)
                 : fmt::format("'{}' changes traffic; {} has read-only access (admin.read_only)",
                               toString(command.kind), peer.who);
-        log->warn("admin ({}): '{}' refused: forbidden (access level {})", peer.who, printable(line),
+        log->warn("admin ({}): '{}' refused: forbidden (access level {})", peer.who, loggable(line),
                   toString(level));
         reply = CommandExecutor::errorReply("forbidden", why);
         // Nothing else will be allowed either: do not keep the connection.
@@ -254,9 +275,9 @@ bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json
     reply = executor_.execute(command);
     if (isChange(command.kind)) {
         if (reply.value("ok", false))
-            log->info("admin ({}): '{}' applied", peer.who, printable(line));
+            log->info("admin ({}): '{}' applied", peer.who, loggable(line));
         else
-            log->warn("admin ({}): '{}' refused: {} ({})", peer.who, printable(line), reply.value("error", ""),
+            log->warn("admin ({}): '{}' refused: {} ({})", peer.who, loggable(line), reply.value("error", ""),
                       reply.value("code", ""));
     }
     return true;
@@ -273,7 +294,7 @@ net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<Cli
                         std::chrono::steady_clock::now()});
     const auto self = std::prev(clients->end());
     struct Leave {
-        std::shared_ptr<ClientList> clients;
+        std::shared_ptr<ClientList> clients;   // the list `self` is in now
         ClientList::iterator self;
         ~Leave() { clients->erase(self); }
     } leave{clients, self};
@@ -298,7 +319,9 @@ net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<Cli
                 CommandExecutor::errorReply("bad_argument",
                                             fmt::format("command line too long (limit {} bytes)", kMaxCommandLine))
                     .dump() + "\n";
-            co_await net::async_write(socket, net::buffer(reply), net::redirect_error(net::use_awaitable, ec));
+            idle.expires_after(kAdminIdleTimeout);
+            co_await (net::async_write(socket, net::buffer(reply), net::redirect_error(net::use_awaitable, ec)) ||
+                      idle.async_wait(net::use_awaitable));
             log->warn("admin: closed a client ({}) that sent a line over {} bytes", peer.who, kMaxCommandLine);
             co_return;
         }
@@ -308,12 +331,27 @@ net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<Cli
         pending.erase(0, n);
         if (!line.empty() && line.back() == '\r') line.pop_back();
         nlohmann::json reply;
+        const bool wasAuthenticated = peer.authenticated;
         const bool keep = handleLine(line, peer, reply);
         std::fill(line.begin(), line.end(), '\0');   // may hold a token
+        if (peer.authenticated && !wasAuthenticated) {
+            // Out of the pool of strangers into the operators' one (splice keeps `self` valid).
+            if (tcpClients_->size() >= kMaxAdminClients) evictIdlest(*tcpClients_, "admin TCP listener");
+            tcpClients_->splice(tcpClients_->end(), *leave.clients, self);
+            leave.clients = tcpClients_;
+        }
         std::string text = executor_.takeReplyText();
         if (text.empty()) text = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         text += '\n';
-        co_await net::async_write(socket, net::buffer(text), net::redirect_error(net::use_awaitable, ec));
+        // The write is timed too: a client that pipelines commands and never
+        // reads the replies must not hold its connection past the idle timeout.
+        idle.expires_after(kAdminIdleTimeout);
+        auto written = co_await (net::async_write(socket, net::buffer(text), net::redirect_error(net::use_awaitable, ec)) ||
+                                 idle.async_wait(net::use_awaitable));
+        if (written.index() == 1) {
+            log->warn("admin ({}): closed: a reply went unread for {}s", peer.who, kAdminIdleTimeout.count());
+            co_return;
+        }
         if (ec || !keep) co_return;
     }
 }

@@ -6,6 +6,7 @@
 
 #include "switchyard/admin/command_parser.h"
 #include "switchyard/admin/status_report.h"
+#include "switchyard/config/proxy_loop.h"
 #include "switchyard/config/split_json.h"
 #include "switchyard/control/snapshot_builder.h"
 #include "switchyard/rollout/rollout_json.h"
@@ -21,7 +22,7 @@ rollout::RolloutPlan planFrom(const RolloutRequest& r) {
     p.to = r.to;
     p.steps = r.steps;
     p.hold = r.hold;
-    p.maxHold = r.maxHold.value_or(r.hold * 4);
+    p.maxHold = r.maxHold.value_or(config::saturatingMultiply(r.hold, 4));
     p.gates.maxErrorRate = r.maxErrorRate;
     p.gates.maxConnectP99 = r.maxConnectP99;
     p.gates.maxTtfbP99 = r.maxTtfbP99;
@@ -63,6 +64,13 @@ json CommandExecutor::rolloutReply(const control::Outcome& outcome, const std::s
 
 json CommandExecutor::execute(const Command& c) {
     const control::ChangeGuard guard{c.ifGeneration, c.force};
+    // SPEC "Bounds": a backend that is one of our own listeners would loop.
+    // Taking such a backend out of rotation (drain, disable, remove) stays allowed.
+    const bool sendsTraffic = c.kind == CommandKind::Add || c.kind == CommandKind::BackendWeight ||
+                              c.kind == CommandKind::BackendEnable;
+    if (sendsTraffic && c.backend)
+        if (auto loop = config::proxyLoopReason(*c.backend, control_.config().services))
+            return errorReply("bad_argument", fmt::format("{}: {}", toString(c.kind), *loop));
     switch (c.kind) {
     case CommandKind::Help: {
         json lines = json::array();

@@ -256,6 +256,8 @@ private:
         auto d = config::parseDuration(value);
         if (!d || d->count() < 0)
             return fail(fmt::format("'{}' is not a duration (e.g. 500ms, 60s, 5m)", tok));
+        if (*d > config::kMaxDuration)
+            return fail(fmt::format("'{}' is longer than the limit of {}", tok, config::maxDurationText()));
         out = d;
         return std::nullopt;
     }

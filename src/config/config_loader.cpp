@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+
+#include "switchyard/config/proxy_loop.h"
 
 // yaml-cpp may throw; it stays inside this file (ARCHITECTURE.md): everything
 // below catches YAML::Exception and turns it into located errors.
@@ -252,6 +255,10 @@ private:
         std::string text;
         if (!scalar(v, "a duration", text)) return false;
         if (auto d = parseDuration(text)) {
+            if (*d > kMaxDuration) {
+                report(v.mark, v.path, quoted(text) + " is longer than the limit of " + maxDurationText());
+                return false;
+            }
             out = *d;
             return true;
         }
@@ -377,6 +384,8 @@ private:
     std::vector<Located> errors_;
     std::vector<Listener> listeners_;
     std::vector<std::pair<std::string, Val>> serviceNames_;
+    // Checked against every service's listener once all are known.
+    std::vector<std::pair<Endpoint, Val>> backendAddresses_;
 };
 
 MapView::MapView(Loader& loader, const Val& at, std::vector<std::string_view> known,
@@ -473,6 +482,8 @@ Config Loader::load(const YAML::Node& root) {
             }
         }
     }
+    for (const auto& [address, at] : backendAddresses_)
+        if (auto loop = proxyLoopReason(address, cfg.services)) report(at.mark, at.path, *loop);
 
     loadAdmin(top.get("admin"), cfg.admin);
     loadMetrics(top.get("metrics"), cfg.metrics);
@@ -730,10 +741,11 @@ void Loader::loadSplit(const Val& v, Split& out) {
 }
 
 void Loader::loadTimeouts(const Val& v, Timeouts& out) {
-    MapView m(*this, v, {"connect", "idle"});
+    MapView m(*this, v, {"connect", "idle", "half_closed"});
     if (!m.valid()) return;
     if (auto c = m.get("connect")) positiveDuration(c, out.connect);
     if (auto i = m.get("idle")) positiveDuration(i, out.idle);
+    if (auto h = m.get("half_closed")) positiveDuration(h, out.halfClosed);
 }
 
 void Loader::loadHealth(const Val& v, HealthConfig& out) {
@@ -892,6 +904,7 @@ void Loader::loadPools(const Val& v, ServiceConfig& out) {
                     ok = false;
                 } else {
                     seen.push_back({backend.address, addr.path, addr.mark.line + 1});
+                    backendAddresses_.push_back({backend.address, addr});
                 }
             } else {
                 ok = false;
@@ -985,8 +998,18 @@ Result<Config> loadConfigString(std::string_view yaml, const std::string& source
 }
 
 Result<Config> loadConfigFile(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+    // (and freeze the control thread on `reload`); the type check refuses it.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return Result<Config>::failure("cannot read " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    const char* notReadable = ::fstat(fd, &st) != 0 ? std::strerror(errno)
+                              : !S_ISREG(st.st_mode) ? "not a regular file"
+                                                     : nullptr;
+    if (notReadable) {
+        ::close(fd);
+        return Result<Config>::failure("cannot read " + path + ": " + notReadable);
+    }
     std::string text;
     char buf[65536];
     for (;;) {

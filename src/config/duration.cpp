@@ -27,10 +27,13 @@ std::optional<Duration> parseDuration(std::string_view text) {
     int64_t whole = 0;
     std::size_t wholeDigits = 0;
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    bool saturated = false;   // read on to check the syntax, then answer max()
     while (i < text.size() && isDigit(text[i])) {
         int d = text[i] - '0';
-        if (whole > (kMax - d) / 10) return std::nullopt;
-        whole = whole * 10 + d;
+        if (saturated || whole > (kMax - d) / 10)
+            saturated = true;
+        else
+            whole = whole * 10 + d;
         ++i;
         ++wholeDigits;
     }
@@ -55,16 +58,23 @@ std::optional<Duration> parseDuration(std::string_view text) {
     std::string_view suffix = text.substr(i);
     for (const auto& unit : kUnits) {
         if (suffix != unit.suffix) continue;
-        if (whole > kMax / unit.ms) return std::nullopt;
+        if (saturated || whole > kMax / unit.ms) return Duration::max();
         int64_t ms = whole * unit.ms;
         // frac < fracScale <= 1e9 and unit.ms <= 3.6e6, so this product fits in int64.
         int64_t fracMsScaled = frac * unit.ms;
         if (fracMsScaled % fracScale != 0) return std::nullopt;
         int64_t fracMs = fracMsScaled / fracScale;
-        if (ms > kMax - fracMs) return std::nullopt;
+        if (ms > kMax - fracMs) return Duration::max();
         return Duration{ms + fracMs};
     }
     return std::nullopt;
+}
+
+std::string maxDurationText() { return "365 days (8760h)"; }
+
+Duration saturatingMultiply(Duration d, int64_t factor) {
+    if (factor != 0 && d.count() > std::numeric_limits<int64_t>::max() / factor) return Duration::max();
+    return d * factor;
 }
 
 std::string formatDuration(Duration d) {

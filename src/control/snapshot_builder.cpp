@@ -28,6 +28,7 @@ routing::RoutePtr buildRoute(const ServiceEntry& service, routing::TimePoint now
     route->acceptProxyTimeout = c.acceptProxyTimeout;
     route->connectTimeout = c.timeouts.connect;
     route->idleTimeout = c.timeouts.idle;
+    route->halfClosedTimeout = c.timeouts.halfClosed;
     route->drainSpread = c.drainSpread;
     route->retries = c.retries;
     route->maxConnections = c.maxConnections;

@@ -88,7 +88,7 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
             }
             if (!*tookTimeout) return std::nullopt;
             auto d = config::parseDuration(*timeout);
-            if (!d || d->count() <= 0) {
+            if (!d || d->count() <= 0 || *d > config::kMaxDuration) {
                 error.message = fmt::format("--timeout '{}' is not a positive duration (e.g. 500ms, 30s, 5m)", *timeout);
                 return std::nullopt;
             }

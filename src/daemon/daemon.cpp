@@ -8,7 +8,12 @@
 #include <thread>
 
 #include <malloc.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio.hpp>
 #include <systemd/sd-daemon.h>
@@ -24,12 +29,14 @@
 #include "switchyard/daemon/socket_activation.h"
 #include "switchyard/health/health_monitor.h"
 #include "switchyard/proxy/engine/uring/uring_engine.h"
+#include "switchyard/proxy/session_accounting.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/rollout/rollout_driver.h"
 #include "switchyard/rollout/rollout_history.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/telemetry/traffic_counters.h"
+#include "switchyard/util/unique_fd.h"
 
 namespace switchyard::daemon {
 namespace {
@@ -155,6 +162,24 @@ std::string chooseEngine(config::Engine wanted) {
     return "epoll";
 }
 
+// A TCP port another process holds (the running copy's metrics server) is
+// found by binding it once, without SO_REUSEPORT, and letting it go.
+Result<bool> checkPortFree(const config::Endpoint& at, const char* key) {
+    sockaddr_storage address{};
+    const socklen_t length = at.toSockaddr(address);
+    UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return Result<bool>::failure(fmt::format("{} {}: {}", key, at.toString(), std::strerror(errno)));
+    const int on = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (at.ipv6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);   // as the listeners
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+        const int err = errno;
+        return Result<bool>::failure(fmt::format("{} {}: {}{}", key, at.toString(), std::strerror(err),
+                                                 err == EADDRINUSE ? " (is switchyard already running?)" : ""));
+    }
+    return true;
+}
+
 } // namespace
 
 int runDaemon(DaemonOptions options) {
@@ -174,7 +199,7 @@ int runDaemon(DaemonOptions options) {
         options.config = demoConfig(*endpoints);
     }
     config::Config& config = options.config;
-    raiseFileLimit(config);
+    proxy::setSessionLimit(raiseFileLimit(config, workerCount(config)));
     if (config.log.accessLog) {
         if (const std::string error =
                 telemetry::setupAccessLog(true, config.log.accessLogPath, config.log.accessLogFormat);
@@ -207,37 +232,12 @@ int runDaemon(DaemonOptions options) {
         for (const auto& name : inherited.unclaimed(config))
             log->warn("socket activation: no service listens on inherited socket {}", name);
     }
-    if (auto started = control.start(); !started) {
-        log->error("cannot start: {}", started.errorText());
-        stopWorkers();
-        return 1;
-    }
-    // Active checks, outlier ejections and fallback decisions run on this (the control) thread.
-    health::HealthMonitor healthMonitor(context, control);
-    healthMonitor.start();
-    // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
-    rollout::RolloutDriver rolloutDriver(context, control);
-    rolloutDriver.start();
-    LimitWatcher limitWatcher(context, control);   // logs refusals at max_connections
-    limitWatcher.start();
+    // The admin socket (and ports) first: a second copy started by mistake is
+    // refused here, before its SO_REUSEPORT listeners could take connections
+    // from the running daemon's queues and reset them on exit. Nothing is
+    // served before context.run(), so the control plane is ready by then.
     // Ended rollouts, kept for rollout-history (the control plane keeps only the latest).
     rollout::RolloutHistory rolloutHistory;
-    const auto observeRollouts = [&rolloutHistory, &control](const control::MasterState& state) {
-        const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch()).count();
-        const auto observe = [&](const control::ServiceEntry& s) {
-            rolloutHistory.observe(s.config.name, s.rollout ? &*s.rollout : nullptr, now);
-        };
-        // Only the services the publish changed: its cost follows the change.
-        const control::ChangeSet& changes = control.lastChanges();
-        if (changes.all) {
-            for (const auto& s : state.services) observe(s);
-        } else {
-            for (std::size_t i : changes.services) observe(state.services[i]);
-        }
-    };
-    observeRollouts(control.state());
-    control.onPublished(observeRollouts);
     admin::CommandExecutor executor(control);
     executor.setRolloutHistory(&rolloutHistory);
     admin::AdminServer adminServer(context, executor);
@@ -262,6 +262,44 @@ int runDaemon(DaemonOptions options) {
             return 1;
         }
     }
+    // The metrics server starts after the control plane; its port is checked now.
+    if (config.metrics.listen) {
+        if (auto free = checkPortFree(*config.metrics.listen, "metrics.listen"); !free) {
+            log->error("cannot start: {}", free.errorText());
+            stopWorkers();
+            return 1;
+        }
+    }
+    if (auto started = control.start(); !started) {
+        log->error("cannot start: {}", started.errorText());
+        stopWorkers();
+        return 1;
+    }
+    // Outlier ejections and fallback decisions run on this (the control) thread; the checks
+    // themselves on the health monitor's own thread.
+    health::HealthMonitor healthMonitor(context, control);
+    healthMonitor.start();
+    // Rollout gates and steps, also on the control thread (after health: a turn sees this turn's fallbacks).
+    rollout::RolloutDriver rolloutDriver(context, control);
+    rolloutDriver.start();
+    LimitWatcher limitWatcher(context, control);   // logs refusals at max_connections
+    limitWatcher.start();
+    const auto observeRollouts = [&rolloutHistory, &control](const control::MasterState& state) {
+        const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count();
+        const auto observe = [&](const control::ServiceEntry& s) {
+            rolloutHistory.observe(s.config.name, s.rollout ? &*s.rollout : nullptr, now);
+        };
+        // Only the services the publish changed: its cost follows the change.
+        const control::ChangeSet& changes = control.lastChanges();
+        if (changes.all) {
+            for (const auto& s : state.services) observe(s);
+        } else {
+            for (std::size_t i : changes.services) observe(state.services[i]);
+        }
+    };
+    observeRollouts(control.state());
+    control.onPublished(observeRollouts);
     // admin.allow / admin.read_only follow reloads; socket and TCP settings need a restart.
     control.onPublished([&control, &adminServer](const control::MasterState&) {
         adminServer.setAccess(admin::AccessPolicy(control.config().admin, ::geteuid()));

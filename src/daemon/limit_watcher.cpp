@@ -22,10 +22,17 @@ void LimitWatcher::check() {
             it->second = now;
             continue;
         }
-        telemetry::logger("proxy")->warn(
-            "service {}: max_connections {} reached: refused {} new connection(s) in the last second "
-            "({} open; raise services[].max_connections or add capacity)",
-            s.config.name, s.config.maxConnections, now - it->second, s.state->active.load(std::memory_order_relaxed));
+        const int64_t open = s.state->active.load(std::memory_order_relaxed);
+        if (open < static_cast<int64_t>(s.config.maxConnections))   // the session cap of the fd limit
+            telemetry::logger("proxy")->warn(
+                "service {}: the open-file limit's cap on connections reached: refused {} new connection(s) in "
+                "the last second ({} open here; raise LimitNOFILE / ulimit -Hn)",
+                s.config.name, now - it->second, open);
+        else
+            telemetry::logger("proxy")->warn(
+                "service {}: max_connections {} reached: refused {} new connection(s) in the last second "
+                "({} open; raise services[].max_connections or add capacity)",
+                s.config.name, s.config.maxConnections, now - it->second, open);
         it->second = now;
     }
 }

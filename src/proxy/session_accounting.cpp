@@ -1,6 +1,9 @@
 #include "switchyard/proxy/session_accounting.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 
 #include "switchyard/health/outlier_trip.h"
 #include "switchyard/proxy/local_error.h"
@@ -10,17 +13,33 @@
 
 namespace switchyard::proxy {
 
+namespace {
+// Every open session of every worker: one shared counter, touched once at
+// admission and once at release (as the service's own count is).
+std::atomic<int64_t> openSessions{0};
+std::atomic<int64_t> sessionLimit{0};
+} // namespace
+
+void setSessionLimit(uint64_t sessions) {
+    sessionLimit.store(static_cast<int64_t>(std::min<uint64_t>(sessions, INT64_MAX)), std::memory_order_relaxed);
+}
+
 bool admitConnection(const routing::ServiceRoute& service) {
     routing::ServiceState& state = *service.state;
     const int64_t active = state.active.fetch_add(1, std::memory_order_relaxed) + 1;
+    const int64_t open = openSessions.fetch_add(1, std::memory_order_relaxed) + 1;
     state.accepted.fetch_add(1, std::memory_order_relaxed);
-    if (active <= static_cast<int64_t>(service.maxConnections)) return true;
+    const int64_t limit = sessionLimit.load(std::memory_order_relaxed);
+    if (active <= static_cast<int64_t>(service.maxConnections) && (limit == 0 || open <= limit)) return true;
     state.refusedAtLimit.fetch_add(1, std::memory_order_relaxed);
     countClosedWithoutBackend(state, CloseReason::ConnectionLimit);
     return false;
 }
 
-void releaseConnection(routing::ServiceState& state) { state.active.fetch_sub(1, std::memory_order_relaxed); }
+void releaseConnection(routing::ServiceState& state) {
+    state.active.fetch_sub(1, std::memory_order_relaxed);
+    openSessions.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void countClosedWithoutBackend(routing::ServiceState& state, CloseReason reason) {
     state.closedWithoutBackend[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);

@@ -239,6 +239,13 @@ def test_no_such_backend_unknown_command_bad_argument_exact_messages(backends, s
         "backend web blue 127.0.0.1:1 drain disable": "backend: 'disable' conflicts with 'drain' (one action per command)",
         "cutover web green if-generation=x":
             "cutover: 'if-generation=x' is not a generation number (a non-negative integer)",
+        # SPEC "Bounds": durations are at most 365 days, weights at most 1000; never an overflow
+        # (hold x 4 used to wrap into a negative max_hold_ms).
+        "rollout web to=green steps=100 hold=2562047788015h":
+            "rollout: 'hold=2562047788015h' is longer than the limit of 365 days (8760h)",
+        "rollout web to=green steps=100 hold=1s max_hold=8761h":
+            "rollout: 'max_hold=8761h' is longer than the limit of 365 days (8760h)",
+        "backend web blue 127.0.0.1:1 weight=1001": "backend: weight 'weight=1001' is not a number 0..1000",
     }
     for command, message in exact.items():
         assert_error(d.admin(command), "bad_argument", message)
@@ -433,3 +440,56 @@ def test_stale_socket_of_a_killed_daemon_is_replaced_on_start(backends, switchya
     d.start()
     assert d.admin("status web")["ok"] is True
     assert stat.S_IMODE(os.stat(d.socket_path).st_mode) == 0o660
+
+
+def test_a_backend_that_is_the_proxy_itself_is_refused(backends, switchyard):
+    """SPEC "Bounds": one of the daemon's own listeners (or its port on a wildcard address) as a
+    backend would loop one request until max_connections fills."""
+    d, *_ = start_web(backends, switchyard)
+    before = svc(d)
+    listen = d.listen()
+    port = listen.rsplit(":", 1)[1]
+    for address in (listen, f"0.0.0.0:{port}"):
+        assert_error(d.admin(f"add web blue {address}"), "bad_argument",
+                     f"add: backend {address} is this proxy's own listener {listen} (service 'web'): "
+                     "a connection would loop through the proxy")
+        assert_error(d.admin(f"backend web blue {address} weight=5"), "bad_argument")
+    after = svc(d)
+    assert (after["generation"], after["revision"]) == (before["generation"], before["revision"])
+    assert http_get(listen) in ("blue-1", "blue-2")
+
+
+def test_a_client_that_never_reads_its_replies_is_closed_after_the_idle_timeout(backends, switchyard):
+    """A client pipelining `status` without reading blocks the reply write; the idle timeout
+    (60 s) must cover that write too, or the client holds its connection (and a slot) forever."""
+    import errno
+    import time
+    d, *_ = start_web(backends, switchyard)
+    s = admin_connect(d.socket_path)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:   # until the daemon stops reading: its reply write blocks
+        try:
+            sent += s.send(b"status\n" * 64)
+        except BlockingIOError:
+            break
+    assert time.monotonic() < deadline, "the daemon kept reading"
+    start = time.monotonic()
+
+    def closed():
+        try:
+            s.send(b"status\n")
+        except BlockingIOError:
+            return False
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        return False
+
+    wait_until(closed, 75, interval=0.5, message="the daemon to close a client that does not read")
+    waited = time.monotonic() - start
+    assert 55 <= waited <= 70, f"closed after {waited:.1f}s"
+    assert "a reply went unread for 60s" in d.log()
+    assert d.admin("status web")["ok"] is True
+    s.close()

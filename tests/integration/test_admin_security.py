@@ -14,9 +14,10 @@ import tempfile
 
 import pytest
 
-from admin_raw import peer_closed, read_lines
+from admin_raw import admin_connect, peer_closed, read_lines
 from daemon import run_switchyard, service, switchyardctl_bin, to_yaml
 from netutil import free_address, free_port, split_address
+from waiters import wait_until
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching client uids needs root")
@@ -272,3 +273,75 @@ def test_tcp_admin_keeps_the_line_limit(backends, switchyard, tmp_path):
     replies, closed = tcp_session(address, "auth " + "x" * 5000)
     assert replies[0]["ok"] is False and closed
     assert "x" * 100 not in d.log()
+
+
+def test_an_auth_line_is_never_logged(backends, switchyard, tmp_path):
+    """`auth TOKEN` on the Unix socket, or sent again after authenticating, is not a
+    command there: it is refused, and the log shows `auth <redacted>`, never the token."""
+    d, address = start_tcp(switchyard, backends, tmp_path)
+    with admin_connect(d.socket_path) as s:
+        s.sendall(f"auth {TOKEN}\nAUTH {TOKEN}\nauth{TOKEN}\n".encode())
+        lines, _ = read_lines(s, 3)
+    assert [json.loads(ln)["code"] for ln in lines] == ["unknown_command"] * 3
+    replies, closed = tcp_session(address, f"auth {TOKEN}", f"auth {TOKEN}", "status web")
+    assert replies[0]["authenticated"] and replies[1]["code"] == "unknown_command" and replies[2]["ok"], replies
+    log = d.log()
+    assert TOKEN not in log, "the token must never be logged"
+    assert log.count("'auth <redacted>' refused") == 4, d.log_tail()
+
+
+def test_clients_without_a_token_cannot_evict_operators_or_flood_the_log(backends, switchyard, tmp_path):
+    """Unauthenticated TCP clients wait in a small pool of their own and evict only each other;
+    the eviction warning is one line per interval, not one per eviction."""
+    import threading
+    import time
+    d, address = start_tcp(switchyard, backends, tmp_path)
+    host, port, family = split_address(address)
+
+    def operator():
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect((host, port))
+        s.sendall(f"auth {TOKEN}\n".encode())
+        got, _ = read_lines(s, 1)
+        assert json.loads(got[0])["authenticated"], got
+        return s
+
+    def ask(s):
+        s.sendall(b"status web\n")
+        got, closed = read_lines(s, 1)
+        return bool(got) and json.loads(got[0])["ok"] and not closed
+
+    sessions = [operator() for _ in range(5)]
+    strangers, lock = [], threading.Lock()
+
+    def flood():
+        for _ in range(100):   # 400 silent connections: far over both limits
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.connect((host, port))
+            with lock:
+                strangers.append(s)
+
+    threads = [threading.Thread(target=flood) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        # An operator who sends `auth` a little after connecting gets in while the strangers wait.
+        late = socket.socket(family, socket.SOCK_STREAM)
+        late.settimeout(5)
+        late.connect((host, port))
+        time.sleep(0.1)   # the operator's own delay, part of the scenario
+        late.sendall(f"auth {TOKEN}\nstatus web\n".encode())
+        got, _ = read_lines(late, 2)
+        assert json.loads(got[1])["ok"], got
+        sessions.append(late)
+        assert all(ask(s) for s in sessions), "an operator's session was closed by clients without a token"
+        wait_until(lambda: "closing the one idle longest" in d.log(), 5)
+        warnings = d.log().count("closing the one idle longest")
+        assert warnings <= 2, f"{warnings} eviction warnings for one burst"
+        assert "more such closes in the last 5s were not logged" in d.log()
+    finally:
+        for s in strangers + sessions:
+            s.close()

@@ -140,3 +140,47 @@ def test_version_tells_what_a_bug_report_needs():
     assert fields["io_uring"].startswith(("usable on this kernel", "not usable here: ")), fields
     # -V is the same report
     assert run_switchyard("-V").stdout == r.stdout
+
+
+def test_a_config_path_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "switchyard.yaml"
+    os.mkfifo(fifo)
+    for args in (("--check",), ()):
+        r = run_switchyard("-c", str(fifo), *args, timeout=5.0)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert f"{fifo}: not a regular file" in r.stderr, r.stderr
+    r = run_switchyard("-c", str(tmp_path), "--check", timeout=5.0)
+    assert r.returncode == 2 and f"{tmp_path}: not a regular file" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("original,replacement,key", [
+    ("idle: 300s", "idle: 3000000h", "services[0].timeouts.idle"),
+    ("idle: 300s", "idle: 8761h", "services[0].timeouts.idle"),
+    ("shutdown_grace: 1s", "shutdown_grace: 99999999999999999999ms", "shutdown_grace"),
+    ("    retries: 2\n", "    retries: 2\n    drain_timeout: 525601m\n", "services[0].drain_timeout"),
+], ids=["idle-wraps", "idle-just-over", "grace-beyond-int64", "drain-timeout"])
+def test_durations_longer_than_365_days_are_refused_with_file_line_column_and_key(tmp_path, original,
+                                                                                 replacement, key):
+    text = good_text()
+    assert original in text
+    text = text.replace(original, replacement)
+    value = replacement.rstrip().rsplit(": ", 1)[1]
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if value in ln)
+    column = text.splitlines()[line - 1].index(value) + 1
+    path = write(tmp_path, text)
+    r = run_switchyard("-c", str(path), "--check")
+    assert r.returncode == 2, r.stderr
+    assert (f"switchyard.yaml:{line}:{column}: {key}: '{value}' is longer than the limit of 365 days (8760h)"
+            in r.stderr), r.stderr
+    assert run_switchyard("-c", str(path), timeout=5.0).returncode == 2   # start refuses it the same way
+
+
+@pytest.mark.parametrize("backend", ["127.0.0.1:18080", "0.0.0.0:18080"])
+def test_a_backend_that_is_the_proxy_itself_is_refused(tmp_path, backend):
+    text = good_text().replace("address: 127.0.0.1:19002", f"address: {backend}")
+    path = write(tmp_path, text)
+    r = run_switchyard("-c", str(path), "--check")
+    assert r.returncode == 2, r.stderr
+    assert (f"switchyard.yaml:19:20: services[0].pools.blue[1].address: backend {backend} is this proxy's own "
+            "listener 127.0.0.1:18080 (service 'web'): a connection would loop through the proxy") in r.stderr, r.stderr

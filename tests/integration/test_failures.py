@@ -142,3 +142,74 @@ def test_vanishing_clients_and_refusing_backends_leak_no_file_descriptors(backen
                message=f"the daemon's fd count to return to its baseline of {baseline}")
     wait_until(lambda: silent.open_connections == 0, 10,
                message="connections toward the silent backend to be closed")
+
+
+def test_durations_at_the_cap_mean_a_long_time_not_at_once(backends, switchyard):
+    """365 days is the cap: an idle timeout, drain_timeout and shutdown_grace at the cap must
+    mean "a very long time", never wrap around into "at once" (they did past ~106 days)."""
+    import signal
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("echo", free_address(), blue=[blue], green=[green], drain_timeout="8760h",
+                            timeouts={"connect": "2s", "idle": "8760h"})], shutdown_grace="8760h")
+
+    def still_open(s):
+        s.settimeout(0.5)
+        try:
+            got = s.recv(1)
+        except socket.timeout:
+            return True
+        raise AssertionError(f"the connection was closed ({got!r})")
+
+    with connect(d.listen()) as s:
+        assert exchange(s, b"hello") == b"hello"
+        assert still_open(s)
+        assert d.admin("cutover echo green")["ok"] is True   # blue drains for a year
+        assert still_open(s) and exchange(s, b"draining") == b"draining"
+        d.send_signal(signal.SIGTERM)                       # open connections may finish for a year
+        assert still_open(s) and exchange(s, b"stopping") == b"stopping"
+    d.kill()
+
+
+def test_a_half_closed_connection_is_closed_after_timeouts_half_closed(switchyard):
+    """Once the client has sent its FIN, a backend that never answers nor closes holds the
+    session for timeouts.half_closed (default 30 s, HAProxy's client-fin), not for the
+    much longer timeouts.idle."""
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+
+    def hold():   # accepts (health checks too) and never reads, answers nor closes
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=hold, daemon=True).start()
+
+    def ours():
+        for c in list(held):
+            try:
+                if c.recv(100, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"request":
+                    return c
+            except BlockingIOError:
+                pass
+        return None
+    d = switchyard([service("web", free_address(), blue=["127.0.0.1:%d" % listener.getsockname()[1]],
+                            health={"type": "tcp", "interval": "60s", "timeout": "1s"},
+                            timeouts={"connect": "2s", "idle": "300s", "half_closed": "30s"})])
+    try:
+        with connect(d.listen()) as s:
+            s.sendall(b"request")
+            backend = wait_until(ours, 5)
+            s.shutdown(socket.SHUT_WR)
+            how, waited = wait_closed(s, timeout=45)
+        assert 28 <= waited <= 36, f"closed ({how}) {waited:.1f}s after the client's FIN"
+        backend.settimeout(5)
+        assert backend.recv(100) == b"request" and backend.recv(100) == b"", "the backend side is closed too"
+        assert d.admin("status web")["services"][0]["active_connections"] == 0
+    finally:
+        for c in held:
+            c.close()
+        listener.close()

@@ -26,9 +26,17 @@ def netns():
     if made.returncode != 0:
         pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
     try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
-                        "net.ipv4.ip_local_port_range=40000 40003"], check=True)
+        # A namespace that cannot be set up is a skip with the reason, not an error
+        # (e.g. no sysctl: procps is missing from a minimal image; scripts/install-deps.sh has it).
+        for step in (["ip", "link", "set", "lo", "up"],
+                     ["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40000 40003"]):
+            try:
+                done = subprocess.run(["ip", "netns", "exec", name, *step], capture_output=True, text=True)
+            except OSError as exc:
+                pytest.skip(f"cannot set up the network namespace: {' '.join(step)}: {exc}")
+            if done.returncode != 0:
+                pytest.skip(f"cannot set up the network namespace: {' '.join(step)}: "
+                            f"{(done.stderr or done.stdout).strip() or f'exit {done.returncode}'}")
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)

@@ -102,3 +102,55 @@ def test_a_busy_listen_port_fails_start_with_exit_1(backends, switchyard):
         assert address in proc.stderr
     finally:
         taken.close()
+
+
+def test_a_second_copy_is_refused_before_it_binds_a_listener(backends, switchyard):
+    """A copy started by mistake must stop at the admin socket (or the metrics port) of the
+    running one before its SO_REUSEPORT listeners take connections from the running daemon's
+    queues (they were reset when it exited). The copy's own listen port is held here by a plain
+    socket: a copy that tried to bind first would fail on that port instead."""
+    import threading
+    from netutil import free_port
+    metrics = f"127.0.0.1:{free_port()}"
+    d = switchyard([service("web", free_address(), blue=[backends.echo()])], extra={"metrics": {"listen": metrics}})
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    held = "127.0.0.1:%d" % taken.getsockname()[1]
+    failures, served, stop = [], [0], threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                with connect(d.listen()) as c:
+                    assert exchange(c, b"ping") == b"ping"
+                served[0] += 1
+            except (OSError, AssertionError) as exc:
+                failures.append(repr(exc))
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    try:
+        same_socket = dict(d.config, services=[service("web", held, blue=[backends.echo()])])
+        same_metrics = dict(same_socket, admin={"socket": str(d.workdir / "other.sock")})
+        for copy, words in ((same_socket, "another process is serving the admin socket"),
+                            (same_metrics, f"metrics.listen {metrics}: Address already in use")):
+            path = d.workdir / "copy.yaml"
+            d.write_config(copy)
+            d.config_path.rename(path)
+            proc = run_switchyard("-c", str(path), timeout=10)
+            assert proc.returncode == 1, proc.stderr[-2000:]
+            assert words in proc.stderr and "is switchyard already running?" in proc.stderr, proc.stderr[-2000:]
+            assert held not in proc.stderr, "the copy bound a listener before it was refused"
+        # The real mistake: the very same config, ten times, while clients connect.
+        d.write_config()
+        for _ in range(10):
+            proc = run_switchyard("-c", str(d.config_path), timeout=10)
+            assert proc.returncode == 1 and "already running" in proc.stderr, proc.stderr[-2000:]
+    finally:
+        stop.set()
+        t.join()
+        taken.close()
+    assert not failures, failures[:5]
+    assert served[0] > 0 and d.running()
+    assert d.admin("status web")["ok"] is True

@@ -302,3 +302,20 @@ def test_reload_check_of_a_broken_file_is_a_refusal_and_check_is_only_for_reload
     assert "reload refused" not in d.log()
     r = d.ctl("split", "web", "blue=1", "green=1", "--check")
     assert r.returncode == 2 and "--check is only for reload" in r.stderr
+
+
+def test_reload_refuses_a_fifo_instead_of_blocking(backends, switchyard):
+    """A config path that became a FIFO (or any non-regular file) is refused at once:
+    opening it must not wait for a writer while admin and health checks freeze."""
+    import os
+    d = switchyard([service("web", free_address(), blue=[backends.name("blue-1")])], workers=1)
+    good = d.config_path.read_text()
+    d.config_path.unlink()
+    os.mkfifo(d.config_path)
+    reply = d.admin("reload", timeout=3.0)
+    assert reply["ok"] is False and f"{d.config_path}: not a regular file" in reply["error"], reply
+    assert d.admin("status web", timeout=3.0)["ok"]
+    assert http_get(d.listen()) == "blue-1"
+    d.config_path.unlink()
+    d.config_path.write_text(good)
+    assert d.admin("reload")["ok"] is True

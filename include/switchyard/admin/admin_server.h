@@ -19,6 +19,7 @@
 #include "switchyard/admin/admin_auth.h"
 #include "switchyard/admin/command_executor.h"
 #include "switchyard/config/config.h"
+#include "switchyard/proxy/accept_backoff_log.h"
 #include "switchyard/util/result.h"
 
 namespace switchyard::admin {
@@ -27,9 +28,16 @@ namespace switchyard::admin {
 // connect and never send cannot lock operators out. The Unix socket and the
 // TCP listener have a limit each, so TCP clients never evict local operators.
 inline constexpr std::size_t kMaxAdminClients = 128;
+// TCP clients that have not authenticated yet wait in a pool of their own and
+// evict only each other: a flood of connections without a token never closes
+// an operator's session, and an operator's new connection needs only to send
+// `auth` before kAdminAuthTimeout to leave the pool.
+inline constexpr std::size_t kMaxUnauthenticatedClients = 16;
+// Without a line (or with a reply the client does not read) for this long, a
+// client is closed.
 inline constexpr std::chrono::seconds kAdminIdleTimeout{60};
 // A TCP client has this long to send its `auth` line.
-inline constexpr std::chrono::seconds kAdminAuthTimeout{10};
+inline constexpr std::chrono::seconds kAdminAuthTimeout{3};
 
 // The socket path docs/configuration.md (admin.socket) promises when the config names none: the first of
 // $XDG_RUNTIME_DIR/switchyard/admin.sock and /run/switchyard/admin.sock whose
@@ -82,11 +90,16 @@ private:
     std::unique_ptr<boost::asio::ip::tcp::acceptor> tcpAcceptor_;
     std::string token_;
     AccessPolicy access_;
-    static void evictIdlest(ClientList& clients, const char* what);
+    void evictIdlest(ClientList& clients, const char* what);
     // Shared with the client coroutines: when the io_context is destroyed after
     // this server, their frames still unlink themselves from a living list.
     std::shared_ptr<ClientList> clients_ = std::make_shared<ClientList>();
-    std::shared_ptr<ClientList> tcpClients_ = std::make_shared<ClientList>();
+    std::shared_ptr<ClientList> tcpClients_ = std::make_shared<ClientList>();         // authenticated
+    std::shared_ptr<ClientList> tcpUnauthenticated_ = std::make_shared<ClientList>();
+    // A flood of connections evicts thousands of clients a second: one warning
+    // line per interval, with how many went unlogged.
+    proxy::AcceptBackoffLog evictionLog_;
+    proxy::AcceptBackoffLog acceptErrorLog_;
 };
 
 } // namespace switchyard::admin

@@ -105,6 +105,10 @@ struct OutlierDetectionConfig {
 struct Timeouts {
     Duration connect{2000};
     Duration idle{300000};
+    // Once one side has sent its FIN: the idle timeout of what is left of the
+    // connection (HAProxy's client-fin/server-fin), so half-closed sessions
+    // whose peer never finishes do not hold descriptors for `idle`.
+    Duration halfClosed{30000};
     bool operator==(const Timeouts&) const = default;
 };
 

@@ -23,11 +23,15 @@ namespace switchyard::proxy {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-// Counts a new connection on its service. False: over max_connections (the
-// refusal is counted too); the caller closes it with ConnectionLimit and still
-// calls releaseConnection().
+// Counts a new connection on its service. False: over max_connections, or over
+// the process-wide session limit below (the refusal is counted too); the
+// caller closes it with ConnectionLimit and still calls releaseConnection().
 bool admitConnection(const routing::ServiceRoute& service);
 void releaseConnection(routing::ServiceState& state);
+// Sessions the open-file limit leaves the data path (two descriptors each,
+// after the reserve for listeners, health checks, the admin socket and the
+// state file: daemon/fd_limit.h); 0 = no limit. Set once at start.
+void setSessionLimit(uint64_t sessions);
 // A connection that ended before reaching any backend.
 void countClosedWithoutBackend(routing::ServiceState& state, CloseReason reason);
 // accept_proxy: a header that was malformed, cut short or late.

@@ -87,6 +87,7 @@ struct ServiceRoute {
     config::Duration acceptProxyTimeout{3000};
     config::Duration connectTimeout{2000};
     config::Duration idleTimeout{300000};
+    config::Duration halfClosedTimeout{30000};   // timeouts.half_closed
     config::Duration drainSpread{3000};
     uint32_t retries = 2;
     uint32_t maxConnections = 20000;

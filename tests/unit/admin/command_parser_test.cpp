@@ -373,6 +373,13 @@ TEST_CASE("rollout refuses missing, malformed and duplicate options", "[admin]")
     requireBad("rollout web to=green steps=1 hold=soon", "rollout: 'hold=soon' is not a duration (e.g. 500ms, 60s, 5m)");
     requireBad("rollout web to=green steps=1 hold=", "rollout: 'hold=' is not a duration (e.g. 500ms, 60s, 5m)");
     requireBad("rollout web to=green steps=1 hold=0s", "rollout: 'hold=0s' must be longer than 0");
+    requireBad("rollout web to=green steps=1 hold=8761h",
+               "rollout: 'hold=8761h' is longer than the limit of 365 days (8760h)");
+    requireBad("rollout web to=green steps=1 hold=2562047788015h",
+               "rollout: 'hold=2562047788015h' is longer than the limit of 365 days (8760h)");
+    requireBad("rollout web to=green steps=1 hold=1s max_hold=99999999999999999999ms",
+               "rollout: 'max_hold=99999999999999999999ms' is longer than the limit of 365 days (8760h)");
+    CHECK(parseOk("rollout web to=green steps=1 hold=8760h").rollout->hold == 8760h);
     requireBad("rollout web to=green steps=1 hold=1s max_hold=0", "rollout: 'max_hold=0' must be longer than 0");
     requireBad("rollout web to=green steps=1 hold=1m max_hold=30s", "rollout: 'max_hold=30s' is shorter than hold (1m)");
     requireBad("rollout web to=green steps=1 hold=1s max_connect_p99=fast",

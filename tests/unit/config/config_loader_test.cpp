@@ -1,6 +1,7 @@
 #include "switchyard/config/config_loader.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -147,7 +148,16 @@ TEST_CASE("a missing or unreadable file says so", "[config][loader]") {
 
     auto dir = loadConfigFile("/");
     REQUIRE_FALSE(dir.ok());
-    CHECK(dir.errorText() == "cannot read /: Is a directory");
+    CHECK(dir.errorText() == "cannot read /: not a regular file");
+}
+
+TEST_CASE("a FIFO at the config path is refused at once, not waited on", "[config][loader]") {
+    const std::string path = "/tmp/switchyard-loader-test-fifo-" + std::to_string(::getpid());
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    auto r = loadConfigFile(path);   // would block until a writer came without the type check
+    ::unlink(path.c_str());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.errorText() == "cannot read " + path + ": not a regular file");
 }
 
 TEST_CASE("errors from a file name the file", "[config][loader]") {

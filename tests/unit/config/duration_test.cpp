@@ -45,8 +45,26 @@ TEST_CASE("parseDuration refuses what is not a duration", "[config][duration]") 
     CHECK_FALSE(parseDuration("s"));
     CHECK_FALSE(parseDuration("1m30s"));
     CHECK_FALSE(parseDuration("abc"));
-    CHECK_FALSE(parseDuration("99999999999999999999ms"));   // overflows int64
-    CHECK_FALSE(parseDuration("9999999999999999h"));
+    CHECK_FALSE(parseDuration("99999999999999999999"));     // no unit, however long
+    CHECK_FALSE(parseDuration("99999999999999999999x"));
+}
+
+TEST_CASE("parseDuration saturates a value too large for int64 so that callers see it as too long",
+          "[config][duration]") {
+    CHECK(parseDuration("99999999999999999999ms") == Duration::max());
+    CHECK(parseDuration("9999999999999999h") == Duration::max());
+    CHECK(parseDuration("2562047788016h") == Duration::max());        // one hour past int64 ms
+    CHECK(parseDuration("2562047788015h") > switchyard::config::kMaxDuration);
+    CHECK(parseDuration("8760h") == switchyard::config::kMaxDuration);
+    CHECK(parseDuration("3000000h") > switchyard::config::kMaxDuration);
+}
+
+TEST_CASE("saturatingMultiply clamps instead of overflowing", "[config][duration]") {
+    using switchyard::config::saturatingMultiply;
+    CHECK(saturatingMultiply(60s, 4) == 240s);
+    CHECK(saturatingMultiply(Duration::max(), 4) == Duration::max());
+    CHECK(saturatingMultiply(Duration{Duration::max().count() / 4 + 1}, 4) == Duration::max());
+    CHECK(saturatingMultiply(Duration::max(), 0) == Duration{0});
 }
 
 TEST_CASE("formatDuration picks the largest exact unit", "[config][duration]") {

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 
 #include "switchyard/proxy/engine/asio/asio_worker.h"
+#include "switchyard/proxy/reset_relay.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -23,11 +24,6 @@ tcp::endpoint toAsioEndpoint(const routing::BackendState& backend) {
     return ep;
 }
 
-bool isReset(const error_code& ec) {
-    return ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-           ec == net::error::connection_aborted;
-}
-
 } // namespace
 
 AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex)
@@ -39,6 +35,18 @@ void AsioSession::noteReason(CloseReason reason) {
         haveReason_ = true;
         reason_ = reason;
     }
+}
+
+void AsioSession::sideFailed(bool clientSide) {
+    const CloseReason reason = clientSide ? CloseReason::ClientReset : CloseReason::BackendReset;
+    if (!haveReason_ || resetReplaces(reason_)) {
+        haveReason_ = true;
+        reason_ = reason;
+    }
+    resetOnClose((clientSide ? upstream_ : client_).native_handle());
+    error_code ignored;
+    client_.close(ignored);
+    upstream_.close(ignored);
 }
 
 void AsioSession::close(CloseReason reason) {
@@ -81,6 +89,8 @@ net::awaitable<void> AsioSession::run() {
     error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
     const auto idleTimeout = service.idleTimeout;
+    idleTimeout_ = service.idleTimeout;
+    halfClosedTimeout_ = service.halfClosedTimeout;
     addresses_ = clientAddressesOf(client_.native_handle(), service);
     if (service.acceptProxy && !co_await acceptProxyHeader(service)) {
         close(reason_);
@@ -181,7 +191,7 @@ net::awaitable<bool> AsioSession::sendPreamble(config::ProxyProtocol version) {
     error_code ec;
     co_await net::async_write(upstream_, net::buffer(preamble), net::redirect_error(net::use_awaitable, ec));
     if (!ec) co_return true;
-    noteReason(CloseReason::BackendReset);
+    sideFailed(false);
     co_return false;
 }
 
@@ -241,14 +251,20 @@ void AsioSession::finishDirection(Direction direction, const error_code& ec) {
     tcp::socket& to = fromClient ? upstream_ : client_;
     error_code ignored;
     if (!ec || ec == net::error::eof) {
-        // Half-close: pass the EOF on and keep the other direction open.
+        // Half-close: pass the EOF on and keep the other direction open, for
+        // at most timeouts.half_closed without traffic.
         noteReason(fromClient ? CloseReason::ClientClose : CloseReason::BackendClose);
         to.shutdown(tcp::socket::shutdown_send, ignored);
+        lastActivity_ = std::chrono::steady_clock::now();
+        if (idleTimer_ && !(done_[0] && done_[1]) && halfClosedTimeout_ < idleTimeout_) {
+            idleRearm_ = true;
+            idleTimer_->cancel();
+        }
         return;
     }
     if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) {
-        noteReason(fromClient ? CloseReason::ClientReset : CloseReason::BackendReset);
-        if (!isReset(ec)) noteReason(fromClient ? CloseReason::ClientReset : CloseReason::BackendReset);
+        sideFailed(fromClient);
+        return;
     }
     // An error on one side ends both: closing cancels the other direction.
     client_.close(ignored);
@@ -299,7 +315,8 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
                                       net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             // The receiving side failed: that side is the one that reset.
-            finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, ec);
+            if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) sideFailed(!fromClient);
+            ec = net::error::operation_aborted;
             break;
         }
         if (fullReads >= kBulkReads && worker_.pipes()) {
@@ -324,7 +341,7 @@ net::awaitable<bool> AsioSession::splicePump(Direction direction, SplicePipe pip
         while (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(to.native_handle());
             if (out.kind == SpliceResult::Kind::Failed) {
-                finishDirection(fromClient ? Direction::BackendToClient : Direction::ClientToBackend, failed(out));
+                sideFailed(!fromClient);   // the receiving side failed
                 ec = net::error::operation_aborted;
                 break;
             }
@@ -363,12 +380,26 @@ net::awaitable<bool> AsioSession::splicePump(Direction direction, SplicePipe pip
 
 net::awaitable<void> AsioSession::watchIdle(std::chrono::milliseconds idle) {
     net::steady_timer timer(worker_.context());
+    idleTimer_ = &timer;
+    struct Forget {
+        AsioSession& s;
+        ~Forget() { s.idleTimer_ = nullptr; }
+    } forget{*this};
     for (;;) {
-        timer.expires_at(lastActivity_ + idle);
+        const auto limit = done_[0] || done_[1] ? std::min(idle, halfClosedTimeout_) : idle;
+        timer.expires_at(lastActivity_ + limit);
         error_code ec;
         co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-        if (ec) co_return;   // the relay ended first
-        if (std::chrono::steady_clock::now() >= lastActivity_ + idle) {
+        if (ec) {
+            // A half-close asked for an earlier deadline; anything else: the relay ended first.
+            const auto state = co_await net::this_coro::cancellation_state;
+            if (idleRearm_ && state.cancelled() == net::cancellation_type::none) {
+                idleRearm_ = false;
+                continue;
+            }
+            co_return;
+        }
+        if (std::chrono::steady_clock::now() >= lastActivity_ + limit) {
             noteReason(CloseReason::IdleTimeout);
             co_return;
         }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "switchyard/proxy/engine/uring/uring_worker.h"
+#include "switchyard/proxy/reset_relay.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -52,6 +53,16 @@ void UringSession::noteReason(CloseReason reason) {
     }
 }
 
+void UringSession::sideFailed(int side) {
+    const CloseReason reason = side == 0 ? CloseReason::ClientReset : CloseReason::BackendReset;
+    if (!haveReason_ || resetReplaces(reason_)) {
+        haveReason_ = true;
+        reason_ = reason;
+    }
+    resetOnClose(side == 0 ? backendFd_ : clientFd_);   // the fds close when the last op completed
+    close(reason_);
+}
+
 void UringSession::start() {
     setup_ = std::make_unique<Setup>();
     setup_->snapshot = worker_.snapshot();
@@ -75,6 +86,7 @@ void UringSession::start() {
     }
     setNoDelay(clientFd_);
     idleTimeout_ = svc.idleTimeout;
+    halfClosedTimeout_ = svc.halfClosedTimeout;
     setup_->addresses = clientAddressesOf(clientFd_, svc);
     if (svc.acceptProxy) {
         state_ = State::Header;
@@ -380,8 +392,7 @@ void UringSession::connected() {
 void UringSession::onPreambleSent(int res) {
     if (state_ == State::Closing) return;
     if (res < 0) {
-        noteReason(CloseReason::BackendReset);
-        close(reason_);
+        sideFailed(1);
         return;
     }
     setup_->preambleSent += static_cast<std::size_t>(res);
@@ -418,8 +429,7 @@ void UringSession::onRecv(int direction, const io_uring_cqe& cqe) {
         if (res == 0) {
             finishDirection(direction);
         } else {
-            noteReason(direction == 0 ? CloseReason::ClientReset : CloseReason::BackendReset);
-            close(reason_);
+            sideFailed(direction);   // the side read from
         }
         return;
     }
@@ -455,8 +465,7 @@ void UringSession::onSend(int direction, int res) {
     if (res < 0) {
         releaseBuffer(direction);
         // The receiving side failed: that side is the one that reset.
-        noteReason(direction == 0 ? CloseReason::BackendReset : CloseReason::ClientReset);
-        close(reason_);
+        sideFailed(1 - direction);
         return;
     }
     f.offset += static_cast<uint32_t>(res);
@@ -483,10 +492,22 @@ void UringSession::finishDirection(int direction) {
     if (f.done) return;
     f.done = true;
     releasePipe(direction);   // empty by now: a half-closed flow need not hold its descriptors
-    // Half-close: pass the EOF on and keep the other direction open.
+    // Half-close: pass the EOF on and keep the other direction open, for at
+    // most timeouts.half_closed without traffic.
     noteReason(direction == 0 ? CloseReason::ClientClose : CloseReason::BackendClose);
     ::shutdown(direction == 0 ? backendFd_ : clientFd_, SHUT_WR);
-    if (flows_[0].done && flows_[1].done) close(reason_);
+    if (flows_[0].done && flows_[1].done) {
+        close(reason_);
+        return;
+    }
+    lastActivity_ = worker_.now();
+    if (timerArmed_ && halfClosedTimeout_ < idleTimeout_) {
+        // Move the armed idle timer to the earlier deadline (if it fired meanwhile, onTimer re-arms).
+        io_uring_sqe* sqe = worker_.sqe();
+        io_uring_prep_timeout_update(sqe, worker_.timespecAt(lastActivity_ + halfClosedTimeout_),
+                                     encodeUserData(this, Op::Timer), IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
+    }
 }
 
 bool UringSession::startSplice(int direction) {
@@ -515,8 +536,7 @@ void UringSession::pumpSplice(int direction) {
         if (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(sink);
             if (out.kind == SpliceResult::Kind::Failed) {
-                noteReason(direction == 0 ? CloseReason::BackendReset : CloseReason::ClientReset);
-                close(reason_);
+                sideFailed(1 - direction);   // the sink failed
                 return;
             }
             // Bytes moving toward a slow reader are activity too (buffer mode sees them per read).
@@ -551,8 +571,7 @@ void UringSession::pumpSplice(int direction) {
             submitRecv(direction);
             return;
         case SpliceResult::Kind::Failed:
-            noteReason(direction == 0 ? CloseReason::ClientReset : CloseReason::BackendReset);
-            close(reason_);
+            sideFailed(direction);   // the source failed
             return;
         }
     }
@@ -581,7 +600,7 @@ void UringSession::onTimer(int res) {
     case State::Header: headerFailed(false, true); return;
     case State::Relaying: {
         // Reads moved the deadline on without touching the timer: re-arm only now.
-        const auto deadline = lastActivity_ + idleTimeout_;
+        const auto deadline = lastActivity_ + currentIdleTimeout();
         if (std::chrono::steady_clock::now() >= deadline) close(CloseReason::IdleTimeout);
         else armTimer(deadline);
         return;

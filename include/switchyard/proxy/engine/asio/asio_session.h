@@ -70,6 +70,8 @@ private:
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
     void noteReason(CloseReason reason);
+    // One side reset or failed: the other side is reset too, both close.
+    void sideFailed(bool clientSide);
     void logAccess(std::string_view service) const;
 
     AsioWorker& worker_;
@@ -81,6 +83,12 @@ private:
     std::shared_ptr<routing::ServiceState> serviceState_;
     routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
     std::chrono::steady_clock::time_point lastActivity_;
+    // timeouts.idle, and timeouts.half_closed once one direction has ended;
+    // a half-close cancels the idle timer (idleRearm_) so it re-arms earlier.
+    std::chrono::milliseconds idleTimeout_{0};
+    std::chrono::milliseconds halfClosedTimeout_{0};
+    boost::asio::steady_timer* idleTimer_ = nullptr;
+    bool idleRearm_ = false;
     std::chrono::steady_clock::time_point connectedAt_;
     // Counting shared with the other engine (session_accounting.h).
     ByteTally bytes_;

@@ -99,6 +99,9 @@ private:
 
     const routing::ServiceRoute* service() const;
     void noteReason(CloseReason reason);
+    // One side (0 client, 1 backend) reset or failed: the other side is reset
+    // too, and the session closes.
+    void sideFailed(int side);
     void close(CloseReason reason);
     void maybeFinish();
     void finish();
@@ -141,6 +144,10 @@ private:
     uint16_t pending_ = 0;
     Flow flows_[2];
     std::chrono::milliseconds idleTimeout_{0};
+    std::chrono::milliseconds halfClosedTimeout_{0};   // replaces idleTimeout_ once a direction ended
+    std::chrono::milliseconds currentIdleTimeout() const {
+        return flows_[0].done || flows_[1].done ? std::min(idleTimeout_, halfClosedTimeout_) : idleTimeout_;
+    }
     routing::BackendHandle backend_;
     std::shared_ptr<routing::ServiceState> serviceState_;
     routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
