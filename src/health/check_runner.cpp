@@ -3,12 +3,11 @@
 #include <cstring>
 #include <random>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
 
 #include "switchyard/telemetry/logging.h"
 
@@ -34,18 +33,16 @@ std::chrono::milliseconds jitter(std::chrono::milliseconds upTo) {
 
 } // namespace
 
-struct CheckRunner::Loop {
-    Loop(net::any_io_executor executor, routing::BackendHandle b, CheckPtr c)
-        : backend(std::move(b)), check(std::move(c)), timer(std::move(executor)) {}
+struct CheckRunner::Target {
+    Target(routing::BackendHandle b, CheckPtr c) : backend(std::move(b)), check(std::move(c)) {}
     routing::BackendHandle backend;
-    CheckPtr check;   // shared by the loops of one service: memory per backend stays small
+    CheckPtr check;   // shared by the backends of one service
     CheckState state;
-    net::steady_timer timer;
     bool stopped = false;
 };
 
 CheckRunner::CheckRunner(std::function<void()> resultsWaiting)
-    : work_(context_.get_executor()), resultsWaiting_(std::move(resultsWaiting)) {}
+    : work_(context_.get_executor()), resultsWaiting_(std::move(resultsWaiting)), wake_(context_) {}
 
 CheckRunner::~CheckRunner() { stop(); }
 
@@ -72,34 +69,25 @@ void CheckRunner::stop() {
 void CheckRunner::add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay) {
     net::post(context_, [this, backend = std::move(backend), check = std::move(check), firstDelay]() mutable {
         const routing::BackendState* key = backend.get();
-        if (loops_.contains(key)) return;
-        auto loop = std::make_shared<Loop>(context_.get_executor(), std::move(backend), std::move(check));
-        loop->timer.expires_after(firstDelay);
-        loops_.emplace(key, loop);
-        net::co_spawn(context_, run(loop), [](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& x) {
-                telemetry::logger("health")->error("check loop ended by an exception: {}", x.what());
-            }
-        });
+        if (targets_.contains(key)) return;
+        auto target = std::make_shared<Target>(std::move(backend), std::move(check));
+        targets_.emplace(key, target);
+        schedule(std::move(target), Clock::now() + firstDelay);
     });
 }
 
 void CheckRunner::remove(const routing::BackendState* backend) {
     net::post(context_, [this, backend] {
-        auto it = loops_.find(backend);
-        if (it == loops_.end()) return;
-        it->second->stopped = true;
-        it->second->timer.cancel();
-        loops_.erase(it);
+        auto it = targets_.find(backend);
+        if (it == targets_.end()) return;
+        it->second->stopped = true;   // its queue entry is skipped; a check in flight reports nothing
+        targets_.erase(it);
     });
 }
 
 void CheckRunner::update(const routing::BackendState* backend, CheckPtr check) {
     net::post(context_, [this, backend, check = std::move(check)]() mutable {
-        if (auto it = loops_.find(backend); it != loops_.end()) it->second->check = std::move(check);
+        if (auto it = targets_.find(backend); it != targets_.end()) it->second->check = std::move(check);
     });
 }
 
@@ -108,57 +96,60 @@ std::vector<CheckReport> CheckRunner::takeResults() {
     return std::exchange(results_, {});
 }
 
-net::awaitable<bool> CheckRunner::acquireSlot(const std::shared_ptr<Loop>& loop) {
-    while (inFlight_ >= kMaxInFlight) {
-        waiting_.push_back(loop);
-        loop->timer.expires_at(std::chrono::steady_clock::time_point::max());
-        co_await loop->timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (loop->stopped) co_return false;
-    }
-    ++inFlight_;
-    co_return true;
+void CheckRunner::schedule(TargetPtr target, Clock::time_point at) {
+    due_.push({at, std::move(target)});
+    if (at < wakeAt_ && inFlight_ < kMaxInFlight) runDue();
 }
 
-void CheckRunner::releaseSlot() {
+void CheckRunner::runDue() {
+    const auto now = Clock::now();
+    while (!due_.empty() && due_.top().at <= now && inFlight_ < kMaxInFlight) {
+        TargetPtr target = due_.top().target;
+        due_.pop();
+        if (target->stopped) continue;
+        ++inFlight_;
+        net::co_spawn(context_, checkOnce(std::move(target)), net::detached);
+    }
+    // Sleep until the next is due; with every place taken, the next check to end wakes this.
+    if (due_.empty() || inFlight_ >= kMaxInFlight) return;
+    const auto next = due_.top().at;
+    if (next == wakeAt_) return;
+    wakeAt_ = next;
+    wake_.expires_at(next);
+    wake_.async_wait([this, next](const boost::system::error_code& ec) {
+        if (ec || wakeAt_ != next) return;   // re-armed for an earlier one meanwhile
+        wakeAt_ = Clock::time_point::max();
+        runDue();
+    });
+}
+
+net::awaitable<void> CheckRunner::checkOnce(TargetPtr target) {
+    const CheckPtr held = target->check;   // a reload may swap it meanwhile
+    const config::HealthConfig& check = *held;
+    const auto started = Clock::now();
+    CheckResult result;
+    try {
+        result = co_await runCheck(toEndpoint(*target->backend), check, target->backend->key);
+    } catch (const std::exception& e) {
+        result.passed = false;
+        result.failure = fmt::format("check failed to run: {}", e.what());
+        result.localError = true;
+    }
     --inFlight_;
-    while (waitingHead_ < waiting_.size()) {
-        auto next = waiting_[waitingHead_++].lock();
-        if (next && !next->stopped) {
-            next->timer.cancel();   // wakes it: it takes the place
-            break;
-        }
-    }
-    if (waitingHead_ == waiting_.size()) {
-        waiting_.clear();
-        waitingHead_ = 0;
-    }
-}
-
-net::awaitable<void> CheckRunner::run(std::shared_ptr<Loop> loop) {
-    for (;;) {
-        co_await loop->timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (loop->stopped) co_return;
-        if (!co_await acquireSlot(loop)) co_return;
-        const CheckPtr held = loop->check;   // a reload may swap it meanwhile
-        const config::HealthConfig& check = *held;
-        const auto started = std::chrono::steady_clock::now();
-        CheckResult result = co_await runCheck(toEndpoint(*loop->backend), check, loop->backend->key);
-        releaseSlot();
-        if (loop->stopped) co_return;
+    if (!target->stopped) {
         // A check that could not run for a reason of this host's says nothing about the backend.
         if (!result.localError)
-            loop->backend->checks.record(
-                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
+            target->backend->checks.record(
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started),
                 result.kind ? &*result.kind : nullptr);
         CheckReport report;
-        report.backend = loop->backend;
+        report.backend = target->backend;
         if (!result.localError) {
-            // Out of fds or ports here: no verdict on the backend (like the data path).
-            report.first = !loop->state.checked();
-            report.change = loop->state.record(result.passed, check.rise, check.fall);
+            report.first = !target->state.checked();
+            report.change = target->state.record(result.passed, check.rise, check.fall);
         }
-        report.healthy = loop->state.healthy();
-        report.failuresInARow = loop->state.failuresInARow();
+        report.healthy = target->state.healthy();
+        report.failuresInARow = target->state.failuresInARow();
         report.rise = check.rise;
         report.result = std::move(result);
         bool wasEmpty = false;
@@ -169,8 +160,9 @@ net::awaitable<void> CheckRunner::run(std::shared_ptr<Loop> loop) {
         }
         if (wasEmpty) resultsWaiting_();
         // Start to start, minus up to a tenth: never later than the interval, never in step.
-        loop->timer.expires_at(started + check.interval - jitter(check.interval / 10));
+        schedule(target, started + check.interval - jitter(check.interval / 10));
     }
+    runDue();   // a place is free
 }
 
 } // namespace switchyard::health
