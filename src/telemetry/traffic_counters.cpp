@@ -57,24 +57,32 @@ TrafficTotals TrafficCounters::totals() const {
     return t;
 }
 
-PoolCounters::PoolCounters() : count_(workerSlots()), latency_(new PoolLatencySlot[count_]) {}
+PoolCounters::PoolCounters() : count_(workerSlots()), latency_(new std::atomic<PoolLatencySlot*>[count_]) {
+    for (unsigned i = 0; i < count_; ++i) latency_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+PoolCounters::~PoolCounters() {
+    for (unsigned i = 0; i < count_; ++i) delete latency_[i].load(std::memory_order_acquire);
+}
+
+template <class Pick>
+HistogramData PoolCounters::sum(Pick pick) const {
+    HistogramData d;
+    for (unsigned i = 0; i < count_; ++i)
+        if (const PoolLatencySlot* s = latency_[i].load(std::memory_order_acquire)) pick(*s).addTo(d);
+    return d;
+}
 
 HistogramData PoolCounters::connectHistogram() const {
-    HistogramData d;
-    for (unsigned i = 0; i < count_; ++i) latency_[i].connect.addTo(d);
-    return d;
+    return sum([](const PoolLatencySlot& s) -> const Histogram& { return s.connect; });
 }
 
 HistogramData PoolCounters::durationHistogram() const {
-    HistogramData d;
-    for (unsigned i = 0; i < count_; ++i) latency_[i].duration.addTo(d);
-    return d;
+    return sum([](const PoolLatencySlot& s) -> const Histogram& { return s.duration; });
 }
 
 HistogramData PoolCounters::ttfbHistogram() const {
-    HistogramData d;
-    for (unsigned i = 0; i < count_; ++i) latency_[i].ttfb.addTo(d);
-    return d;
+    return sum([](const PoolLatencySlot& s) -> const Histogram& { return s.ttfb; });
 }
 
 } // namespace switchyard::telemetry

@@ -78,18 +78,37 @@ struct alignas(64) PoolLatencySlot {
     Histogram duration;  // upstream connection established to closed
 };
 
+// A worker's latency slot (26 KiB) is made by that worker at its first
+// observation in the pool: a pool that carries no traffic on a worker holds
+// none, so a configuration of thousands of idle pools costs little memory.
 class PoolCounters {
 public:
     PoolCounters();
+    ~PoolCounters();
+    PoolCounters(const PoolCounters&) = delete;
+    PoolCounters& operator=(const PoolCounters&) = delete;
+
     TrafficCounters traffic;
-    PoolLatencySlot& latency(unsigned worker) { return latency_[worker % count_]; }
+    // Worker `worker` only (it is the slot's one writer).
+    PoolLatencySlot& latency(unsigned worker) {
+        std::atomic<PoolLatencySlot*>& slot = latency_[worker % count_];
+        PoolLatencySlot* s = slot.load(std::memory_order_acquire);
+        if (s == nullptr) [[unlikely]] {
+            s = new PoolLatencySlot();
+            slot.store(s, std::memory_order_release);
+        }
+        return *s;
+    }
     HistogramData connectHistogram() const;
     HistogramData ttfbHistogram() const;
     HistogramData durationHistogram() const;
 
 private:
+    template <class Pick>
+    HistogramData sum(Pick pick) const;
+
     unsigned count_;
-    std::unique_ptr<PoolLatencySlot[]> latency_;
+    std::unique_ptr<std::atomic<PoolLatencySlot*>[]> latency_;
 };
 
 using PoolCountersPtr = std::shared_ptr<PoolCounters>;
