@@ -13,7 +13,6 @@ namespace switchyard::health {
 namespace {
 
 namespace net = boost::asio;
-using tcp = net::ip::tcp;
 
 constexpr auto kPollEvery = std::chrono::milliseconds(100);
 // Results are folded into the state at most this often: one snapshot per batch.

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from clients import echo_roundtrip
-from daemon import service
+from daemon import metrics_daemon, service
 from netutil import dead_address, free_address
 from waiters import wait_until
 
@@ -27,15 +27,6 @@ def get(address, path, method="GET", timeout=5):
         return r.status, dict(r.getheaders()), r.read()
     finally:
         conn.close()
-
-
-def metrics_daemon(switchyard, services, **extra):
-    address = free_address()
-    cfg = {"metrics": {"listen": address}}
-    cfg.update(extra.pop("extra", {}))
-    d = switchyard(services, extra=cfg, **extra)
-    d.metrics_address = address
-    return d
 
 
 def test_ready_answers_200_once_started_and_503_while_stopping(backends, switchyard):

@@ -7,7 +7,7 @@ import time
 import urllib.request
 
 from clients import connect, echo_roundtrip, exchange, recv_exactly, wait_closed
-from daemon import service
+from daemon import metrics_daemon, service
 from netutil import dead_address, free_address
 from waiters import wait_until
 
@@ -49,15 +49,6 @@ def ended(samples, svc):
     """Client connections of `svc` that ended: after a backend, or before any."""
     return total(samples, "switchyard_connections_closed_total", service=svc) + \
         total(samples, "switchyard_connections_unserved_total", service=svc)
-
-
-def metrics_daemon(switchyard, services, **extra):
-    address = free_address()
-    cfg = {"metrics": {"listen": address}}
-    cfg.update(extra.pop("extra", {}))
-    d = switchyard(services, extra=cfg, **extra)
-    d.metrics_address = address
-    return d
 
 
 def settled(d, svc):

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from netutil import split_address
+from netutil import free_address, split_address
 from waiters import StopWaiting, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -280,6 +280,17 @@ class SwitchyardDaemon:
         cmd = [switchyardctl_bin(), "-s", self.socket_path, *args]
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
+
+
+def metrics_daemon(switchyard, services, **extra):
+    """A daemon (from the `switchyard` fixture) with metrics on a free loopback port,
+    kept in its `metrics_address`."""
+    address = free_address()
+    cfg = {"metrics": {"listen": address}}
+    cfg.update(extra.pop("extra", {}))
+    d = switchyard(services, extra=cfg, **extra)
+    d.metrics_address = address
+    return d
 
 
 def accepts(address, timeout=0.5):
