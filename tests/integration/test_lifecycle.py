@@ -154,3 +154,38 @@ def test_a_second_copy_is_refused_before_it_binds_a_listener(backends, switchyar
     assert not failures, failures[:5]
     assert served[0] > 0 and d.running()
     assert d.admin("status web")["ok"] is True
+
+
+def connections_accepted_within(address, seconds):
+    """Connects again and again for `seconds`; returns how many the kernel accepted."""
+    host, port, family = split_address(address)
+    accepted, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            try:
+                s.connect((host, port))
+                accepted += 1
+            except ConnectionRefusedError:
+                pass
+        time.sleep(0.002)
+    return accepted
+
+
+def test_after_a_kill_9_the_listeners_die_with_the_process(backends, switchyard):
+    """Once a daemon killed with SIGKILL has exited, nothing may accept a connection it cannot
+    serve: a client is refused (and retries) until the next process listens, which then serves it.
+    (On io_uring, accepts in flight kept the listening sockets open for tens of ms after the exit
+    while the kernel tore the ring down: connections accepted then were reset.)"""
+    echo = backends.echo()
+    d = switchyard([service("echo", free_address(), blue=[echo])], workers=2)
+    for _ in range(3):
+        with connect(d.listen()) as c:
+            assert exchange(c, b"before") == b"before"
+        d.send_signal(signal.SIGKILL)
+        d.proc.wait(5)
+        d._close_files()
+        assert connections_accepted_within(d.listen(), 0.3) == 0, "a dead daemon's listener accepted"
+        d.start()
+        with connect(d.listen()) as c:
+            assert exchange(c, b"after") == b"after"

@@ -58,6 +58,7 @@ bool uringAvailable(std::string* why) {
     };
     static constexpr Need needs[] = {
         {IORING_OP_ACCEPT, "accept"},         {IORING_OP_CONNECT, "connect"},
+        {IORING_OP_POLL_ADD, "poll_add"},     {IORING_OP_NOP, "nop"},
         {IORING_OP_RECV, "recv"},             {IORING_OP_SEND, "send"},
         {IORING_OP_READ, "read"},             {IORING_OP_TIMEOUT, "timeout"},
         {IORING_OP_TIMEOUT_REMOVE, "timeout_remove"}, {IORING_OP_LINK_TIMEOUT, "link_timeout"},

@@ -3,11 +3,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "switchyard/proxy/engine/uring/uring_engine.h"
-#include "switchyard/proxy/local_error.h"
 #include "switchyard/telemetry/logging.h"
 
 namespace switchyard::proxy {
@@ -52,6 +54,7 @@ int initRing(io_uring& ring, RingSetup& setup) {
 
 UringWorker::UringWorker(unsigned index, WorkerOptions options) : index_(index) {
     wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
+    acceptPoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
 }
 
@@ -87,10 +90,7 @@ void UringWorker::addListener(std::string service, UniqueFd listenFd) {
         listener->service = service;
         listener->fd = std::move(*fd);
         if (snapshot_) listener->serviceIndex = snapshot_->indexOf(service);
-        if (listener->serviceIndex != routing::RoutingSnapshot::kNoService) {
-            listener->accepting = true;
-            armAccept(*listener);
-        }
+        if (listener->serviceIndex != routing::RoutingSnapshot::kNoService) startAccepting(*listener);
         listeners_.push_back(std::move(listener));
     });
 }
@@ -150,8 +150,9 @@ __kernel_timespec* UringWorker::timespecIn(std::chrono::milliseconds in) {
 }
 
 bool UringWorker::setUp() {
-    if (!wakeFd_.valid()) {
-        log()->critical("worker {}: io_uring engine: eventfd: {}", index_, std::strerror(errno));
+    if (!wakeFd_.valid() || !acceptPoll_.valid()) {
+        log()->critical("worker {}: io_uring engine: {}: {}", index_, wakeFd_.valid() ? "epoll_create1" : "eventfd",
+                        std::strerror(errno));
         return false;
     }
     if (const int rc = initRing(ring_, setup_); rc < 0) {
@@ -169,6 +170,7 @@ bool UringWorker::setUp() {
     log()->debug("worker {}: io_uring ring ready ({}single issuer, defer taskrun)", index_,
                  setup_.singleIssuer ? "" : "no ");
     armWakeup();
+    armAcceptPoll();
     return true;
 }
 
@@ -179,7 +181,7 @@ void UringWorker::run() {
     }
     while (!stopping_) {
         const int rc = io_uring_submit_and_wait(&ring_, 1);
-        timespecs_.clear();
+        if (rc >= 0) timespecs_.clear();   // else the queued timeouts still have to read theirs
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
             log()->error("worker {}: io_uring_submit_and_wait: {}", index_, std::strerror(-rc));
         now_ = std::chrono::steady_clock::now();
@@ -220,11 +222,18 @@ void UringWorker::onCompletion(const io_uring_cqe& cqe) {
         if (!stopping_) armWakeup();
         return;
     case Op::DrainTimer: onDrainTimer(cqe.res); return;
-    case Op::Accept: onAccept(*ownerOf<Listener>(data), cqe); return;
+    case Op::Accept:
+        if (ownerOf<UringWorker>(data) == this) {
+            acceptRoundQueued_ = false;   // the NOP of acceptReady()
+        } else if (!(cqe.flags & IORING_CQE_F_MORE) && !stopping_) {
+            armAcceptPoll();   // the kernel ended the multishot poll (an overflow, an error)
+        }
+        acceptReady();
+        return;
     case Op::AcceptBackoff: {
         Listener& l = *ownerOf<Listener>(data);
         --l.pending;
-        if (l.active) armAccept(l);
+        if (l.active) resumeAccepts(l);
         return;
     }
     default: ownerOf<UringSession>(data)->onCompletion(op, cqe); return;
@@ -246,58 +255,96 @@ void UringWorker::runTasks() {
     for (auto& task : tasks) task();
 }
 
-void UringWorker::armAccept(Listener& listener) {
+void UringWorker::armAcceptPoll() {
     io_uring_sqe* s = sqe();
-    // Non-blocking: splice(2) honours only the socket's own flag, never SPLICE_F_NONBLOCK.
-    io_uring_prep_multishot_accept(s, listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::Accept));
+    io_uring_prep_poll_multishot(s, acceptPoll_.get(), POLLIN);
+    io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Accept));
+}
+
+void UringWorker::startAccepting(Listener& listener) {
+    listener.accepting = true;
+    epoll_event ev{};
+    ev.events = EPOLLIN;   // level-triggered: a listener left ready is reported again
+    ev.data.ptr = &listener;
+    if (::epoll_ctl(acceptPoll_.get(), EPOLL_CTL_ADD, listener.fd.get(), &ev) != 0)
+        log()->error("worker {}: cannot watch the listener of {}: {}", index_, listener.service, std::strerror(errno));
+}
+
+void UringWorker::acceptReady() {
+    epoll_event ready[16];
+    const int n = ::epoll_wait(acceptPoll_.get(), ready, std::size(ready), 0);
+    bool leftReady = n == static_cast<int>(std::size(ready));
+    for (int i = 0; i < n; ++i) leftReady |= !acceptFrom(*static_cast<Listener*>(ready[i].data.ptr));
+    if (leftReady && !acceptRoundQueued_) {
+        // Serve the completions already waiting first, then come back.
+        io_uring_sqe* s = sqe();
+        io_uring_prep_nop(s);
+        io_uring_sqe_set_data64(s, encodeUserData(this, Op::Accept));
+        acceptRoundQueued_ = true;
+    }
+}
+
+bool UringWorker::acceptFrom(Listener& listener) {
+    for (unsigned taken = 0; taken < kAcceptBatch; ++taken) {
+        const int fd = ::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            startSession(listener, fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN: return true;
+        // The connection died in the queue, or accept(2) passed on its network error: the next one.
+        case ECONNABORTED: case EINTR: case EPROTO: case EPERM: case ENETDOWN: case ENETUNREACH:
+        case EHOSTDOWN: case EHOSTUNREACH: case ENONET: case ENOPROTOOPT: case ETIMEDOUT: continue;
+        default: pauseAccepts(listener, errno); return true;
+        }
+    }
+    return false;
+}
+
+void UringWorker::startSession(Listener& listener, int clientFd) {
+    if (listener.serviceIndex == routing::RoutingSnapshot::kNoService) {
+        ::close(clientFd);
+        return;
+    }
+    const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
+    auto session = std::make_unique<UringSession>(*this, clientFd, id, listener.serviceIndex);
+    UringSession* raw = session.get();
+    sessions_.emplace(id, std::move(session));
+    sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+    raw->start();
+}
+
+void UringWorker::pauseAccepts(Listener& listener, int err) {
+    // Out of fds or memory (or worse): the connections stay queued; back off
+    // instead of spinning on a listener that stays readable.
+    if (const auto quiet = listener.backoffLog.due(now_))
+        log()->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses since the last line)",
+                    index_, listener.service, std::strerror(err), *quiet);
+    epoll_event ev{};
+    ev.data.ptr = &listener;   // no events: watched, not reported
+    ::epoll_ctl(acceptPoll_.get(), EPOLL_CTL_MOD, listener.fd.get(), &ev);
+    io_uring_sqe* s = sqe();
+    io_uring_prep_timeout(s, timespecIn(std::chrono::milliseconds(100)), 0, 0);
+    io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::AcceptBackoff));
     ++listener.pending;
 }
 
-void UringWorker::onAccept(Listener& listener, const io_uring_cqe& cqe) {
-    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-    if (!more) --listener.pending;
-    const int res = cqe.res;
-    if (res >= 0) {
-        // A connection accepted just before the listener was retired (SIGTERM,
-        // a restart) is served, never dropped: its client already counts on it.
-        if (listener.serviceIndex == routing::RoutingSnapshot::kNoService) {
-            ::close(res);
-        } else {
-            const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
-            auto session = std::make_unique<UringSession>(*this, res, id, listener.serviceIndex);
-            UringSession* raw = session.get();
-            sessions_.emplace(id, std::move(session));
-            sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
-            raw->start();
-        }
-    } else if (res != -ECANCELED && isLocalError(-res)) {
-        // Out of fds or memory: the connection stays queued; back off instead
-        // of spinning on a listener that stays readable.
-        if (const auto quiet = listener.backoffLog.due(now_))
-            log()->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses since the "
-                        "last line)",
-                        index_, listener.service, std::strerror(-res), *quiet);
-        if (!more && listener.active) {
-            io_uring_sqe* s = sqe();
-            io_uring_prep_timeout(s, timespecIn(std::chrono::milliseconds(100)), 0, 0);
-            io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::AcceptBackoff));
-            ++listener.pending;
-        }
-        return;
-    }
-    if (!more && listener.active) armAccept(listener);
+void UringWorker::resumeAccepts(Listener& listener) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &listener;
+    ::epoll_ctl(acceptPoll_.get(), EPOLL_CTL_MOD, listener.fd.get(), &ev);
+    acceptReady();
 }
 
 void UringWorker::retireListener(Listener& listener) {
     listener.active = false;
-    io_uring_sqe* s = sqe();
-    io_uring_prep_cancel_fd(s, listener.fd.get(), IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Ignore));
+    if (listener.accepting) ::epoll_ctl(acceptPoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
 }
 
 void UringWorker::reapListeners() {
-    // The socket closes only once its accept completed for the last time.
+    // A listener goes once no back-off timer can point at it any more.
     std::erase_if(retiring_, [](const std::unique_ptr<Listener>& l) { return l->pending == 0; });
 }
 
@@ -306,10 +353,8 @@ void UringWorker::applySnapshot(routing::SnapshotPtr snapshot) {
     selector_.update(*snapshot_);
     for (auto& l : listeners_) {
         l->serviceIndex = snapshot_->indexOf(l->service);
-        if (l->serviceIndex != routing::RoutingSnapshot::kNoService && l->active && !l->accepting) {
-            l->accepting = true;
-            armAccept(*l);
-        }
+        if (l->serviceIndex != routing::RoutingSnapshot::kNoService && l->active && !l->accepting)
+            startAccepting(*l);
     }
     drains_.apply(*snapshot_);
     armDrainTimer();

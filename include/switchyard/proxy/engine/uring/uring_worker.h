@@ -1,10 +1,16 @@
 #pragma once
 
 // The io_uring engine's worker: one ring (SINGLE_ISSUER | DEFER_TASKRUN where
-// the kernel has them) on one thread, a provided buffer ring, multishot accept
-// per listener, the sessions it accepted and their drain schedule. Calls from
-// other threads are queued under a mutex and announced through an eventfd
-// that the ring reads.
+// the kernel has them) on one thread, a provided buffer ring, the sessions it
+// accepted and their drain schedule. Calls from other threads are queued under
+// a mutex and announced through an eventfd that the ring reads.
+//
+// Accepting: the listeners sit in an epoll set of the worker's own, the ring
+// keeps one multishot poll on that set, and the worker takes connections with
+// accept4(2) itself. The ring never holds a listening socket, so a listener
+// dies with the process (after a SIGKILL nothing accepts a connection that no
+// one will serve), and a burst never fills the fd table beyond what the
+// worker admits (a multishot accept takes every queued connection at once).
 
 #include <atomic>
 #include <deque>
@@ -91,9 +97,12 @@ private:
         // Accepting starts once a snapshot names the service, so connections
         // waiting in an inherited socket's backlog meet a worker that can route.
         bool accepting = false;
-        uint32_t pending = 0;
+        uint32_t pending = 0;   // back-off timers in flight (they point here)
         AcceptBackoffLog backoffLog;
     };
+    // Connections taken from one listener before the others (and the sessions'
+    // completions) get their turn; the rest wait for the next round.
+    static constexpr unsigned kAcceptBatch = 64;
 
     void run();
     bool setUp();
@@ -101,8 +110,13 @@ private:
     void onCompletion(const io_uring_cqe& cqe);
     void armWakeup();
     void runTasks();
-    void armAccept(Listener& listener);
-    void onAccept(Listener& listener, const io_uring_cqe& cqe);
+    void armAcceptPoll();
+    void startAccepting(Listener& listener);
+    void acceptReady();
+    bool acceptFrom(Listener& listener);
+    void startSession(Listener& listener, int clientFd);
+    void pauseAccepts(Listener& listener, int err);
+    void resumeAccepts(Listener& listener);
     void retireListener(Listener& listener);
     void reapListeners();
     void applySnapshot(routing::SnapshotPtr snapshot);
@@ -119,6 +133,8 @@ private:
     std::optional<SplicePipePool> pipes_;
     UniqueFd wakeFd_;
     uint64_t wakeValue_ = 0;
+    UniqueFd acceptPoll_;            // epoll set of this worker's accepting listeners
+    bool acceptRoundQueued_ = false;   // a NOP brings the worker back to listeners left ready
     std::thread thread_;
     std::atomic<bool> running_{false};
     bool stopping_ = false;
