@@ -161,11 +161,11 @@ def test_a_backend_that_accepts_but_never_answers_is_down_by_the_timeout(backend
     silent = backends.silent()
     try:
         d = switchyard([service("web", free_address(), blue=[good.address, silent],
-                                health={"type": "http", "interval": "300ms", "timeout": "150ms", "rise": 2,
+                                health={"type": "http", "interval": "500ms", "timeout": "400ms", "rise": 2,
                                         "fall": 2, "http": {"path": "/healthz", "expect_status": 200}})])
-        wait_until(lambda: backend_of(status(d), silent.address)["health"] == "down", 5, 0.05, "silent down")
+        wait_until(lambda: backend_of(status(d), silent.address)["health"] == "down", 8, 0.05, "silent down")
         svc = status(d)
-        assert backend_of(svc, silent.address)["last_failure"] == "timeout after 150ms waiting for the HTTP status line"
+        assert backend_of(svc, silent.address)["last_failure"] == "timeout after 400ms waiting for the HTTP status line"
         assert backend_of(svc, good.address)["health"] == "up"
         assert backend_of(svc, good.address)["last_failure"] is None
         assert good.checks >= 1
