@@ -333,7 +333,7 @@ probe_engines() {
 }
 
 # ------------------------------------------------------------------ workloads
-cpu_now() { if [ -n "$PROXY_PID" ]; then lib cpu "$PROXY_PID"; else echo 0; fi; }
+cpu_now() { if [ -n "$PROXY_PID" ]; then lib cpu "$PROXY_PID"; else echo 0,0; fi; }   # "user,system" seconds
 
 run_idle() {
   local col=$1 rep=$2 f=$WORK/$1/idle-$2.json

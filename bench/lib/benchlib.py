@@ -43,16 +43,30 @@ def process_tree(root):
     return out
 
 
-def tree_cpu_seconds(root):
-    """utime+stime of every process in the tree (all threads included)."""
-    total = 0
+def tree_cpu_split(root):
+    """(utime, stime) in seconds of every process in the tree (all threads included)."""
+    user = system = 0
     for pid in process_tree(root):
         try:
             f = _stat_fields(pid)
-            total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+            user, system = user + int(f[11]), system + int(f[12])  # utime, stime (fields 14, 15)
         except (OSError, ValueError, IndexError):
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def tree_cpu_seconds(root):
+    """utime+stime of every process in the tree (all threads included)."""
+    return sum(tree_cpu_split(root))
+
+
+def cpu_delta(cpu0, cpu1):
+    """(total, user, system) seconds between two `benchlib.py cpu` readings ("user,system")."""
+    def split(reading):
+        user, system = (float(x) for x in str(reading).split(","))
+        return user, system
+    (u0, s0), (u1, s1) = split(cpu0), split(cpu1)
+    return (u1 - u0) + (s1 - s0), u1 - u0, s1 - s0
 
 
 def tree_rss_kib(root):
@@ -215,7 +229,7 @@ def record_bulk(out_dir, col, rep, iperf_out, cpu0, cpu1, proxied):
         return
     _append(res, col, rep, "bulk_gbps", f"{r['gbps']:.4f}")
     gb = r["received_bytes"] / 1e9
-    cpu = float(cpu1) - float(cpu0)
+    cpu = cpu_delta(cpu0, cpu1)[0]
     if proxied and gb > 0:
         _append(res, col, rep, "cpu_s_per_gb", f"{cpu / gb:.5f}")
     # The iperf3 server is the backend: its byte count is what really arrived.
@@ -240,7 +254,7 @@ def record_wrk(out_dir, col, rep, workload, wrk_out, stub0, stub1, cpu0, cpu1, p
     s0, s1 = json.loads(stub0), json.loads(stub1)
     n = w["requests"]
     secs = w["duration_us"] / 1e6
-    cpu = float(cpu1) - float(cpu0)
+    cpu, cpu_user, cpu_sys = cpu_delta(cpu0, cpu1)
     errors = sum(w[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
     # stub_status counts the second status request itself, and its connection.
     backend_requests = s1["requests"] - s0["requests"] - 1
@@ -250,10 +264,14 @@ def record_wrk(out_dir, col, rep, workload, wrk_out, stub0, stub1, cpu0, cpu1, p
         _append(res, col, rep, "p99_ms", f"{w['p99_us'] / 1000:.3f}")
         if proxied and n:
             _append(res, col, rep, "cpu_us_per_conn", f"{cpu * 1e6 / n:.2f}")
+            _append(res, col, rep, "cpu_user_us_per_conn", f"{cpu_user * 1e6 / n:.2f}")
+            _append(res, col, rep, "cpu_sys_us_per_conn", f"{cpu_sys * 1e6 / n:.2f}")
     else:
         _append(res, col, rep, "ka_rps", f"{n / secs:.1f}")
         if proxied and n:
             _append(res, col, rep, "cpu_us_per_req", f"{cpu * 1e6 / n:.2f}")
+            _append(res, col, rep, "cpu_user_us_per_req", f"{cpu_user * 1e6 / n:.2f}")
+            _append(res, col, rep, "cpu_sys_us_per_req", f"{cpu_sys * 1e6 / n:.2f}")
     # Requests still in flight when wrk stops reached the backend but not the
     # client's count: allow up to one per connection.
     ok = n > 0 and n <= backend_requests <= n + conns + 2 and errors <= 0.01 * n
@@ -313,16 +331,20 @@ FIGURES = [
     ("cpu_s_per_gb", "proxy CPU-seconds per GB forwarded", "{:.2f}", "≤ 0.5 vs splice"),
     ("newconn_rps", "new connections/s, wrk -c64 `Connection: close`", "{:,.0f}", ""),
     ("cpu_us_per_conn", "proxy CPU-µs per new connection", "{:.1f}", "≤ 0.8"),
+    ("cpu_user_us_per_conn", "… of which user space", "{:.1f}", ""),
+    ("cpu_sys_us_per_conn", "… of which kernel (system)", "{:.1f}", ""),
     ("ka_rps", "keep-alive requests/s, wrk -c64", "{:,.0f}", ""),
     ("cpu_us_per_req", "proxy CPU-µs per small request", "{:.1f}", "≤ 0.8"),
+    ("cpu_user_us_per_req", "… of which user space", "{:.1f}", ""),
+    ("cpu_sys_us_per_req", "… of which kernel (system)", "{:.1f}", ""),
     ("p99_ms", "p99 latency, new-connection workload, ms", "{:.2f}", "≤ 1.15"),
     ("rss_kib_per_conn", "RSS growth per idle proxied connection, KiB", "{:.1f}", "≤ 0.5"),
 ]
 # Which figures a failed forwarding check of a workload taints.
 CHECK_FIGURES = {
     "bulk": {"bulk_gbps", "cpu_s_per_gb"},
-    "newconn": {"newconn_rps", "cpu_us_per_conn", "p99_ms"},
-    "keepalive": {"ka_rps", "cpu_us_per_req"},
+    "newconn": {"newconn_rps", "cpu_us_per_conn", "cpu_user_us_per_conn", "cpu_sys_us_per_conn", "p99_ms"},
+    "keepalive": {"ka_rps", "cpu_us_per_req", "cpu_user_us_per_req", "cpu_sys_us_per_req"},
     "idle": {"rss_kib_per_conn"},
 }
 # Ratios against HAProxy with splice are meaningful for bulk transfer only.
@@ -416,7 +438,7 @@ def make_table(results_tsv, checks_tsv, columns_arg, meta_path):
 def main(argv):
     cmd = argv[1]
     if cmd == "cpu":
-        print(f"{tree_cpu_seconds(argv[2]):.3f}")
+        print("%.3f,%.3f" % tree_cpu_split(argv[2]))
     elif cmd == "rss":
         print(tree_rss_kib(argv[2]))
     elif cmd == "tree":
