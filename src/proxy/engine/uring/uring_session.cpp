@@ -103,7 +103,7 @@ void UringSession::onCompletion(Op op, const io_uring_cqe& cqe) {
     case Op::Timer: onTimer(cqe.res); break;
     case Op::Poll0: onPoll(0, cqe.res); break;
     case Op::Poll1: onPoll(1, cqe.res); break;
-    default: break;   // ConnectTimeout: the connect's own completion says what happened
+    default: break;   // ConnectTimeout: the connect's own completion says what happened; CancelFd
     }
     maybeFinish();
 }
@@ -121,8 +121,11 @@ void UringSession::bufferAvailable(int direction) {
 }
 
 // Cancel is how work ends: every op in flight completes (most with
-// -ECANCELED) and the last one frees the session. The fds stay open until then,
-// so a cancel can never hit a reused descriptor.
+// -ECANCELED) and the last one frees the session, closing its fds. A cancel
+// names its fd by number and the kernel looks the number up only when the SQE
+// is submitted, so each cancel is an op the session waits for too: else an op
+// that completes on its own in the same batch could free the session, and the
+// cancel, still queued, would meet whatever socket reused the number.
 void UringSession::close(CloseReason reason) {
     reason_.note(reason);
     if (state_ == State::Closing) return;
@@ -135,7 +138,8 @@ void UringSession::close(CloseReason reason) {
         if (fd < 0 || !socketOps) continue;
         io_uring_sqe* sqe = worker_.sqe();
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
+        io_uring_sqe_set_data64(sqe, encodeUserData(this, Op::CancelFd));
+        ++pending_;
     }
     if (timerArmed_) {
         io_uring_sqe* sqe = worker_.sqe();

@@ -9,7 +9,7 @@
 //   Connecting --failed--> Connecting (next backend, up to retries) | Closing
 //   Header --malformed / timeout / client gone--> Closing
 //   Relaying --both directions at EOF / error / idle / drain / shutdown--> Closing
-//   Closing --every op completed (cancelled)--> freed
+//   Closing --every op completed (cancelled), its own cancels too--> freed
 //
 // Relaying, each direction: recv (buffer chosen by the kernel from the
 // worker's ring at completion) -> send from that buffer (partial sends
