@@ -10,7 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
-#include "switchyard/proxy/local_error.h"
+#include "switchyard/util/local_error.h"
 
 namespace switchyard::health {
 namespace {
@@ -48,7 +48,7 @@ net::awaitable<CheckResult> probe(tcp::socket& socket, tcp::endpoint endpoint, c
         CheckResult result = fail(ec == net::error::connection_refused ? telemetry::CheckFailure::Refused
                                                                        : telemetry::CheckFailure::ConnectError,
                                   "connect: " + ec.message());
-        result.localError = proxy::isLocalError(ec.value());
+        result.localError = util::isLocalError(ec.value());
         if (result.localError) result.kind.reset();
         co_return result;
     }

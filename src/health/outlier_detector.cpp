@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "switchyard/health/outlier_trip.h"
+#include "switchyard/routing/outlier_trip.h"
 
 namespace switchyard::health {
 namespace {
@@ -37,7 +37,7 @@ std::vector<OutlierEvent> OutlierDetector::poll(const control::ServiceEntry& ser
                 ++formal;
             }
         }
-        const uint32_t cap = maxEjected(pool.backends.size(), cfg.maxEjectionPercent);
+        const uint32_t cap = routing::maxEjected(pool.backends.size(), cfg.maxEjectionPercent);
         for (const control::BackendEntry& b : pool.backends) {
             if (!b.handle->ejected.load(std::memory_order_relaxed)) continue;
             Record& r = records_[b.handle.get()];

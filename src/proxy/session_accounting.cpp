@@ -5,11 +5,11 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "switchyard/health/outlier_trip.h"
-#include "switchyard/proxy/local_error.h"
 #include "switchyard/routing/consistent_hash.h"
+#include "switchyard/routing/outlier_trip.h"
 #include "switchyard/telemetry/access_log.h"
 #include "switchyard/telemetry/traffic_counters.h"
+#include "switchyard/util/local_error.h"
 
 namespace switchyard::proxy {
 
@@ -83,7 +83,7 @@ void countConnectFailure(const routing::ServiceRoute& service, routing::BackendS
     telemetry::TrafficSlot& counters = backend.traffic.slot(worker);
     telemetry::TrafficSlot& poolCounters = backend.pool->traffic.slot(worker);
     // A local shortage (no fds, no ports) says nothing about the backend.
-    if (isLocalError(err)) {
+    if (util::isLocalError(err)) {
         counters.localErrors.add();
         poolCounters.localErrors.add();
         return;
@@ -98,7 +98,7 @@ void countConnectFailure(const routing::ServiceRoute& service, routing::BackendS
         poolCounters.connectRefused.add();
     }
     const uint32_t run = backend.consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
-    health::noteBackendFailure(service, backend, run);
+    routing::noteBackendFailure(service, backend, run);
 }
 
 ClientAddresses clientAddressesOf(int clientFd, const routing::ServiceRoute& service) {
@@ -170,7 +170,7 @@ void countSessionEnd(routing::BackendState& backend, unsigned worker, CloseReaso
         const uint32_t run = backend.consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
         // A failure run long enough to matter is rare, so the snapshot lookup costs nothing.
         if (current && serviceIndex < current->services.size())
-            health::noteBackendFailure(current->services[serviceIndex], backend, run);
+            routing::noteBackendFailure(current->services[serviceIndex], backend, run);
     }
     backend.traffic.slot(worker).closed[static_cast<std::size_t>(reason)].add();
 }

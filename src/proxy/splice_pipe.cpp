@@ -20,19 +20,35 @@ SpliceResult spliceResult(ssize_t n) {
 SpliceResult SplicePipe::fill(int socket) {
     const std::size_t room = capacity_ - bytes_;
     if (room == 0) return {SpliceResult::Kind::WouldBlock, 0, 0};
-    SpliceResult r;
-    do {
-        r = spliceResult(::splice(socket, nullptr, write_.get(), nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
-    } while (r.kind == SpliceResult::Kind::Failed && r.error == EINTR);
-    if (r.kind == SpliceResult::Kind::Moved) bytes_ += r.bytes;
-    if (r.kind == SpliceResult::Kind::EndOfStream) {
-        // splice also reads 0 at a TCP urgent mark: only a peek of 0 is the peer's FIN.
-        char probe;
-        const ssize_t n = ::recv(socket, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return {SpliceResult::Kind::Failed, 0, errno};
-        if (n != 0) return {SpliceResult::Kind::NotSpliceable, 0, 0};
+    const auto spliceIn = [&] {
+        SpliceResult r;
+        do {
+            r = spliceResult(
+                ::splice(socket, nullptr, write_.get(), nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+        } while (r.kind == SpliceResult::Kind::Failed && r.error == EINTR);
+        if (r.kind == SpliceResult::Kind::Moved) bytes_ += r.bytes;
+        return r;
+    };
+    const SpliceResult r = spliceIn();
+    if (r.kind == SpliceResult::Kind::Moved || r.kind == SpliceResult::Kind::Failed) return r;
+    // With bytes in the pipe, EAGAIN may be the pipe's own (out of slots).
+    if (r.kind == SpliceResult::Kind::WouldBlock && bytes_ > 0) return r;
+    // splice stops at a TCP urgent mark and never passes it: there it reads 0
+    // on a blocking socket and fails with EAGAIN on a non-blocking one (ours),
+    // though bytes wait behind the mark. recv steps over the mark, so a peek
+    // tells the cases apart: 0, the peer's FIN; EAGAIN, nothing yet; bytes,
+    // the mark, unless they came in just after the splice, which a second
+    // splice tells. Only on this path, never per byte moved.
+    char probe;
+    const ssize_t n = ::recv(socket, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return {SpliceResult::Kind::EndOfStream, 0, 0};
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return {SpliceResult::Kind::WouldBlock, 0, 0};
+        return {SpliceResult::Kind::Failed, 0, errno};
     }
-    return r;
+    const SpliceResult again = spliceIn();
+    if (again.kind == SpliceResult::Kind::Moved || again.kind == SpliceResult::Kind::Failed) return again;
+    return {SpliceResult::Kind::NotSpliceable, 0, 0};
 }
 
 SpliceResult SplicePipe::drain(int socket) {

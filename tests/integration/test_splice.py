@@ -3,6 +3,7 @@ bytes intact and counted, backpressure kept, pipes given back, `splice: off` hon
 
 import fcntl
 import os
+import socket
 import textwrap
 import threading
 
@@ -114,6 +115,45 @@ def test_a_drain_deadline_closes_a_stalled_bulk_flow_and_frees_its_pipe(backends
     assert got < len(payload)
     wait_until(lambda: d.fd_count() <= base_fds, 5, message="fds back to baseline")
     assert d.running()
+
+
+def test_urgent_data_in_a_spliced_flow_does_not_stall_it(backends, switchyard):
+    # splice(2) stops at a TCP urgent mark and never passes it: on a
+    # non-blocking socket it fails there with EAGAIN although bytes wait behind
+    # the mark. The relay must see that, step over the mark through buffers and
+    # carry the rest (the urgent byte itself is out of band and not relayed, as
+    # with buffers).
+    echo = backends.echo()
+    d = switchyard([service("bulk", free_address(), blue=[echo])])
+    before, after = os.urandom(4 * MiB), os.urandom(4 * MiB)
+    with connect(d.listen()) as s:
+        got = bytearray()
+        done = threading.Event()
+
+        def reader():
+            s.settimeout(30)
+            try:
+                while chunk := s.recv(1 << 20):
+                    got.extend(chunk)
+            finally:
+                done.set()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        s.sendall(before)
+        # Both directions are bulk and relay by splice when the urgent byte comes.
+        wait_until(lambda: len(got) == len(before), 20, message="the first 4 MiB echoed")
+        assert splice_pipes(d.pid) == 2
+        s.send(b"!", socket.MSG_OOB)
+        s.sendall(after)
+        # Before the FIN: at a FIN splice reads 0 instead of failing, which hid the stall.
+        wait_until(lambda: len(got) == len(before) + len(after), 20,
+                   message=f"the {len(after)} bytes after the urgent byte echoed (a stall at the urgent mark)")
+        s.shutdown(socket.SHUT_WR)
+        assert done.wait(10), "the backend's FIN came back"
+        t.join()
+    assert len(got) == len(before) + len(after)
+    assert sha256(bytes(got)) == sha256(before + after)
 
 
 def test_splice_off_relays_bulk_through_buffers(backends, switchyard):

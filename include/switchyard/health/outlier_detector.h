@@ -1,7 +1,7 @@
 #pragma once
 
 // The control thread's half of passive outlier detection (the data path's half
-// is outlier_trip.h). Polled every 100 ms: turns a worker-set `ejected` flag
+// is routing/outlier_trip.h). Polled every 100 ms: turns a worker-set `ejected` flag
 // into a formal ejection — base_ejection, doubled for each repeat, capped at
 // max_ejection — and ends it at expiry by clearing the flag and the failure run.
 // Flags beyond max_ejection_percent of a pool (two workers racing) and flags of

@@ -1,16 +1,13 @@
 #pragma once
 
-// Errors that come from this host, not from the backend: out of file
-// descriptors, out of ephemeral ports or memory. They never count against a
-// backend (no outlier ejection, no failed rollout gate).
+// The proxy's name for util::isLocalError, kept only while the io_uring accept
+// path (uring_worker.cpp) is being rewritten; new code includes
+// switchyard/util/local_error.h.
 
-#include <cerrno>
+#include "switchyard/util/local_error.h"
 
 namespace switchyard::proxy {
 
-inline bool isLocalError(int err) {
-    return err == EMFILE || err == ENFILE || err == EADDRNOTAVAIL || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRINUSE;
-}
+using util::isLocalError;
 
 } // namespace switchyard::proxy

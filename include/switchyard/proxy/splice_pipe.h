@@ -37,6 +37,8 @@ public:
     SplicePipe(UniqueFd readEnd, UniqueFd writeEnd) : read_(std::move(readEnd)), write_(std::move(writeEnd)) {}
 
     // Moves what `socket` has (at most the pipe's free room) into the pipe.
+    // NotSpliceable is reported only while the pipe is empty (the engines fill
+    // an empty pipe), so the flow can go back to buffers without losing bytes.
     SpliceResult fill(int socket);
     // Moves up to `bytes()` from the pipe into `socket`.
     SpliceResult drain(int socket);

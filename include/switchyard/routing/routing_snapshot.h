@@ -100,7 +100,7 @@ struct ServiceRoute {
     bool panic = false;
     // Passive outlier detection: a worker that sees a backend's run of failures
     // reach this sets its `ejected` flag (0 = off), keeping at most
-    // outlierMaxEjectionPercent of a pool ejected (health/outlier_trip.h).
+    // outlierMaxEjectionPercent of a pool ejected (routing/outlier_trip.h).
     uint32_t outlierConsecutiveFailures = 0;
     uint32_t outlierMaxEjectionPercent = 50;
 

@@ -89,3 +89,18 @@ TEST_CASE("An offline pool carries no weight, not even its split share", "[contr
     CHECK(snapshot->services[0].pool(config::Colour::Green).offline);
     CHECK(snapshot->services[0].pool(config::Colour::Green).weight == 0);
 }
+
+TEST_CASE("The snapshot carries the outlier threshold; disabled detection carries 0", "[control][snapshot]") {
+    auto outlier = [](bool enabled) {
+        ServiceEntry web = webEntry();
+        web.config.outlierDetection.enabled = enabled;
+        web.config.outlierDetection.maxEjectionPercent = 50;
+        MasterState state;
+        state.services.push_back(web);
+        const auto snapshot = buildSnapshot(state);
+        const routing::ServiceRoute& s = snapshot->services[0];
+        return std::pair{s.outlierConsecutiveFailures, s.outlierMaxEjectionPercent};
+    };
+    CHECK(outlier(true) == std::pair{5u, 50u});
+    CHECK(outlier(false).first == 0u);
+}

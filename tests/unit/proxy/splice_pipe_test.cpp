@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -114,4 +115,36 @@ TEST_CASE("the pipe pool reuses empty pipes while bulk flows go on and stays wit
     // 60 connections use 120 of the 140 (7/8) descriptors a new pipe may take.
     CHECK(tight.acquire(60));
     CHECK_FALSE(tight.acquire(70));   // descriptors are short: no pipe, the flow stays on buffers
+}
+
+TEST_CASE("at a TCP urgent mark fill says not spliceable, and recv then steps over it", "[proxy][splice]") {
+    // splice stops at the mark and, on a non-blocking socket, fails with EAGAIN
+    // there for ever although bytes wait behind it: read as "would block", the
+    // flow waited for readiness that was already there and stalled.
+    TcpPair in, out;
+    SplicePipePool pool(4096);
+    auto pipe = pool.acquire(0);
+    REQUIRE(pipe);
+    const std::string before = "before the mark", after = "after the mark";
+    REQUIRE(::send(in.a.get(), before.data(), before.size(), 0) == static_cast<ssize_t>(before.size()));
+    REQUIRE(::send(in.a.get(), "!", 1, MSG_OOB) == 1);
+    REQUIRE(::send(in.a.get(), after.data(), after.size(), 0) == static_cast<ssize_t>(after.size()));
+    // Everything sent is acknowledged, so it waits in the receiver's queue.
+    int unacked = -1;
+    for (int i = 0; i < 1000 && (::ioctl(in.a.get(), TIOCOUTQ, &unacked), unacked > 0); ++i) ::usleep(1000);
+    REQUIRE(unacked == 0);
+
+    SpliceResult r = pipe->fill(in.b.get());
+    REQUIRE(r.kind == SpliceResult::Kind::Moved);
+    CHECK(r.bytes == before.size());
+    REQUIRE(pipe->drain(out.a.get()).kind == SpliceResult::Kind::Moved);
+    REQUIRE(pipe->bytes() == 0);
+    CHECK(pipe->fill(in.b.get()).kind == SpliceResult::Kind::NotSpliceable);
+    CHECK(pipe->fill(in.b.get()).kind == SpliceResult::Kind::NotSpliceable);   // splice never passes it
+    char got[64];
+    const ssize_t n = ::recv(in.b.get(), got, sizeof got, 0);
+    REQUIRE(n > 0);
+    CHECK(std::string(got, static_cast<std::size_t>(n)) == after);   // the urgent byte is out of band
+    CHECK(pipe->fill(in.b.get()).kind == SpliceResult::Kind::WouldBlock);
+    pool.release(std::move(*pipe));
 }

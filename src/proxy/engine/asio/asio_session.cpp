@@ -30,27 +30,18 @@ AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, st
     : worker_(worker), client_(std::move(client)), upstream_(worker.context()), id_(id),
       serviceIndex_(serviceIndex) {}
 
-void AsioSession::noteReason(CloseReason reason) {
-    if (!haveReason_) {
-        haveReason_ = true;
-        reason_ = reason;
-    }
-}
-
 void AsioSession::sideFailed(bool clientSide) {
-    const CloseReason reason = clientSide ? CloseReason::ClientReset : CloseReason::BackendReset;
-    if (!haveReason_ || resetReplaces(reason_)) {
-        haveReason_ = true;
-        reason_ = reason;
-    }
+    reason_.noteReset(clientSide);
     resetOnClose((clientSide ? upstream_ : client_).native_handle());
-    error_code ignored;
-    client_.close(ignored);
-    upstream_.close(ignored);
+    closeSockets();
 }
 
 void AsioSession::close(CloseReason reason) {
-    noteReason(reason);
+    reason_.note(reason);
+    closeSockets();
+}
+
+void AsioSession::closeSockets() {
     error_code ignored;
     client_.close(ignored);
     upstream_.close(ignored);
@@ -93,13 +84,13 @@ net::awaitable<void> AsioSession::run() {
     halfClosedTimeout_ = service.halfClosedTimeout;
     addresses_ = clientAddressesOf(client_.native_handle(), service);
     if (service.acceptProxy && !co_await acceptProxyHeader(service)) {
-        close(reason_);
+        closeSockets();
         co_return;
     }
     if (!co_await connectBackend(service)) {
-        countClosedWithoutBackend(*serviceState_, reason_);
-        log->debug("conn {}: service {}: {}", id_, service.name, toString(reason_));
-        close(reason_);
+        countClosedWithoutBackend(*serviceState_, reason_.reason());
+        log->debug("conn {}: service {}: {}", id_, service.name, toString(reason_.reason()));
+        closeSockets();
         co_return;
     }
     const config::ProxyProtocol proxyProtocol = service.proxyProtocol;
@@ -117,17 +108,17 @@ net::awaitable<void> AsioSession::run() {
         co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(idleTimeout));
 
     bytes_.flush(*backend_, worker_.index());
-    countSessionEnd(*backend_, worker_.index(), reason_, firstBytes_.sawBackendByte(), worker_.snapshot(),
+    countSessionEnd(*backend_, worker_.index(), reason_.reason(), firstBytes_.sawBackendByte(), worker_.snapshot(),
                     serviceIndex_, connectedAt_);
-    log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
+    log->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_.reason()),
                bytes_.total(0), bytes_.total(1));
-    close(reason_);
+    closeSockets();
 }
 
 void AsioSession::logAccess(std::string_view service) const {
     if (!access_) return;
-    logSessionAccess(*access_, service, backend_.get(), connectedAt_, bytes_.total(0), bytes_.total(1), reason_,
-                     firstBytes_);
+    logSessionAccess(*access_, service, backend_.get(), connectedAt_, bytes_.total(0), bytes_.total(1),
+                     reason_.reason(), firstBytes_);
 }
 
 net::awaitable<AsioSession::HeaderRead> AsioSession::readProxyHeader(ProxyHeaderDecoder& decoder) {
@@ -159,7 +150,7 @@ net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute&
     error_code timerEc;   // cancelled when the header came first: an error code, not an exception
     const auto result =
         co_await (readProxyHeader(decoder) || timer.async_wait(net::redirect_error(net::use_awaitable, timerEc)));
-    if (haveReason_) co_return false;   // closed from outside (shutdown) meanwhile
+    if (reason_.known()) co_return false;   // closed from outside (shutdown) meanwhile
     const bool timedOut = result.index() == 1;
     const HeaderRead read = timedOut ? HeaderRead::Failed : std::get<0>(result);
     if (read == HeaderRead::Ok) {
@@ -170,8 +161,8 @@ net::awaitable<bool> AsioSession::acceptProxyHeader(const routing::ServiceRoute&
     }
     // A client that connects and leaves without a byte (a TCP health check of
     // the balancer in front) is not a protocol error.
-    noteReason(read == HeaderRead::ClientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
-    countClosedWithoutBackend(*serviceState_, reason_);
+    reason_.note(read == HeaderRead::ClientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
+    countClosedWithoutBackend(*serviceState_, reason_.reason());
     if (read == HeaderRead::ClientGone) co_return false;
     countProxyHeaderFailure(*serviceState_, timedOut);
     log->debug("conn {}: service {}: closing: PROXY header {}", id_, service.name,
@@ -201,7 +192,7 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
     for (uint32_t attempt = 0; attempt <= service.retries; ++attempt) {
         const routing::Pick pick = worker_.selector().next(service, attempts);
         if (!pick.backend) {
-            noteReason(attempt == 0 ? CloseReason::NoBackend : CloseReason::ConnectFailed);
+            reason_.note(attempt == 0 ? CloseReason::NoBackend : CloseReason::ConnectFailed);
             co_return false;
         }
         const routing::BackendHandle& handle = pick.backend->handle;
@@ -215,7 +206,7 @@ net::awaitable<bool> AsioSession::connectBackend(const routing::ServiceRoute& se
         }
         countConnectFailure(service, *handle, worker_.index(), ec.value());
     }
-    noteReason(CloseReason::ConnectFailed);
+    reason_.note(CloseReason::ConnectFailed);
     co_return false;
 }
 
@@ -253,7 +244,7 @@ void AsioSession::finishDirection(Direction direction, const error_code& ec) {
     if (!ec || ec == net::error::eof) {
         // Half-close: pass the EOF on and keep the other direction open, for
         // at most timeouts.half_closed without traffic.
-        noteReason(fromClient ? CloseReason::ClientClose : CloseReason::BackendClose);
+        reason_.note(fromClient ? CloseReason::ClientClose : CloseReason::BackendClose);
         to.shutdown(tcp::socket::shutdown_send, ignored);
         lastActivity_ = std::chrono::steady_clock::now();
         if (idleTimer_ && !(done_[0] && done_[1]) && halfClosedTimeout_ < idleTimeout_) {
@@ -267,8 +258,7 @@ void AsioSession::finishDirection(Direction direction, const error_code& ec) {
         return;
     }
     // An error on one side ends both: closing cancels the other direction.
-    client_.close(ignored);
-    upstream_.close(ignored);
+    closeSockets();
 }
 
 net::awaitable<void> AsioSession::pump(Direction direction) {
@@ -400,7 +390,7 @@ net::awaitable<void> AsioSession::watchIdle(std::chrono::milliseconds idle) {
             co_return;
         }
         if (std::chrono::steady_clock::now() >= lastActivity_ + limit) {
-            noteReason(CloseReason::IdleTimeout);
+            reason_.note(CloseReason::IdleTimeout);
             co_return;
         }
     }

@@ -4,8 +4,8 @@
 
 #include <sys/socket.h>
 
-#include "switchyard/proxy/local_error.h"
 #include "switchyard/telemetry/logging.h"
+#include "switchyard/util/local_error.h"
 
 namespace switchyard::proxy {
 
@@ -151,7 +151,7 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
             if (!listener->acceptor.is_open()) co_return;
             // Out of fds or memory: the connection stays queued; back off
             // instead of spinning on a listener that stays readable.
-            if (isLocalError(ec.value())) {
+            if (util::isLocalError(ec.value())) {
                 if (const auto quiet = listener->backoffLog.due(std::chrono::steady_clock::now()))
                     log->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses "
                               "since the last line)",

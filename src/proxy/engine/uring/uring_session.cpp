@@ -46,21 +46,10 @@ const routing::ServiceRoute* UringSession::service() const {
     return &setup_->snapshot->services[serviceIndex_];
 }
 
-void UringSession::noteReason(CloseReason reason) {
-    if (!haveReason_) {
-        haveReason_ = true;
-        reason_ = reason;
-    }
-}
-
 void UringSession::sideFailed(int side) {
-    const CloseReason reason = side == 0 ? CloseReason::ClientReset : CloseReason::BackendReset;
-    if (!haveReason_ || resetReplaces(reason_)) {
-        haveReason_ = true;
-        reason_ = reason;
-    }
+    reason_.noteReset(side == 0);
     resetOnClose(side == 0 ? backendFd_ : clientFd_);   // the fds close when the last op completed
-    close(reason_);
+    close(reason_.reason());
 }
 
 void UringSession::start() {
@@ -114,7 +103,7 @@ void UringSession::onCompletion(Op op, const io_uring_cqe& cqe) {
     case Op::Timer: onTimer(cqe.res); break;
     case Op::Poll0: onPoll(0, cqe.res); break;
     case Op::Poll1: onPoll(1, cqe.res); break;
-    default: break;   // ConnectTimeout: the connect's own completion says what happened
+    default: break;   // ConnectTimeout: the connect's own completion says what happened; CancelFd
     }
     maybeFinish();
 }
@@ -132,10 +121,13 @@ void UringSession::bufferAvailable(int direction) {
 }
 
 // Cancel is how work ends: every op in flight completes (most with
-// -ECANCELED) and the last one frees the session. The fds stay open until then,
-// so a cancel can never hit a reused descriptor.
+// -ECANCELED) and the last one frees the session, closing its fds. A cancel
+// names its fd by number and the kernel looks the number up only when the SQE
+// is submitted, so each cancel is an op the session waits for too: else an op
+// that completes on its own in the same batch could free the session, and the
+// cancel, still queued, would meet whatever socket reused the number.
 void UringSession::close(CloseReason reason) {
-    noteReason(reason);
+    reason_.note(reason);
     if (state_ == State::Closing) return;
     state_ = State::Closing;
     // Most connections end with both directions at EOF and only the timer in
@@ -146,7 +138,8 @@ void UringSession::close(CloseReason reason) {
         if (fd < 0 || !socketOps) continue;
         io_uring_sqe* sqe = worker_.sqe();
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
+        io_uring_sqe_set_data64(sqe, encodeUserData(this, Op::CancelFd));
+        ++pending_;
     }
     if (timerArmed_) {
         io_uring_sqe* sqe = worker_.sqe();
@@ -173,15 +166,16 @@ void UringSession::finish() {
     releasePipe(1);
     if (backend_) {
         bytes_.flush(*backend_, worker);
-        countSessionEnd(*backend_, worker, reason_, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_,
+        const CloseReason reason = reason_.reason();
+        countSessionEnd(*backend_, worker, reason, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_,
                         connectedAt_);
-        log()->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason_),
+        log()->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason),
                      bytes_.total(0), bytes_.total(1));
     }
     if (access_) {
         const routing::ServiceRoute* svc = service();
         logSessionAccess(*access_, svc ? std::string_view(svc->name) : std::string_view(), backend_.get(),
-                         connectedAt_, bytes_.total(0), bytes_.total(1), reason_, firstBytes_);
+                         connectedAt_, bytes_.total(0), bytes_.total(1), reason_.reason(), firstBytes_);
     }
     if (admitted_) releaseConnection(*serviceState_);
     worker_.sessionEnded(this);   // frees this
@@ -283,8 +277,8 @@ void UringSession::headerFailed(bool clientGone, bool timedOut) {
     if (state_ == State::Closing) return;   // closed from outside (shutdown) meanwhile
     // A client that connects and leaves without a byte (a TCP health check of
     // the balancer in front) is not a protocol error.
-    noteReason(clientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
-    countClosedWithoutBackend(*serviceState_, reason_);
+    reason_.note(clientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
+    countClosedWithoutBackend(*serviceState_, reason_.reason());
     if (!clientGone) {
         countProxyHeaderFailure(*serviceState_, timedOut);
         const routing::ServiceRoute& svc = *service();
@@ -294,7 +288,7 @@ void UringSession::headerFailed(bool clientGone, bool timedOut) {
                      : !decoder || decoder->error().empty() ? std::string("cut short")
                                                             : decoder->error());
     }
-    close(reason_);
+    close(reason_.reason());
 }
 
 void UringSession::connectNext() {
@@ -304,13 +298,13 @@ void UringSession::connectNext() {
     if (s.attemptsMade == 0) s.attempts.clientHash = s.addresses.hash;
     for (;;) {
         if (s.attemptsMade > svc.retries) {
-            noteReason(CloseReason::ConnectFailed);
+            reason_.note(CloseReason::ConnectFailed);
             connectFailed();
             return;
         }
         const routing::Pick pick = worker_.selector().next(svc, s.attempts);
         if (!pick.backend) {
-            noteReason(s.attemptsMade == 0 ? CloseReason::NoBackend : CloseReason::ConnectFailed);
+            reason_.note(s.attemptsMade == 0 ? CloseReason::NoBackend : CloseReason::ConnectFailed);
             connectFailed();
             return;
         }
@@ -357,9 +351,9 @@ void UringSession::onConnect(int res) {
 }
 
 void UringSession::connectFailed() {
-    countClosedWithoutBackend(*serviceState_, reason_);
-    log()->debug("conn {}: service {}: {}", id_, service()->name, toString(reason_));
-    close(reason_);
+    countClosedWithoutBackend(*serviceState_, reason_.reason());
+    log()->debug("conn {}: service {}: {}", id_, service()->name, toString(reason_.reason()));
+    close(reason_.reason());
 }
 
 void UringSession::connected() {
@@ -494,10 +488,10 @@ void UringSession::finishDirection(int direction) {
     releasePipe(direction);   // empty by now: a half-closed flow need not hold its descriptors
     // Half-close: pass the EOF on and keep the other direction open, for at
     // most timeouts.half_closed without traffic.
-    noteReason(direction == 0 ? CloseReason::ClientClose : CloseReason::BackendClose);
+    reason_.note(direction == 0 ? CloseReason::ClientClose : CloseReason::BackendClose);
     ::shutdown(direction == 0 ? backendFd_ : clientFd_, SHUT_WR);
     if (flows_[0].done && flows_[1].done) {
-        close(reason_);
+        close(reason_.reason());
         return;
     }
     lastActivity_ = worker_.now();

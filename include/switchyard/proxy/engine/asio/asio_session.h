@@ -69,9 +69,10 @@ private:
     net::awaitable<bool> splicePump(Direction direction, SplicePipe pipe, boost::system::error_code& ec);
     net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
-    void noteReason(CloseReason reason);
     // One side reset or failed: the other side is reset too, both close.
     void sideFailed(bool clientSide);
+    // Closing the sockets ends both pumps and the idle watch.
+    void closeSockets();
     void logAccess(std::string_view service) const;
 
     AsioWorker& worker_;
@@ -97,8 +98,7 @@ private:
     std::optional<AccessInfo> access_;          // set when the access log is on
     std::string earlyClientBytes_;              // came in with the accepted PROXY header
     bool done_[2] = {false, false};
-    bool haveReason_ = false;
-    CloseReason reason_ = CloseReason::ClientClose;
+    CloseReasonLatch reason_;
 };
 
 } // namespace switchyard::proxy::asio_engine

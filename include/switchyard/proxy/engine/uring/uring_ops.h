@@ -2,7 +2,7 @@
 
 // What a completion is about: io_uring's user_data carries the owner's address
 // (16-byte aligned) with the operation in its low four bits. Owner null means
-// the worker itself; Op::Ignore marks cancels and timer removals nobody waits on.
+// the worker itself; Op::Ignore marks timer removals nobody waits on.
 
 #include <cstdint>
 
@@ -24,8 +24,9 @@ enum class Op : uint8_t {
     Timer,           // Session: PROXY header or idle deadline
     Poll0,           // Session: splice relay client -> backend waits for its source or sink
     Poll1,           // Session: splice relay backend -> client waits for its source or sink
+    CancelFd,        // Session: close() cancelling what is in flight on one of its fds
 };
-static_assert(static_cast<uint8_t>(Op::Poll1) < 16, "ops live in user_data's low four bits");
+static_assert(static_cast<uint8_t>(Op::CancelFd) < 16, "ops live in user_data's low four bits");
 
 inline uint64_t encodeUserData(const void* owner, Op op) {
     return reinterpret_cast<uintptr_t>(owner) | static_cast<uint64_t>(op);

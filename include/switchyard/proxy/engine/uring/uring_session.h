@@ -9,7 +9,7 @@
 //   Connecting --failed--> Connecting (next backend, up to retries) | Closing
 //   Header --malformed / timeout / client gone--> Closing
 //   Relaying --both directions at EOF / error / idle / drain / shutdown--> Closing
-//   Closing --every op completed (cancelled)--> freed
+//   Closing --every op completed (cancelled), its own cancels too--> freed
 //
 // Relaying, each direction: recv (buffer chosen by the kernel from the
 // worker's ring at completion) -> send from that buffer (partial sends
@@ -98,7 +98,6 @@ private:
     };
 
     const routing::ServiceRoute* service() const;
-    void noteReason(CloseReason reason);
     // One side (0 client, 1 backend) reset or failed: the other side is reset
     // too, and the session closes.
     void sideFailed(int side);
@@ -137,10 +136,9 @@ private:
     int backendFd_ = -1;
     const uint32_t serviceIndex_;
     State state_ = State::Connecting;
-    bool haveReason_ = false;
+    CloseReasonLatch reason_;
     bool timerArmed_ = false;
     bool admitted_ = false;
-    CloseReason reason_ = CloseReason::ClientClose;
     uint16_t pending_ = 0;
     Flow flows_[2];
     std::chrono::milliseconds idleTimeout_{0};

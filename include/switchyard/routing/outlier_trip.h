@@ -9,20 +9,21 @@
 // max_ejection_percent of its pool. The control thread then makes the ejection
 // formal (OutlierDetector): logged, counted, timed, published.
 //
-// Knows routing only, so proxy/ may include it.
+// Lives in routing/ so that both proxy/ (the data path) and health/ (the
+// control thread's OutlierDetector) use it without including each other.
 
 #include <cstdint>
 
 #include "switchyard/routing/routing_snapshot.h"
 
-namespace switchyard::health {
+namespace switchyard::routing {
 
 // Returns true if this call ejected the backend.
-bool noteBackendFailure(const routing::ServiceRoute& service, routing::BackendState& backend, uint32_t failuresInARow);
+bool noteBackendFailure(const ServiceRoute& service, BackendState& backend, uint32_t failuresInARow);
 
 // How many of a pool of `members` backends may be ejected at once (rounded down).
 inline uint32_t maxEjected(std::size_t members, uint32_t maxEjectionPercent) {
     return static_cast<uint32_t>(members * maxEjectionPercent / 100);
 }
 
-} // namespace switchyard::health
+} // namespace switchyard::routing

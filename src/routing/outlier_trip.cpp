@@ -1,16 +1,16 @@
-#include "switchyard/health/outlier_trip.h"
+#include "switchyard/routing/outlier_trip.h"
 
-namespace switchyard::health {
+namespace switchyard::routing {
 
-bool noteBackendFailure(const routing::ServiceRoute& service, routing::BackendState& backend, uint32_t failuresInARow) {
+bool noteBackendFailure(const ServiceRoute& service, BackendState& backend, uint32_t failuresInARow) {
     const uint32_t threshold = service.outlierConsecutiveFailures;
     if (threshold == 0 || failuresInARow < threshold) return false;
     if (backend.ejected.load(std::memory_order_relaxed)) return false;
     // Rare (a run reached the threshold), so a scan of the pool is fine here.
-    const routing::PoolRoute& pool = service.pool(backend.colour);
+    const PoolRoute& pool = service.pool(backend.colour);
     bool member = false;
     uint32_t ejected = 0;
-    for (const routing::BackendRoute& b : pool.backends) {
+    for (const BackendRoute& b : pool.backends) {
         if (b.handle.get() == &backend)
             member = true;
         else if (b.handle->ejected.load(std::memory_order_relaxed))
@@ -25,4 +25,4 @@ bool noteBackendFailure(const routing::ServiceRoute& service, routing::BackendSt
     return true;
 }
 
-} // namespace switchyard::health
+} // namespace switchyard::routing
