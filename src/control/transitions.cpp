@@ -281,6 +281,11 @@ Outcome rolloutAction(ServiceEntry& s, rollout::Action action, const ChangeGuard
 
 ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& config, MergeReport& report,
                       routing::TimePoint now) {
+    return withIntent(old, config, old ? overridesOf(*old) : Overrides{}, IntentSource::Running, report, now);
+}
+
+ServiceEntry withIntent(const ServiceEntry* old, const config::ServiceConfig& config, const Overrides& intent,
+                        IntentSource source, MergeReport& report, routing::TimePoint now) {
     ServiceEntry service = makeServiceEntry(config);
     if (!old) {
         // A new service: nothing flowed yet, so no pool starts out draining.
@@ -300,7 +305,7 @@ ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& conf
                 markBackendReturned(b, now);
             }
         }
-    mergeOverrides(overridesOf(*old), service, report, now);
+    mergeOverrides(intent, service, report, now);
     for (auto colour : config::kColours) {
         PoolEntry& pool = service.pool(colour);
         const PoolEntry& oldPool = old->pool(colour);
@@ -328,7 +333,9 @@ ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& conf
             }
     }
     // The merge kept the rollout (the split was not replaced): keep its live window too.
-    if (service.rollout && old->rollout && old->rollout->id == service.rollout->id) service.rollout = old->rollout;
+    // (A fleet's intent carries the step another member took: that one wins.)
+    if (source == IntentSource::Running && service.rollout && old->rollout && old->rollout->id == service.rollout->id)
+        service.rollout = old->rollout;
     service.fallback = old->fallback;
     service.panic = old->panic;   // the health monitor re-decides it next turn
     service.revision = old->revision + 1;

@@ -1,0 +1,132 @@
+#include "switchyard/fleet/etcd_client.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+
+namespace switchyard::fleet {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using net::ip::tcp;
+
+std::string hostHeader(const config::EtcdEndpoint& e) {
+    return e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
+                                                 : fmt::format("{}:{}", e.host, e.port);
+}
+
+} // namespace
+
+EtcdClient::EtcdClient(net::io_context& context, std::vector<config::EtcdEndpoint> endpoints,
+                       std::chrono::milliseconds dialTimeout)
+    : context_(context), endpoints_(std::move(endpoints)), dialTimeout_(dialTimeout) {}
+
+net::awaitable<CallResult> EtcdClient::call(std::string path, std::string body, std::chrono::milliseconds timeout) {
+    CallResult last;
+    for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
+        const std::size_t at = (current_ + tried) % endpoints_.size();
+        CallResult r = co_await once(endpoints_[at], path, body, timeout, nullptr);
+        // 503 is a member without a leader or shutting down: the next one may do better.
+        if (r.reached && r.status != 503) {
+            current_ = at;
+            co_return r;
+        }
+        last = std::move(r);
+    }
+    co_return last;
+}
+
+net::awaitable<CallResult> EtcdClient::stream(std::string path, std::string body,
+                                              std::function<bool(std::string_view)> onLine) {
+    CallResult last;
+    for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
+        const std::size_t at = (current_ + tried) % endpoints_.size();
+        CallResult r = co_await once(endpoints_[at], path, body, std::chrono::milliseconds::zero(), &onLine);
+        if (r.reached) {
+            current_ = at;
+            co_return r;
+        }
+        last = std::move(r);
+    }
+    co_return last;
+}
+
+net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint, const std::string& path,
+                                            const std::string& body, std::chrono::milliseconds timeout,
+                                            const std::function<bool(std::string_view)>* onLine) {
+    CallResult result;
+    beast::error_code ec;
+    tcp::resolver resolver(context_);
+    beast::tcp_stream stream(context_);
+    stream.expires_after(dialTimeout_);
+    const auto found = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
+                                                       net::redirect_error(net::use_awaitable, ec));
+    if (!ec) co_await stream.async_connect(found, net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+        result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
+        co_return result;
+    }
+    result.reached = true;
+    http::request<http::string_body> request{http::verb::post, path, 11};
+    request.set(http::field::host, hostHeader(endpoint));
+    request.set(http::field::content_type, "application/json");
+    // Fail at once on a member without a leader instead of waiting out etcd's 7 s,
+    // and end a watch on such a member (else it stays open and silent).
+    request.set("Grpc-Metadata-hasleader", "true");
+    if (timeout.count() > 0) request.set("Grpc-Timeout", fmt::format("{}m", timeout.count()));
+    request.body() = body;
+    request.prepare_payload();
+    if (timeout.count() > 0) stream.expires_after(timeout + std::chrono::milliseconds(200));
+    else stream.expires_never();
+    co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+        result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
+        co_return result;
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);   // a watch body grows for as long as it runs
+    if (!onLine) {
+        co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        if (ec) {
+            result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
+            co_return result;
+        }
+        result.status = parser.get().result_int();
+        result.ok = result.status == 200;
+        result.body = std::move(parser.get().body());
+        co_return result;
+    }
+    // A stream: one JSON object a line, split on '\n' (not on chunk
+    // boundaries); the last message may come without its newline.
+    std::string pending;
+    bool keepGoing = true;
+    auto onChunk = [&](std::uint64_t, std::string_view data, beast::error_code&) -> std::size_t {
+        pending.append(data);
+        std::size_t start = 0;
+        for (std::size_t nl; keepGoing && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+            if (nl > start) keepGoing = (*onLine)(std::string_view(pending).substr(start, nl - start));
+        pending.erase(0, start);
+        return data.size();
+    };
+    parser.on_chunk_body(onChunk);
+    co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    if (!ec) {
+        result.status = parser.get().result_int();
+        while (!ec && keepGoing && !parser.is_done()) {
+            co_await http::async_read_some(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            parser.get().body().clear();
+        }
+    }
+    if (keepGoing && !pending.empty()) keepGoing = (*onLine)(pending);
+    result.ok = !ec;
+    result.body = ec ? fmt::format("{}: {}", hostHeader(endpoint), ec.message()) : std::string("stream ended");
+    co_return result;
+}
+
+} // namespace switchyard::fleet

@@ -1,0 +1,237 @@
+"""Fleet mode: several switchyard instances sharing one operator intent through a real etcd
+(docs/fleet.md). Each test starts its own single-member etcd on free loopback ports, with its
+data directory in tmp_path, and ends it by PID."""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from clients import http_get
+from daemon import service
+from netutil import free_port
+from waiters import wait_until
+
+ETCD = "/usr/bin/etcd"
+
+pytestmark = pytest.mark.skipif(not os.access(ETCD, os.X_OK),
+                                reason=f"{ETCD} missing (Debian package etcd-server)")
+
+
+class Etcd:
+    """One etcd member on loopback; stop() and start() keep its ports and data."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.proc = None
+        self.log_path = workdir / "etcd.log"
+
+    def start(self, timeout=15.0):
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        cmd = [ETCD, "--name", "n1", "--data-dir", str(self.workdir / "etcd-data"),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+               "--initial-cluster", f"n1={peer}", "--logger", "zap", "--log-level", "warn"]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        wait_until(self.healthy, timeout, 0.05, "etcd to be healthy")
+        return self
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"etcd exited with {self.proc.returncode}:\n{self.log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=0.5) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    e = Etcd(tmp_path)
+    e.start()
+    yield e
+    e.kill()
+
+
+def member(switchyard, etcd, name, blue, green, start=True, prefix="/sy/test/", **extra):
+    fleet = {"etcd": [etcd.url], "prefix": prefix, "instance": name, "lease_ttl": "2s",
+             "dial_timeout": "500ms"}
+    svc = service("web", f"127.0.0.1:{free_port()}", blue=[blue.address], green=[green.address])
+    cfg = {"fleet": fleet}
+    cfg.update(extra)
+    return switchyard([svc], extra=cfg, start=start, name=name)
+
+
+def status(d, name="web"):
+    reply = d.admin(f"status {name}")
+    assert reply["ok"] is True, reply
+    return reply
+
+
+def fleet_of(d):
+    return status(d)["fleet"]
+
+
+def web(d):
+    return status(d)["services"][0]
+
+
+def wait_store(d, state="ok", timeout=10.0):
+    wait_until(lambda: fleet_of(d)["store"] == state, timeout, 0.02, f"the fleet store to be {state}")
+
+
+@pytest.fixture
+def pair(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green)
+    b = member(switchyard, etcd, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    return a, b
+
+
+def test_status_shows_the_fleet_and_both_members(pair):
+    a, b = pair
+    wait_until(lambda: sorted(m["instance"] for m in fleet_of(a)["members"]) == ["lb-a", "lb-b"], 10, 0.05,
+               "both members to be listed")
+    f = fleet_of(a)
+    assert f["instance"] == "lb-a"
+    assert f["store"] == "ok"
+    assert a.admin("cutover web green")["ok"] is True
+    wait_until(lambda: fleet_of(a)["converged"] and fleet_of(b)["converged"], 10, 0.05, "the fleet to converge")
+    gens = {m["instance"]: m["generation"] for m in fleet_of(a)["members"]}
+    assert gens["lb-a"] == gens["lb-b"] == fleet_of(a)["generation"] > 0
+
+
+def test_a_change_on_one_member_is_routed_by_the_other_within_a_second(pair):
+    a, b = pair
+    lags = []
+    colour = "blue"
+    for i in range(100):
+        colour = "green" if colour == "blue" else "blue"
+        sent = time.monotonic()   # from the command, not from its answer: the whole path
+        reply = a.admin(f"cutover web {colour}")
+        assert reply["ok"] is True, reply
+        gen = reply["generation"]
+        wait_until(lambda: web(b)["generation"] >= gen, 1.0, 0.002, f"B to apply generation {gen}")
+        lags.append(time.monotonic() - sent)
+    assert web(b)["split"] == web(a)["split"]
+    # Traffic through B follows the last cutover (blue after an even number of them).
+    assert http_get(b.listen()) == "blue-1"
+    lags.sort()
+    p50, p99 = statistics.median(lags), lags[98]
+    print(f"change on A -> applied on B: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over 100 changes")
+    assert p99 < 1.0
+
+
+def test_racing_if_generation_changes_on_two_members_exactly_one_wins(pair):
+    a, b = pair
+    for round_ in range(10):
+        gen = web(a)["generation"]
+        wait_until(lambda: web(b)["generation"] == gen, 5, 0.01, "B to be at A's generation")
+        replies = {}
+
+        def send(d, key, colour):
+            replies[key] = d.admin(f"cutover web {colour} if-generation={gen}")
+
+        threads = [threading.Thread(target=send, args=(a, "a", "green" if round_ % 2 == 0 else "blue")),
+                   threading.Thread(target=send, args=(b, "b", "green" if round_ % 2 == 0 else "blue"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        oks = [k for k, r in replies.items() if r["ok"]]
+        assert len(oks) == 1, replies
+        loser = replies["b" if oks == ["a"] else "a"]
+        assert loser["code"] == "generation_mismatch", loser
+        wait_until(lambda: web(a)["generation"] == web(b)["generation"] == gen + 1, 5, 0.01,
+                   "both members at the winner's generation")
+
+
+def test_etcd_down_keeps_serving_refuses_changes_and_converges_when_back(pair, etcd):
+    a, b = pair
+    assert a.admin("cutover web green")["ok"] is True
+    wait_until(lambda: web(b)["split"] == web(a)["split"], 5, 0.01, "B to follow")
+    etcd.kill()
+    wait_store(a, "unavailable")
+    wait_store(b, "unavailable")
+    # Both keep routing by the last intent.
+    assert http_get(a.listen()) == "green-1"
+    assert http_get(b.listen()) == "green-1"
+    refused = b.admin("cutover web blue")
+    assert refused["ok"] is False
+    assert refused["code"] == "store_unavailable", refused
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert not fleet_of(a)["converged"]
+    etcd.start()
+    wait_store(a, "ok", timeout=15)
+    wait_store(b, "ok", timeout=15)
+    reply = b.admin("cutover web blue")
+    assert reply["ok"] is True, reply
+    wait_until(lambda: web(a)["generation"] == reply["generation"], 5, 0.01, "A to apply B's change")
+    assert http_get(a.listen()) == "blue-1"
+
+
+def test_a_member_restarted_while_etcd_is_down_serves_the_cached_intent(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    metrics_port = free_port()
+    a = member(switchyard, etcd, "lb-a", blue, green)
+    b = member(switchyard, etcd, "lb-b", blue, green, metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    wait_store(a)
+    wait_store(b)
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.01, "B to follow")
+    etcd.kill()
+    b.stop()
+    b.start()
+    assert fleet_of(b)["store"] == "unavailable"
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert web(b)["generation"] == reply["generation"]
+    assert http_get(b.listen()) == "green-1"
+    # Serving, but not ready: the fleet's intent was not read since the start.
+    code = None
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=2)
+        code = 200
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    assert code == 503
+    etcd.start()
+    wait_store(b, "ok", timeout=15)
+
+    def ready():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=2) as r:
+                return r.status == 200
+        except urllib.error.HTTPError:
+            return False
+
+    wait_until(ready, 5, 0.05, "/ready to be 200 after the first sync")
+
+
+def test_a_member_that_stopped_is_shown_as_gone(pair):
+    a, b = pair
+    wait_until(lambda: len(fleet_of(a)["members"]) == 2, 10, 0.05, "both members listed")
+    b.kill()   # no goodbye: its lease (2s) must expire
+    wait_until(lambda: [m["instance"] for m in fleet_of(a)["members"]] == ["lb-a"], 10, 0.1,
+               "B's lease to expire")
+    assert fleet_of(a)["converged"] is True
