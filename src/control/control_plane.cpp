@@ -22,6 +22,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& context, config::Config conf
         fleet::FleetStore::Callbacks callbacks;
         callbacks.onIntents = [this](const std::vector<fleet::RemoteIntent>& intents, bool full) {
             applyFleetIntents(intents);
+            if (full) importToFleet(intents);
             if (full && fleetSynced_) std::exchange(fleetSynced_, nullptr)();
         };
         fleet_ = std::make_unique<fleet::FleetStore>(context_, config_.fleet, std::move(callbacks));
@@ -202,6 +203,29 @@ Outcome ControlPlane::proposeToFleet(Outcome outcome, const ServiceEntry& change
                             fmt::format("the fleet's store (etcd) did not commit the change: {}", r.why)));
                     });
     return Outcome{true, true, kPendingCode, {}};
+}
+
+void ControlPlane::importToFleet(const std::vector<fleet::RemoteIntent>& present) {
+    // A service the fleet has no record of, with overrides here (a single
+    // instance's state file, now in a fleet): offered as the fleet's first
+    // record, created only if still absent, so the first member to start wins
+    // and the others take its intent (docs/fleet.md "Moving an instance into a fleet").
+    for (const ServiceEntry& s : state_.services) {
+        const std::string& name = s.config.name;
+        if (std::any_of(present.begin(), present.end(), [&](const auto& r) { return r.service == name; })) continue;
+        Overrides intent = overridesOf(s);
+        intent.fallback.reset();
+        if (intent.empty()) continue;
+        std::string value = overridesToJson(intent).dump();
+        fleet_->propose(name, value, 0, [this, name, value](fleet::ProposeResult r) {
+            if (r.kind == fleet::ProposeResult::Kind::Committed) {
+                telemetry::logger("fleet")->info("{}: this member's intent became the fleet's first record", name);
+                applyFleetIntents({fleet::RemoteIntent{name, value, r.revision, false}});
+            } else if (r.kind == fleet::ProposeResult::Kind::Conflict && r.current) {
+                applyFleetIntents({*r.current});
+            }
+        });
+    }
 }
 
 void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& intents) {
@@ -444,6 +468,11 @@ rollout::Signals rolloutSignals(const ServiceEntry& service) {
 
 Outcome ControlPlane::startRollout(const std::string& name, const rollout::RolloutPlan& plan,
                                    const ChangeGuard& guard) {
+    // Not built for a fleet yet: one driver (an etcd election) and gates on the SLIs summed
+    // over every member are missing, and a rollback on one member would stay its own.
+    if (fleet_)
+        return Outcome::failure("refused", "progressive rollouts are not available in fleet mode yet (docs/fleet.md); "
+                                           "use split and cutover, which apply on every member");
     return change(name, guard,
                   [&](ServiceEntry& s) { return transitions::startRollout(s, plan, guard, rolloutNow(s)); });
 }

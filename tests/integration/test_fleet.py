@@ -235,3 +235,32 @@ def test_a_member_that_stopped_is_shown_as_gone(pair):
     wait_until(lambda: [m["instance"] for m in fleet_of(a)["members"]] == ["lb-a"], 10, 0.1,
                "B's lease to expire")
     assert fleet_of(a)["converged"] is True
+
+
+def test_a_single_instance_moved_into_a_fleet_brings_its_intent(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    fleet = a.config.pop("fleet")
+    a.write_config()
+    a.start()   # alone, no fleet: the state file is the store
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    a.stop()
+    a.config["fleet"] = fleet
+    a.write_config()
+    a.start()
+    wait_store(a)
+    b = member(switchyard, etcd, "lb-b", blue, green)
+    wait_store(b)
+    wait_until(lambda: web(b)["split"] == {"blue": 0, "green": 100}, 5, 0.02, "B to take A's imported intent")
+    assert web(b)["generation"] == reply["generation"]
+    assert http_get(b.listen()) == "green-1"
+    assert "became the fleet's first record" in a.log()
+
+
+def test_rollouts_are_refused_in_fleet_mode(pair):
+    a, _ = pair
+    reply = a.admin("rollout web to=green steps=10,50,100 hold=1s")
+    assert reply["ok"] is False
+    assert reply["code"] == "refused"
+    assert "not available in fleet mode" in reply["error"]

@@ -175,6 +175,8 @@ private:
     Outcome proposeToFleet(Outcome outcome, const ServiceEntry& changed);
     // Applies intents read from etcd as one snapshot (services not configured here are skipped).
     void applyFleetIntents(const std::vector<fleet::RemoteIntent>& intents);
+    // After a full read: offers this member's overrides of services etcd holds no record of.
+    void importToFleet(const std::vector<fleet::RemoteIntent>& present);
 
     boost::asio::io_context& context_;
     config::Config config_;
