@@ -264,3 +264,14 @@ def test_rollouts_are_refused_in_fleet_mode(pair):
     assert reply["ok"] is False
     assert reply["code"] == "refused"
     assert "not available in fleet mode" in reply["error"]
+
+
+def test_ctl_wait_returns_once_every_live_member_applied_the_change(pair):
+    a, b = pair
+    wait_until(lambda: len(fleet_of(a)["members"]) == 2, 10, 0.05, "both members listed")
+    result = a.ctl("--wait", "split", "web", "blue=30", "green=70")
+    assert result.returncode == 0, result.stderr
+    assert "fleet: applied on all 2 live member(s)" in result.stdout
+    # No waiting here: --wait already did.
+    assert web(b)["split"] == {"blue": 30, "green": 70}
+    assert web(b)["generation"] == web(a)["generation"]
