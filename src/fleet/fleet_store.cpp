@@ -34,7 +34,7 @@ int64_t appliedOf(const std::string& value) {
 
 FleetStore::FleetStore(net::io_context& control, config::FleetConfig config, Callbacks callbacks)
     : control_(control), config_(std::move(config)), callbacks_(std::move(callbacks)), work_(io_.get_executor()),
-      client_(std::make_unique<EtcdClient>(io_, config_.etcd, config_.dialTimeout)) {}
+      client_(std::make_unique<EtcdClient>(io_, config_.etcd, config_.dialTimeout)), memberWake_(io_) {}
 
 FleetStore::~FleetStore() {
     io_.stop();   // thread-safe; the coroutines are dropped with the io_context
@@ -59,7 +59,10 @@ net::awaitable<void> FleetStore::sleep(milliseconds d) {
     co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
 }
 
-void FleetStore::setAvailable(bool available, std::string why) {
+void FleetStore::linkChanged(bool* part, bool up, std::string why) {
+    *part = up;
+    const bool available = watchUp_ && leaseUp_;
+    if (available) why = "watching " + config_.prefix + " and keeping the member lease";
     net::post(control_, [this, available, why = std::move(why)] {
         if (available_ == available) return;
         available_ = available;
@@ -129,7 +132,7 @@ net::awaitable<void> FleetStore::watchLoop() {
                         if (m.created && !announced) {
                             announced = true;
                             backoff = kBackoffFirst;
-                            setAvailable(true, "watching " + config_.prefix);
+                            linkChanged(&watchUp_, true, {});
                         }
                         std::vector<RemoteIntent> intents;
                         std::map<std::string, std::optional<int64_t>> members;
@@ -143,7 +146,7 @@ net::awaitable<void> FleetStore::watchLoop() {
                 });
             if (why.empty()) why = watched.body;
         }
-        setAvailable(false, why);
+        linkChanged(&watchUp_, false, why);
         log->debug("etcd watch ended ({}); again in {} ms", why, backoff.count());
         co_await sleep(backoff);
         backoff = std::min(backoff * 2, kBackoffMax);
@@ -164,6 +167,7 @@ net::awaitable<void> FleetStore::memberLoop() {
             }
         int64_t published = -1;
         auto lastKeepAlive = std::chrono::steady_clock::now();
+        if (lease != 0) linkChanged(&leaseUp_, true, {});
         while (lease != 0) {
             const int64_t want = toPublish_.load();
             if (want != published) {
@@ -171,6 +175,7 @@ net::awaitable<void> FleetStore::memberLoop() {
                 CallResult put = co_await client_->call("/v3/kv/put", putRequest(key, value, lease), config_.dialTimeout);
                 if (!put.ok) break;
                 published = want;
+                continue;   // another publish may have come meanwhile
             }
             if (std::chrono::steady_clock::now() - lastKeepAlive >= every) {
                 CallResult kept = co_await client_->call("/v3/lease/keepalive", leaseKeepAliveRequest(lease),
@@ -184,8 +189,12 @@ net::awaitable<void> FleetStore::memberLoop() {
                 lastKeepAlive = std::chrono::steady_clock::now();
                 backoff = kBackoffFirst;
             }
-            co_await sleep(milliseconds(20));
+            // Until the next keepalive is due, or publishApplied() wakes it.
+            memberWake_.expires_at(lastKeepAlive + every);
+            boost::system::error_code ec;
+            co_await memberWake_.async_wait(net::redirect_error(net::use_awaitable, ec));
         }
+        linkChanged(&leaseUp_, false, lease == 0 ? "cannot get a lease: " + granted.body : "the member lease was lost");
         co_await sleep(backoff);
         backoff = std::min(backoff * 2, kBackoffMax);
     }
@@ -230,6 +239,9 @@ void FleetStore::propose(const std::string& service, std::string value, int64_t 
         net::detached);
 }
 
-void FleetStore::publishApplied(int64_t revision) { toPublish_.store(revision); }
+void FleetStore::publishApplied(int64_t revision) {
+    if (toPublish_.exchange(revision) == revision) return;
+    net::post(io_, [this] { memberWake_.cancel(); });
+}
 
 } // namespace switchyard::fleet

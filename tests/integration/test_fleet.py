@@ -275,3 +275,21 @@ def test_ctl_wait_returns_once_every_live_member_applied_the_change(pair):
     # No waiting here: --wait already did.
     assert web(b)["split"] == {"blue": 30, "green": 70}
     assert web(b)["generation"] == web(a)["generation"]
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_member_costs_well_under_one_percent_cpu(pair):
+    a, b = pair
+    wait_until(lambda: len(fleet_of(a)["members"]) == 2, 10, 0.05, "both members listed")
+    start = {d.pid: cpu_seconds(d.pid) for d in (a, b)}
+    began = time.monotonic()
+    time.sleep(5)   # measuring idleness: there is no condition to wait for
+    elapsed = time.monotonic() - began
+    for d in (a, b):
+        share = (cpu_seconds(d.pid) - start[d.pid]) / elapsed
+        print(f"idle fleet member {d.pid}: {share * 100:.2f}% of one core")
+        assert share < 0.01

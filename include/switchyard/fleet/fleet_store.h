@@ -25,6 +25,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "switchyard/config/config.h"
 
@@ -88,7 +89,9 @@ private:
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds d);
     // Fleet thread: turns a key-value into what the control thread is told.
     void deliver(std::vector<RemoteIntent> intents, std::map<std::string, std::optional<int64_t>> members, bool full);
-    void setAvailable(bool available, std::string why);
+    // Fleet thread: the link is up when the watch runs and the lease is kept
+    // (a partition that leaves the watch's connection open still fails keepalives).
+    void linkChanged(bool* part, bool up, std::string why);
 
     boost::asio::io_context& control_;
     config::FleetConfig config_;
@@ -98,6 +101,10 @@ private:
     std::unique_ptr<EtcdClient> client_;
     std::thread thread_;
     std::atomic<int64_t> toPublish_{0};   // the revision memberLoop should publish next
+    boost::asio::steady_timer memberWake_;   // memberLoop sleeps on it; publishApplied() wakes it
+    // fleet thread
+    bool watchUp_ = false;
+    bool leaseUp_ = false;
 
     // control thread
     bool available_ = false;
