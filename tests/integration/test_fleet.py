@@ -25,26 +25,41 @@ pytestmark = pytest.mark.skipif(not os.access(ETCD, os.X_OK),
 
 
 class Etcd:
-    """One etcd member on loopback; stop() and start() keep its ports and data."""
+    """One etcd member on loopback; kill() and start() keep its ports and data."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, name="n1"):
         self.workdir = workdir
+        self.name = name
         self.client_port = free_port()
         self.peer_port = free_port()
         self.url = f"http://127.0.0.1:{self.client_port}"
+        self.peer_url = f"http://127.0.0.1:{self.peer_port}"
+        self.initial_cluster = f"{name}={self.peer_url}"
         self.proc = None
-        self.log_path = workdir / "etcd.log"
+        self.log_path = workdir / f"etcd-{name}.log"
 
-    def start(self, timeout=15.0):
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        cmd = [ETCD, "--name", "n1", "--data-dir", str(self.workdir / "etcd-data"),
+    def launch(self):
+        cmd = [ETCD, "--name", self.name, "--data-dir", str(self.workdir / f"etcd-{self.name}"),
                "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-               "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-               "--initial-cluster", f"n1={peer}", "--logger", "zap", "--log-level", "warn"]
+               "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+               "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
+               "--logger", "zap", "--log-level", "warn"]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+
+    def start(self, timeout=15.0):
+        self.launch()
         wait_until(self.healthy, timeout, 0.05, "etcd to be healthy")
         return self
+
+    def post(self, path, body):
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=2) as r:
+            return json.loads(r.read())
+
+    def is_leader(self):
+        status = self.post("/v3/maintenance/status", {})
+        return status.get("leader") == status["header"]["member_id"]
 
     def healthy(self):
         if self.proc.poll() is not None:
@@ -63,6 +78,39 @@ class Etcd:
             self._log.close()
 
 
+class Cluster:
+    """Three etcd members on loopback."""
+
+    def __init__(self, workdir):
+        self.members = [Etcd(workdir, f"n{i}") for i in range(1, 4)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.initial_cluster = initial
+        self.urls = [m.url for m in self.members]
+
+    def start(self):
+        for m in self.members:
+            m.launch()   # all at once: a member waits for its peers before it is healthy
+        for m in self.members:
+            wait_until(m.healthy, 20, 0.05, f"etcd {m.name} to be healthy")
+        return self
+
+    def leader(self):
+        return next(m for m in self.members if m.proc.poll() is None and m.is_leader())
+
+    def kill(self):
+        for m in self.members:
+            m.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    c.start()
+    yield c
+    c.kill()
+
+
 @pytest.fixture
 def etcd(tmp_path):
     e = Etcd(tmp_path)
@@ -72,7 +120,8 @@ def etcd(tmp_path):
 
 
 def member(switchyard, etcd, name, blue, green, start=True, prefix="/sy/test/", **extra):
-    fleet = {"etcd": [etcd.url], "prefix": prefix, "instance": name, "lease_ttl": "2s",
+    urls = etcd.urls if isinstance(etcd, Cluster) else [etcd.url]
+    fleet = {"etcd": urls, "prefix": prefix, "instance": name, "lease_ttl": "2s",
              "dial_timeout": "500ms"}
     svc = service("web", f"127.0.0.1:{free_port()}", blue=[blue.address], green=[green.address])
     cfg = {"fleet": fleet}
@@ -293,3 +342,62 @@ def test_an_idle_member_costs_well_under_one_percent_cpu(pair):
         share = (cpu_seconds(d.pid) - start[d.pid]) / elapsed
         print(f"idle fleet member {d.pid}: {share * 100:.2f}% of one core")
         assert share < 0.01
+
+
+def change_accepted(d, command):
+    """The change, retried while etcd elects a leader (refused meanwhile with store_unavailable)."""
+    replies = []
+
+    def attempt():
+        reply = d.admin(command)
+        replies.append(reply)
+        if not reply["ok"]:
+            assert reply["code"] == "store_unavailable", reply
+        return reply["ok"]
+
+    wait_until(attempt, 15, 0.1, f"'{command}' to be accepted")
+    return replies[-1]
+
+
+def test_killing_the_etcd_leader_of_three_keeps_the_fleet_changing(backends, switchyard, cluster):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, cluster, "lb-a", blue, green)
+    b = member(switchyard, cluster, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    cluster.leader().kill()
+    reply = change_accepted(a, "cutover web green")
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 15, 0.02, "B to apply the change")
+    assert http_get(b.listen()) == "green-1"
+    wait_store(a)
+    wait_store(b)
+
+
+def test_losing_quorum_refuses_changes_keeps_serving_and_recovers(backends, switchyard, cluster):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, cluster, "lb-a", blue, green)
+    b = member(switchyard, cluster, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to follow")
+    lost = cluster.members[1:]
+    for m in lost:
+        m.kill()
+    # Without a leader: no change is accepted (each fails at once: hasleader), and both serve on.
+    wait_store(a, "unavailable", timeout=15)
+    wait_store(b, "unavailable", timeout=15)
+    refused = a.admin("cutover web blue")
+    assert refused["ok"] is False and refused["code"] == "store_unavailable", refused
+    assert http_get(a.listen()) == "green-1"
+    assert http_get(b.listen()) == "green-1"
+    for m in lost:
+        m.launch()
+    for m in cluster.members:
+        wait_until(m.healthy, 20, 0.05, f"etcd {m.name} to be healthy again")
+    wait_store(a, "ok", timeout=15)
+    wait_store(b, "ok", timeout=15)
+    back = change_accepted(b, "cutover web blue")
+    wait_until(lambda: web(a)["generation"] == back["generation"], 5, 0.02, "A to apply B's change")
+    assert http_get(a.listen()) == "blue-1"
