@@ -387,7 +387,9 @@ ReloadReport ControlPlane::reload(bool apply) {
             report.servicesRemoved.push_back(service.name);
         }
     fresh.revision = state_.revision + 1;
+    const bool fleetChanged = !(config_.fleet == next.fleet);
     config_ = std::move(next);
+    if (fleetChanged) log->warn("fleet changed in the config; it takes effect at the next restart");
     if (store_ && store_->where() != config_.stateFile)
         log->warn("state_file changed in the config; it takes effect at the next restart");
     std::vector<std::size_t> all(fresh.services.size());

@@ -2,6 +2,7 @@
 (docs/fleet.md). Each test starts its own single-member etcd on free loopback ports, with its
 data directory in tmp_path, and ends it by PID."""
 
+import base64
 import json
 import os
 import signal
@@ -170,8 +171,11 @@ def test_status_shows_the_fleet_and_both_members(pair):
     assert gens["lb-a"] == gens["lb-b"] == fleet_of(a)["generation"] > 0
 
 
-def test_a_change_on_one_member_is_routed_by_the_other_within_a_second(pair):
-    a, b = pair
+def test_a_change_on_one_member_is_applied_by_the_others_within_a_second(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a, b, c = (member(switchyard, etcd, name, blue, green) for name in ("lb-a", "lb-b", "lb-c"))
+    for d in (a, b, c):
+        wait_store(d)
     lags = []
     colour = "blue"
     for i in range(100):
@@ -180,14 +184,16 @@ def test_a_change_on_one_member_is_routed_by_the_other_within_a_second(pair):
         reply = a.admin(f"cutover web {colour}")
         assert reply["ok"] is True, reply
         gen = reply["generation"]
-        wait_until(lambda: web(b)["generation"] >= gen, 1.0, 0.002, f"B to apply generation {gen}")
+        wait_until(lambda: web(b)["generation"] >= gen and web(c)["generation"] >= gen, 1.0, 0.002,
+                   f"B and C to apply generation {gen}")
         lags.append(time.monotonic() - sent)
-    assert web(b)["split"] == web(a)["split"]
-    # Traffic through B follows the last cutover (blue after an even number of them).
+    assert web(b)["split"] == web(c)["split"] == web(a)["split"]
+    # Traffic through B and C follows the last cutover (blue after an even number of them).
     assert http_get(b.listen()) == "blue-1"
+    assert http_get(c.listen()) == "blue-1"
     lags.sort()
     p50, p99 = statistics.median(lags), lags[98]
-    print(f"change on A -> applied on B: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over 100 changes")
+    print(f"change on A -> applied on B and C: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over 100 changes")
     assert p99 < 1.0
 
 
@@ -401,3 +407,19 @@ def test_losing_quorum_refuses_changes_keeps_serving_and_recovers(backends, swit
     back = change_accepted(b, "cutover web blue")
     wait_until(lambda: web(a)["generation"] == back["generation"], 5, 0.02, "A to apply B's change")
     assert http_get(a.listen()) == "blue-1"
+
+
+def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
+    a, b = pair
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to follow")
+    key = base64.b64encode(b"/sy/test/services/web").decode()
+    etcd.post("/v3/kv/put", {"key": key, "value": base64.b64encode(b'{"generation": "x"').decode()})
+    wait_until(lambda: "is unusable, keeping the current intent" in b.log(), 5, 0.02, "B to log the bad record")
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert http_get(b.listen()) == "green-1"
+    # The next change replaces it.
+    again = a.admin("cutover web blue")
+    assert again["ok"] is True, again
+    wait_until(lambda: web(b)["generation"] == again["generation"], 5, 0.02, "B to apply the next change")
