@@ -317,6 +317,11 @@ ServiceEntry withIntent(const ServiceEntry* old, const config::ServiceConfig& co
             if (b.addedAtRuntime && ob->addedAtRuntime) keepLiveFacts(b, *ob);
             // A backend still drained or disabled keeps its drain deadline.
             if (b.adminState != AdminState::Enabled && ob->adminState == b.adminState) b.drainDeadline = ob->drainDeadline;
+            // Another member's drain, disable or remove drains here as it would have locally
+            // (the merge's "nothing left to drain" is for a restart, not for a running member).
+            const bool newlyOut = (b.adminState != AdminState::Enabled && ob->adminState == AdminState::Enabled) ||
+                                  (b.removing && !ob->removing);
+            if (source == IntentSource::Fleet && newlyOut) b.drainDeadline = deadlineAfter(now, service.config.drainTimeout);
         }
         pool.drainDeadline = oldPool.drainDeadline;
         pool.lastEffectiveWeight = oldPool.lastEffectiveWeight;

@@ -197,3 +197,26 @@ TEST_CASE("withIntent: another member's intent replaces the overrides; live fact
     CHECK(s.fallback.active);
     CHECK(s.fallback.reason == "blue has no healthy backend");
 }
+
+TEST_CASE("withIntent: a drain or remove from another member drains over drain_timeout, not at once",
+          "[control][transitions][fleet]") {
+    ServiceEntry here = web();
+    ServiceEntry there = web();
+    REQUIRE(transitions::backendAdminState(there, Colour::Green, ep("127.0.0.1:9003"), AdminState::Drain, {}, kT0).ok);
+    REQUIRE(transitions::removeBackend(there, Colour::Blue, ep("127.0.0.1:9002"), {}, kT0).ok);
+    MergeReport report;
+    const auto later = kT0 + std::chrono::seconds(2);
+    const ServiceEntry s = transitions::withIntent(&here, here.config, overridesOf(there),
+                                                   transitions::IntentSource::Fleet, report, later);
+    const BackendEntry& drained = *s.pool(Colour::Green).find(ep("127.0.0.1:9003"));
+    CHECK(drained.adminState == AdminState::Drain);
+    CHECK(drained.drainDeadline == later + std::chrono::seconds(30));
+    const BackendEntry& removed = *s.pool(Colour::Blue).find(ep("127.0.0.1:9002"));
+    CHECK(removed.removing);
+    CHECK(removed.drainDeadline == later + std::chrono::seconds(30));
+    // Applied again (the watch echoing the member's own change): the deadline does not move.
+    const ServiceEntry again = transitions::withIntent(&s, s.config, overridesOf(s), transitions::IntentSource::Fleet,
+                                                       report, later + std::chrono::seconds(5));
+    CHECK(again.pool(Colour::Green).find(ep("127.0.0.1:9003"))->drainDeadline == later + std::chrono::seconds(30));
+    CHECK(again.pool(Colour::Blue).find(ep("127.0.0.1:9002"))->drainDeadline == later + std::chrono::seconds(30));
+}
