@@ -691,7 +691,7 @@ bool Loader::etcdEndpoint(const Val& v, EtcdEndpoint& out) {
 }
 
 void Loader::loadFleet(const Val& v, FleetConfig& out) {
-    MapView m(*this, v, {"etcd", "prefix", "instance", "lease_ttl", "dial_timeout"});
+    MapView m(*this, v, {"etcd", "prefix", "instance", "lease_ttl", "dial_timeout", "user", "password_file"});
     if (!m.valid()) return;
     for (auto required : {"etcd", "prefix"})
         if (!m.get(required)) report(m.mark(), m.path(), std::string("missing required key '") + required + "'");
@@ -752,6 +752,21 @@ void Loader::loadFleet(const Val& v, FleetConfig& out) {
                 out.leaseTtl = d;
         }
     }
+    Val user = m.get("user");
+    if (user) {
+        std::string name;
+        if (scalar(user, "an etcd user name", name)) {
+            const bool printable = std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c < 127; });
+            if (name.empty() || name.size() > 128 || !printable)
+                report(user.mark, user.path, "expected an etcd user name (1 to 128 printable characters, no spaces)");
+            else
+                out.user = name;
+        }
+    }
+    Val password = m.get("password_file");
+    if (password) absolutePath(password, false, out.passwordFile);
+    if (user && !password) report(user.mark, user.path, "fleet.user needs fleet.password_file");
+    if (password && !user) report(password.mark, password.path, "fleet.password_file needs fleet.user");
     if (auto t = m.get("dial_timeout")) {
         Duration d{};
         if (duration(t, d)) {

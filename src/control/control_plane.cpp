@@ -31,6 +31,8 @@ ControlPlane::ControlPlane(boost::asio::io_context& context, config::Config conf
 
 Result<bool> ControlPlane::start() {
     const auto log = telemetry::logger("control");
+    if (fleet_)
+        if (auto ok = fleet_->loadCredentials(); !ok) return ok;
     MasterState initial;
     for (const auto& service : config_.services) initial.add(makeServiceEntry(service));
     if (store_) {

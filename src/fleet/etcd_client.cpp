@@ -6,6 +6,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "switchyard/fleet/etcd_codec.h"
 
 namespace switchyard::fleet {
 namespace {
@@ -26,7 +29,42 @@ EtcdClient::EtcdClient(net::io_context& context, std::vector<config::EtcdEndpoin
                        std::chrono::milliseconds dialTimeout)
     : context_(context), endpoints_(std::move(endpoints)), dialTimeout_(dialTimeout) {}
 
+void EtcdClient::setCredentials(std::string user, std::string password) {
+    user_ = std::move(user);
+    password_ = std::move(password);
+}
+
+net::awaitable<std::optional<CallResult>> EtcdClient::authenticate(std::chrono::milliseconds timeout) {
+    token_.clear();
+    const std::string body = nlohmann::json{{"name", user_}, {"password", password_}}.dump();
+    CallResult r = co_await rotate("/v3/auth/authenticate", body, timeout);
+    if (r.ok) {
+        const auto j = nlohmann::json::parse(r.body, nullptr, false);
+        if (j.is_object() && j.contains("token") && j["token"].is_string()) {
+            token_ = j["token"].get<std::string>();
+            co_return std::nullopt;
+        }
+    }
+    r.ok = false;
+    r.body = fmt::format("etcd authentication as '{}' failed: {}", user_, r.reached ? errorText(r.body) : r.body);
+    co_return r;
+}
+
 net::awaitable<CallResult> EtcdClient::call(std::string path, std::string body, std::chrono::milliseconds timeout) {
+    if (!user_.empty() && token_.empty())
+        if (auto failed = co_await authenticate(timeout)) co_return *failed;
+    CallResult r = co_await rotate(path, body, timeout);
+    // An expired or unknown token: 401 "invalid auth token"; none at all: 400 "user name is empty".
+    const bool refused = r.status == 401 || (r.status == 400 && r.body.find("user name is empty") != std::string::npos);
+    if (!user_.empty() && refused) {
+        if (auto failed = co_await authenticate(timeout)) co_return *failed;
+        r = co_await rotate(path, body, timeout);
+    }
+    co_return r;
+}
+
+net::awaitable<CallResult> EtcdClient::rotate(const std::string& path, const std::string& body,
+                                              std::chrono::milliseconds timeout) {
     CallResult last;
     for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
         const std::size_t at = (current_ + tried) % endpoints_.size();
@@ -43,6 +81,8 @@ net::awaitable<CallResult> EtcdClient::call(std::string path, std::string body, 
 
 net::awaitable<CallResult> EtcdClient::stream(std::string path, std::string body,
                                               std::function<bool(std::string_view)> onLine) {
+    if (!user_.empty() && token_.empty())
+        if (auto failed = co_await authenticate(dialTimeout_)) co_return *failed;
     CallResult last;
     for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
         const std::size_t at = (current_ + tried) % endpoints_.size();
@@ -78,6 +118,8 @@ net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint
     // Fail at once on a member without a leader instead of waiting out etcd's 7 s,
     // and end a watch on such a member (else it stays open and silent).
     request.set("Grpc-Metadata-hasleader", "true");
+    // The bare token, no "Bearer" (etcd refuses that).
+    if (!token_.empty() && path != "/v3/auth/authenticate") request.set(http::field::authorization, token_);
     if (timeout.count() > 0) request.set("Grpc-Timeout", fmt::format("{}m", timeout.count()));
     request.body() = body;
     request.prepare_payload();

@@ -13,6 +13,7 @@
 #include "switchyard/fleet/etcd_client.h"
 #include "switchyard/fleet/etcd_codec.h"
 #include "switchyard/telemetry/logging.h"
+#include "switchyard/util/secret_file.h"
 
 namespace switchyard::fleet {
 namespace {
@@ -41,6 +42,14 @@ FleetStore::~FleetStore() {
     if (thread_.joinable()) thread_.join();
 }
 
+Result<bool> FleetStore::loadCredentials() {
+    if (config_.user.empty()) return true;
+    auto password = readSecretFile(config_.passwordFile, "fleet.password_file", 4096);
+    if (!password) return Result<bool>(password.errors());
+    client_->setCredentials(config_.user, std::move(password).value());
+    return true;
+}
+
 void FleetStore::start() {
     net::co_spawn(io_, watchLoop(), net::detached);
     net::co_spawn(io_, memberLoop(), net::detached);
@@ -64,7 +73,9 @@ void FleetStore::linkChanged(bool* part, bool up, std::string why) {
     const bool available = watchUp_ && leaseUp_;
     if (available) why = "watching " + config_.prefix + " and keeping the member lease";
     net::post(control_, [this, available, why = std::move(why)] {
-        if (available_ == available) return;
+        // Every change is logged, and the first failure too (a member that never reached etcd says why).
+        if (available_ == available && announced_) return;
+        announced_ = true;
         available_ = available;
         const auto log = telemetry::logger("fleet");
         if (available) log->info("etcd reachable: {}", why);

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from clients import http_get
-from daemon import service
+from daemon import service, switchyard_bin
 from netutil import free_port
 from waiters import wait_until
 
@@ -423,3 +423,73 @@ def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
     again = a.admin("cutover web blue")
     assert again["ok"] is True, again
     wait_until(lambda: web(b)["generation"] == again["generation"], 5, 0.02, "B to apply the next change")
+
+
+def enable_auth(etcd, user, password, prefix):
+    """root (required before auth can be enabled) and `user`, who may read and write `prefix` only."""
+    b64 = lambda text: base64.b64encode(text.encode()).decode()
+    etcd.post("/v3/auth/role/add", {"name": "root"})
+    etcd.post("/v3/auth/user/add", {"name": "root", "password": "root-pw"})
+    etcd.post("/v3/auth/user/grant", {"user": "root", "role": "root"})
+    etcd.post("/v3/auth/role/add", {"name": "fleet"})
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    etcd.post("/v3/auth/role/grant", {"name": "fleet", "perm": {"permType": "READWRITE", "key": b64(prefix),
+                                                                 "range_end": b64(end)}})
+    etcd.post("/v3/auth/user/add", {"name": user, "password": password})
+    etcd.post("/v3/auth/user/grant", {"user": user, "role": "fleet"})
+    etcd.post("/v3/auth/enable", {})
+
+
+def test_etcd_user_and_password_from_a_file(backends, switchyard, etcd, tmp_path):
+    prefix = "/sy/test/"
+    password = "s3cret-Fleet-pw"
+    enable_auth(etcd, "lb", password, prefix)
+    pw = tmp_path / "etcd.pw"
+    pw.write_text(password + "\n")
+    pw.chmod(0o600)
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    auth = {"user": "lb", "password_file": str(pw)}
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    b = member(switchyard, etcd, "lb-b", blue, green, start=False)
+    for d in (a, b):
+        d.config["fleet"].update(auth)
+        d.write_config()
+        d.start()
+        wait_store(d)
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True, reply
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to apply A's change")
+    for d in (a, b):
+        assert password not in d.log()
+
+
+def test_a_wrong_etcd_password_leaves_the_store_unavailable_and_says_why(backends, switchyard, etcd, tmp_path):
+    enable_auth(etcd, "lb", "right-password", "/sy/test/")
+    pw = tmp_path / "etcd.pw"
+    pw.write_text("wrong-password")
+    pw.chmod(0o600)
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    a.config["fleet"].update({"user": "lb", "password_file": str(pw)})
+    a.write_config()
+    a.start()
+    wait_until(lambda: "etcd authentication as 'lb' failed" in a.log(), 5, 0.05, "the failure to be logged")
+    assert fleet_of(a)["store"] == "unavailable"
+    refused = a.admin("cutover web green")
+    assert refused["code"] == "store_unavailable"
+    assert "wrong-password" not in a.log()
+
+
+def test_a_password_file_others_can_read_is_refused_at_start(backends, switchyard, etcd, tmp_path):
+    pw = tmp_path / "etcd.pw"
+    pw.write_text("whatever-password")
+    pw.chmod(0o644)
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    a.config["fleet"].update({"user": "lb", "password_file": str(pw)})
+    a.write_config()
+    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 2
+    assert f"fleet.password_file {pw}: mode 0644 lets group or others read or change it; run chmod 600" in result.stderr
+    assert "whatever-password" not in result.stderr

@@ -184,6 +184,8 @@ struct FleetConfig {
     std::string instance;               // this member's name; default: the host name
     Duration leaseTtl{10000};
     Duration dialTimeout{2000};
+    std::string user;                   // etcd authentication; empty: none
+    std::string passwordFile;           // the user's password (owner-only file), with `user`
     bool enabled() const { return !etcd.empty(); }
     bool operator==(const FleetConfig&) const = default;
 };

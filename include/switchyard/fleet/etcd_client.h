@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,7 +40,15 @@ public:
     boost::asio::awaitable<CallResult> stream(std::string path, std::string body,
                                               std::function<bool(std::string_view)> onLine);
 
+    // etcd authentication: every call then carries a token, fetched at the
+    // first call and again when etcd refuses it (simple tokens expire unused).
+    void setCredentials(std::string user, std::string password);
+
 private:
+    boost::asio::awaitable<CallResult> rotate(const std::string& path, const std::string& body,
+                                              std::chrono::milliseconds timeout);
+    // Fetches a token; the failure, if any (it never quotes the password).
+    boost::asio::awaitable<std::optional<CallResult>> authenticate(std::chrono::milliseconds timeout);
     boost::asio::awaitable<CallResult> once(const config::EtcdEndpoint& endpoint, const std::string& path,
                                             const std::string& body, std::chrono::milliseconds timeout,
                                             const std::function<bool(std::string_view)>* onLine);
@@ -48,6 +57,9 @@ private:
     std::vector<config::EtcdEndpoint> endpoints_;
     std::chrono::milliseconds dialTimeout_;
     std::size_t current_ = 0;
+    std::string user_;
+    std::string password_;
+    std::string token_;   // never logged
 };
 
 } // namespace switchyard::fleet

@@ -28,6 +28,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "switchyard/config/config.h"
+#include "switchyard/util/result.h"
 
 namespace switchyard::fleet {
 
@@ -64,6 +65,8 @@ public:
     FleetStore(const FleetStore&) = delete;
     FleetStore& operator=(const FleetStore&) = delete;
 
+    // Reads fleet.password_file (when fleet.user is set); a bad file is a start-up error.
+    Result<bool> loadCredentials();
     void start();
 
     // --- control thread ---
@@ -108,6 +111,7 @@ private:
 
     // control thread
     bool available_ = false;
+    bool announced_ = false;
     bool synced_ = false;
     int64_t appliedRevision_ = 0;
     std::map<std::string, int64_t> modRevisions_;

@@ -697,3 +697,15 @@ TEST_CASE("fleet: bad values are named with their place", "[config][loader][flee
     CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, leas_ttl: 1s }\n")) ==
           "t.yaml:7:55: fleet.leas_ttl: unknown key 'leas_ttl'; did you mean 'lease_ttl'?");
 }
+
+TEST_CASE("fleet: user and password_file go together", "[config][loader][fleet]") {
+    auto f = load(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, user: lb, password_file: /etc/sy/pw }\n")).fleet;
+    CHECK(f.user == "lb");
+    CHECK(f.passwordFile == "/etc/sy/pw");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, user: lb }\n")) ==
+          "t.yaml:7:61: fleet.user: fleet.user needs fleet.password_file");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, password_file: /pw }\n")) ==
+          "t.yaml:7:70: fleet.password_file: fleet.password_file needs fleet.user");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, user: lb, password_file: pw }\n")) ==
+          "t.yaml:7:80: fleet.password_file: must be an absolute path, got 'pw'");
+}
