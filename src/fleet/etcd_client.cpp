@@ -18,6 +18,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using net::ip::tcp;
 
+constexpr auto kStreamSilence = std::chrono::minutes(11);
+
 std::string hostHeader(const config::EtcdEndpoint& e) {
     return e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
                                                  : fmt::format("{}:{}", e.host, e.port);
@@ -161,6 +163,9 @@ net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint
     if (!ec) {
         result.status = parser.get().result_int();
         while (!ec && keepGoing && !parser.is_done()) {
+            // etcd sends a progress message at least every 10 minutes (progress_notify): a
+            // stream silent for longer is a dead connection nobody closed (a half-open TCP).
+            stream.expires_after(kStreamSilence);
             co_await http::async_read_some(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
             parser.get().body().clear();
         }
