@@ -265,7 +265,8 @@ void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& int
                   remote.service, remote.modRevision, updated.generation, updated.split.blue, updated.split.green);
         next.services.edit(i) = std::move(updated);
         applied = remote.modRevision;
-        touched.push_back(i);
+        // A watch message may carry several writes of one key: one record to save.
+        if (std::find(touched.begin(), touched.end(), i) == touched.end()) touched.push_back(i);
     }
     if (!touched.empty()) {
         ++next.revision;
