@@ -260,7 +260,8 @@ void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& int
         }
         intent.fallback = overridesOf(old).fallback;   // fallback stays this member's own
         MergeReport report;
-        ServiceEntry updated = transitions::withIntent(&old, *config, intent, transitions::IntentSource::Fleet, report, now);
+        ServiceEntry updated =
+            transitions::withIntent(&old, *config, intent, transitions::IntentSource::Fleet, report, now);
         log->info("{}: the fleet's intent (etcd revision {}) applied: generation {}, split blue={} green={}",
                   remote.service, remote.modRevision, updated.generation, updated.split.blue, updated.split.green);
         next.services.edit(i) = std::move(updated);

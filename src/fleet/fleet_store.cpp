@@ -104,7 +104,7 @@ void FleetStore::deliver(std::vector<RemoteIntent> intents, std::map<std::string
 net::awaitable<void> FleetStore::watchLoop() {
     const auto log = telemetry::logger("fleet");
     milliseconds backoff = kBackoffFirst;
-    const auto sort = [&](const KeyValue& kv, bool deleted, std::vector<RemoteIntent>& intents,
+    const auto classify = [&](const KeyValue& kv, bool deleted, std::vector<RemoteIntent>& intents,
                           std::map<std::string, std::optional<int64_t>>& members) {
         if (auto service = serviceOfKey(config_.prefix, kv.key))
             intents.push_back({*service, deleted ? std::string() : kv.value, kv.modRevision, deleted});
@@ -113,7 +113,8 @@ net::awaitable<void> FleetStore::watchLoop() {
     };
     for (;;) {
         // A full read, then a watch from just after it: nothing in between is missed.
-        CallResult read = co_await client_->call("/v3/kv/range", rangePrefixRequest(config_.prefix), config_.dialTimeout);
+        CallResult read =
+            co_await client_->call("/v3/kv/range", rangePrefixRequest(config_.prefix), config_.dialTimeout);
         int64_t revision = 0;
         bool ok = read.ok;
         std::string why = read.ok ? std::string() : (read.reached ? errorText(read.body) : read.body);
@@ -123,7 +124,7 @@ net::awaitable<void> FleetStore::watchLoop() {
                 revision = range.revision;
                 std::vector<RemoteIntent> intents;
                 std::map<std::string, std::optional<int64_t>> members;
-                for (const auto& kv : range.kvs) sort(kv, false, intents, members);
+                for (const auto& kv : range.kvs) classify(kv, false, intents, members);
                 deliver(std::move(intents), std::move(members), true);
             } catch (const std::exception& e) {
                 ok = false;
@@ -147,8 +148,9 @@ net::awaitable<void> FleetStore::watchLoop() {
                         }
                         std::vector<RemoteIntent> intents;
                         std::map<std::string, std::optional<int64_t>> members;
-                        for (const auto& e : m.events) sort(e.kv, e.deleted, intents, members);
-                        if (!intents.empty() || !members.empty()) deliver(std::move(intents), std::move(members), false);
+                        for (const auto& e : m.events) classify(e.kv, e.deleted, intents, members);
+                        if (!intents.empty() || !members.empty())
+                            deliver(std::move(intents), std::move(members), false);
                         return true;
                     } catch (const std::exception& e) {
                         why = e.what();
@@ -166,11 +168,14 @@ net::awaitable<void> FleetStore::watchLoop() {
 
 net::awaitable<void> FleetStore::memberLoop() {
     const std::string key = memberKey(config_.prefix, config_.instance);
-    const auto ttlSeconds = std::max<int64_t>(2, std::chrono::duration_cast<std::chrono::seconds>(config_.leaseTtl).count());
-    const milliseconds every = std::max(milliseconds(200), std::chrono::duration_cast<milliseconds>(config_.leaseTtl) / 3);
+    const int64_t ttlSeconds =
+        std::max<int64_t>(2, std::chrono::duration_cast<std::chrono::seconds>(config_.leaseTtl).count());
+    const milliseconds every =
+        std::max(milliseconds(200), std::chrono::duration_cast<milliseconds>(config_.leaseTtl) / 3);
     milliseconds backoff = kBackoffFirst;
     for (;;) {
-        CallResult granted = co_await client_->call("/v3/lease/grant", leaseGrantRequest(ttlSeconds), config_.dialTimeout);
+        CallResult granted =
+            co_await client_->call("/v3/lease/grant", leaseGrantRequest(ttlSeconds), config_.dialTimeout);
         int64_t lease = 0;
         if (granted.ok) try {
                 lease = parseLease(granted.body).id;
@@ -183,7 +188,8 @@ net::awaitable<void> FleetStore::memberLoop() {
             const int64_t want = toPublish_.load();
             if (want != published) {
                 const std::string value = nlohmann::json{{"applied", want}}.dump();
-                CallResult put = co_await client_->call("/v3/kv/put", putRequest(key, value, lease), config_.dialTimeout);
+                CallResult put =
+                    co_await client_->call("/v3/kv/put", putRequest(key, value, lease), config_.dialTimeout);
                 if (!put.ok) break;
                 published = want;
                 continue;   // another publish may have come meanwhile
@@ -239,7 +245,8 @@ void FleetStore::propose(const std::string& service, std::string value, int64_t 
                     TxnAnswer txn = parseTxn(answer.body);
                     r.kind = txn.succeeded ? ProposeResult::Kind::Committed : ProposeResult::Kind::Conflict;
                     r.revision = txn.revision;
-                    if (txn.current) r.current = RemoteIntent{service, txn.current->value, txn.current->modRevision, false};
+                    if (txn.current)
+                        r.current = RemoteIntent{service, txn.current->value, txn.current->modRevision, false};
                 } catch (const std::exception& e) {
                     r.kind = ProposeResult::Kind::Unavailable;
                     r.why = e.what();
