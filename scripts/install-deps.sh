@@ -23,6 +23,8 @@ packages=(
   # scripts/build-deb.sh (the Debian package and its lintian check) and the
   # JSON reading of config/deploy-pipeline.sh and the bash completion.
   debhelper dpkg-dev fakeroot lintian git jq
+  # fleet mode's integration tests run a real etcd (tests/integration/test_fleet.py)
+  etcd-server
 )
 
 missing=()

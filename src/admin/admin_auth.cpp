@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "switchyard/util/secret_file.h"
 #include "switchyard/util/unique_fd.h"
 
 namespace switchyard::admin {
@@ -94,32 +95,9 @@ bool permits(AccessLevel level, CommandKind kind) {
 
 Result<std::string> loadAdminToken(const std::string& path) {
     using R = Result<std::string>;
-    // O_NOFOLLOW: the checks below are about the file itself, not a link to it.
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    if (!fd.valid())
-        return R::failure(fmt::format("token file {}: cannot open: {}", path, std::strerror(errno)));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0)
-        return R::failure(fmt::format("token file {}: cannot stat: {}", path, std::strerror(errno)));
-    if (!S_ISREG(st.st_mode)) return R::failure(fmt::format("token file {}: not a regular file", path));
-    if (st.st_mode & 0077)
-        return R::failure(fmt::format("token file {}: mode {:04o} lets group or others read or change the token; "
-                                      "run chmod 600 {}",
-                                      path, st.st_mode & 07777, path));
-    if (st.st_size > static_cast<off_t>(kMaxTokenLength + 64))
-        return R::failure(fmt::format("token file {}: {} bytes is too long for a token (limit {})", path,
-                                      st.st_size, kMaxTokenLength));
-    std::string text(static_cast<std::size_t>(st.st_size) + 1, '\0');
-    ssize_t n = 0;
-    do n = ::read(fd.get(), text.data(), text.size());
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return R::failure(fmt::format("token file {}: cannot read: {}", path, std::strerror(errno)));
-    text.resize(static_cast<std::size_t>(n));
-    auto first = std::find_if_not(text.begin(), text.end(), isSpace);
-    auto last = std::find_if_not(text.rbegin(), text.rend(), isSpace).base();
-    std::string token = first < last ? std::string(first, last) : std::string();
-    std::fill(text.begin(), text.end(), '\0');
-    if (token.empty()) return R::failure(fmt::format("token file {}: the file is empty", path));
+    auto read = readSecretFile(path, "token file", kMaxTokenLength);
+    if (!read) return read;
+    const std::string& token = *read;
     if (token.size() < kMinTokenLength || token.size() > kMaxTokenLength)
         return R::failure(fmt::format("token file {}: the token must be {} to {} bytes, this one has {} "
                                       "(e.g. openssl rand -hex 32 > {})",

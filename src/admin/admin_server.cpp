@@ -273,6 +273,14 @@ bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json
         return level != AccessLevel::None;
     }
     reply = executor_.execute(command);
+    if (reply.contains("pending")) return true;   // logged by serveClient once etcd answered
+    logChange(peer, line, command, reply);
+    return true;
+}
+
+void AdminServer::logChange(const Peer& peer, const std::string& line, const Command& command,
+                            const nlohmann::json& reply) {
+    const auto log = telemetry::logger("admin");
     if (isChange(command.kind)) {
         if (reply.value("ok", false))
             log->info("admin ({}): '{}' applied", peer.who, loggable(line));
@@ -280,7 +288,6 @@ bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json
             log->warn("admin ({}): '{}' refused: {} ({})", peer.who, loggable(line), reply.value("error", ""),
                       reply.value("code", ""));
     }
-    return true;
 }
 
 template <typename Socket>
@@ -333,6 +340,13 @@ net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<Cli
         nlohmann::json reply;
         const bool wasAuthenticated = peer.authenticated;
         const bool keep = handleLine(line, peer, reply);
+        if (CommandExecutor::Pending pending = executor_.takePending(); pending.change) {
+            // Fleet mode: answered once etcd committed (or refused) the change.
+            co_await pending.change->done.async_wait(net::redirect_error(net::use_awaitable, ec));
+            reply = executor_.finishPending(pending);
+            if (auto parsed = parseCommand(line); auto* command = std::get_if<Command>(&parsed))
+                logChange(peer, line, *command, reply);
+        }
         std::fill(line.begin(), line.end(), '\0');   // may hold a token
         if (peer.authenticated && !wasAuthenticated) {
             // Out of the pool of strangers into the operators' one (splice keeps `self` valid).

@@ -42,6 +42,11 @@ json CommandExecutor::errorReply(const std::string& code, const std::string& mes
 }
 
 json CommandExecutor::changeReply(const control::Outcome& outcome, const std::string& service) {
+    if (outcome.ok && outcome.code == control::kPendingCode) {
+        // Fleet mode: etcd answers later; the admin server waits, then finishPending().
+        pending_ = {control_.takePendingChange(), service, false};
+        return {{"pending", true}};
+    }
     if (!outcome.ok) return errorReply(outcome.code, outcome.message);
     const control::ServiceEntry* s = control_.state().find(service);
     if (!s) return {{"ok", true}, {"service", service}};
@@ -57,9 +62,20 @@ json CommandExecutor::changeReply(const control::Outcome& outcome, const std::st
 
 json CommandExecutor::rolloutReply(const control::Outcome& outcome, const std::string& service) {
     json reply = changeReply(outcome, service);
+    if (pending_.change) {
+        pending_.rollout = true;
+        return reply;
+    }
     if (outcome.ok)
         if (const control::ServiceEntry* s = control_.state().find(service)) reply["rollout"] = rolloutJson(*s);
     return reply;
+}
+
+json CommandExecutor::finishPending(const Pending& pending) {
+    const control::Outcome outcome = pending.change && pending.change->outcome
+                                         ? *pending.change->outcome
+                                         : control::Outcome::failure("store_unavailable", "no answer from the fleet's store");
+    return pending.rollout ? rolloutReply(outcome, pending.service) : changeReply(outcome, pending.service);
 }
 
 json CommandExecutor::execute(const Command& c) {

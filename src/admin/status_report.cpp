@@ -177,6 +177,26 @@ std::string statusReportText(const control::ControlPlane& control, std::string_v
     w.field("version", SWITCHYARD_VERSION);
     w.field("engine", control.engineName());
     w.field("revision", state.revision);
+    if (const fleet::FleetStore* fleet = control.fleet()) {
+        // docs/fleet.md: a member counts as converged when it applied the newest intent this one knows.
+        const int64_t newest = fleet->appliedRevision();
+        bool converged = fleet->available() && fleet->synced();
+        w.key("fleet").beginObject();
+        w.field("instance", fleet->config().instance);
+        w.field("store", fleet->available() ? "ok" : "unavailable");
+        w.field("generation", newest);
+        w.key("members").beginArray();
+        for (const auto& [instance, applied] : fleet->members()) {
+            w.beginObject();
+            w.field("instance", instance);
+            w.field("generation", applied);
+            w.endObject();
+            converged = converged && applied >= newest;
+        }
+        w.endArray();
+        w.field("converged", converged);
+        w.endObject();
+    }
     w.key("services").beginArray();
     if (!service.empty()) {
         if (const std::size_t i = state.indexOf(service); i != routing::ServiceIndex::kNone)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <initializer_list>
@@ -372,6 +373,8 @@ private:
     bool principal(const Val& v, bool group, uint32_t& out);
     void loadMetrics(const Val& v, MetricsConfig& out);
     void loadLog(const Val& v, LogConfig& out);
+    void loadFleet(const Val& v, FleetConfig& out);
+    bool etcdEndpoint(const Val& v, EtcdEndpoint& out);
     void loadService(const Val& v, ServiceConfig& out);
     void loadSplit(const Val& v, Split& out);
     void loadTimeouts(const Val& v, Timeouts& out);
@@ -460,7 +463,7 @@ Config Loader::load(const YAML::Node& root) {
     rootVal.present = true;
     MapView top(*this, rootVal,
                 {"admin", "metrics", "state_file", "workers", "engine", "splice", "shutdown_grace", "log",
-                 "services"});
+                 "fleet", "services"});
     if (!top.valid()) return cfg;
 
     // Services first so their listeners are what admin/metrics conflicts are reported against.
@@ -504,6 +507,7 @@ Config Loader::load(const YAML::Node& root) {
     if (auto v = top.get("splice")) word(v, {{"auto", true}, {"off", false}}, cfg.splice);
     if (auto v = top.get("shutdown_grace")) duration(v, cfg.shutdownGrace);
     loadLog(top.get("log"), cfg.log);
+    if (auto f = top.get("fleet"); f && !f.isNull()) loadFleet(f, cfg.fleet);
     return cfg;
 }
 
@@ -642,6 +646,136 @@ void Loader::loadLog(const Val& v, LogConfig& out) {
     if (auto p = m.get("access_log_path")) absolutePath(p, true, out.accessLogPath);
     if (auto f = m.get("access_log_format"))
         word(f, {{"text", AccessLogFormat::Text}, {"json", AccessLogFormat::Json}}, out.accessLogFormat);
+}
+
+// http://host:port[/]: the etcd v3 JSON gateway. TLS is not built yet (docs/fleet.md).
+bool Loader::etcdEndpoint(const Val& v, EtcdEndpoint& out) {
+    std::string text;
+    if (!scalar(v, "an etcd URL like http://10.0.0.5:2379", text)) return false;
+    constexpr std::string_view scheme = "http://";
+    if (text.starts_with("https://")) {
+        report(v.mark, v.path, quoted(text) + ": TLS to etcd is not supported yet; use http:// on a trusted network");
+        return false;
+    }
+    if (!text.starts_with(scheme)) {
+        report(v.mark, v.path, "expected an etcd URL like http://10.0.0.5:2379, got " + quoted(text));
+        return false;
+    }
+    std::string rest = text.substr(scheme.size());
+    if (!rest.empty() && rest.back() == '/') rest.pop_back();
+    std::string host = rest;
+    std::string port = "2379";
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string::npos || (close + 1 < rest.size() && rest[close + 1] != ':')) {
+            report(v.mark, v.path, quoted(text) + ": an IPv6 address needs its closing ']' before the port");
+            return false;
+        }
+        host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size()) port = rest.substr(close + 2);
+    } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+    }
+    const bool hostOk = !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':';
+    });
+    int64_t portNumber = 0;
+    if (!hostOk || parseInteger(port, portNumber) != IntParse::Ok || portNumber < 1 || portNumber > 65535) {
+        report(v.mark, v.path, "expected an etcd URL like http://10.0.0.5:2379 (no path), got " + quoted(text));
+        return false;
+    }
+    out.host = host;
+    out.port = static_cast<uint16_t>(portNumber);
+    return true;
+}
+
+void Loader::loadFleet(const Val& v, FleetConfig& out) {
+    MapView m(*this, v, {"etcd", "prefix", "instance", "lease_ttl", "dial_timeout", "user", "password_file"});
+    if (!m.valid()) return;
+    for (auto required : {"etcd", "prefix"})
+        if (!m.get(required)) report(m.mark(), m.path(), std::string("missing required key '") + required + "'");
+    if (auto e = m.get("etcd")) {
+        if (!e.node.IsSequence() || e.node.size() == 0) {
+            report(e.mark, e.path, "expected a list of etcd URLs like [http://10.0.0.5:2379], got " + describe(e.node));
+        } else {
+            std::size_t i = 0;
+            for (const auto& it : e.node) {
+                const YAML::Node& node = it;
+                Val item;
+                item.node = node;
+                item.mark = isNullMark(node.Mark()) ? e.mark : node.Mark();
+                item.path = e.path + "[" + std::to_string(i++) + "]";
+                item.present = true;
+                EtcdEndpoint ep;
+                if (etcdEndpoint(item, ep)) out.etcd.push_back(ep);
+            }
+        }
+    }
+    if (auto p = m.get("prefix")) {
+        std::string prefix;
+        if (scalar(p, "a key prefix like /switchyard/web-tier/", prefix)) {
+            const bool printable = std::all_of(prefix.begin(), prefix.end(),
+                                               [](char c) { return c > ' ' && c < 127; });
+            if (prefix.size() < 2 || prefix.size() > 200 || !printable || prefix.back() != '/')
+                report(p.mark, p.path,
+                       "expected a key prefix like /switchyard/web-tier/ (2 to 200 printable characters, no "
+                       "spaces, ending in '/'), got " + quoted(prefix));
+            else
+                out.prefix = prefix;
+        }
+    }
+    if (auto n = m.get("instance")) {
+        std::string name;
+        if (scalar(n, "a name", name)) {
+            const bool okChars = std::all_of(name.begin(), name.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+            });
+            if (name.empty() || name.size() > 64 || !okChars)
+                report(n.mark, n.path, quoted(name) + " is not a valid instance name (1 to 64 of A-Z a-z 0-9 _ . -)");
+            else
+                out.instance = name;
+        }
+    }
+    if (out.instance.empty()) {
+        char host[256] = {};
+        if (::gethostname(host, sizeof host - 1) == 0) out.instance = host;
+        if (out.instance.empty()) out.instance = "switchyard";
+    }
+    if (auto t = m.get("lease_ttl")) {
+        Duration d{};
+        if (duration(t, d)) {
+            // etcd grants at least 2 s; a TTL over a minute would keep a dead member "live" too long.
+            if (d < std::chrono::seconds(2) || d > std::chrono::seconds(60))
+                report(t.mark, t.path, "must be between 2s and 60s, got " + quoted(t.node.Scalar()));
+            else
+                out.leaseTtl = d;
+        }
+    }
+    Val user = m.get("user");
+    if (user) {
+        std::string name;
+        if (scalar(user, "an etcd user name", name)) {
+            const bool printable = std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c < 127; });
+            if (name.empty() || name.size() > 128 || !printable)
+                report(user.mark, user.path, "expected an etcd user name (1 to 128 printable characters, no spaces)");
+            else
+                out.user = name;
+        }
+    }
+    Val password = m.get("password_file");
+    if (password) absolutePath(password, false, out.passwordFile);
+    if (user && !password) report(user.mark, user.path, "fleet.user needs fleet.password_file");
+    if (password && !user) report(password.mark, password.path, "fleet.password_file needs fleet.user");
+    if (auto t = m.get("dial_timeout")) {
+        Duration d{};
+        if (duration(t, d)) {
+            if (d < std::chrono::milliseconds(100) || d > std::chrono::seconds(30))
+                report(t.mark, t.path, "must be between 100ms and 30s, got " + quoted(t.node.Scalar()));
+            else
+                out.dialTimeout = d;
+        }
+    }
 }
 
 void Loader::loadService(const Val& v, ServiceConfig& out) {

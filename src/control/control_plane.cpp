@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "switchyard/config/config_loader.h"
 #include "switchyard/control/overrides.h"
@@ -16,10 +17,22 @@ namespace switchyard::control {
 ControlPlane::ControlPlane(boost::asio::io_context& context, config::Config config,
                            std::vector<std::unique_ptr<proxy::Worker>>& workers, std::string engineName)
     : context_(context), config_(std::move(config)), workers_(workers), engineName_(std::move(engineName)),
-      store_(makeStateStore(config_.stateFile)), listeners_(workers), housekeepingTimer_(context) {}
+      store_(makeStateStore(config_.stateFile)), listeners_(workers), housekeepingTimer_(context) {
+    if (config_.fleet.enabled()) {
+        fleet::FleetStore::Callbacks callbacks;
+        callbacks.onIntents = [this](const std::vector<fleet::RemoteIntent>& intents, bool full) {
+            applyFleetIntents(intents);
+            if (full) importToFleet(intents);
+            if (full && fleetSynced_) std::exchange(fleetSynced_, nullptr)();
+        };
+        fleet_ = std::make_unique<fleet::FleetStore>(context_, config_.fleet, std::move(callbacks));
+    }
+}
 
 Result<bool> ControlPlane::start() {
     const auto log = telemetry::logger("control");
+    if (fleet_)
+        if (auto ok = fleet_->loadCredentials(); !ok) return ok;
     MasterState initial;
     for (const auto& service : config_.services) initial.add(makeServiceEntry(service));
     if (store_) {
@@ -58,6 +71,8 @@ Result<bool> ControlPlane::start() {
     // The restart count must reach the store, or a crash loop would never roll back.
     commit(std::move(initial), Order::PublishFirst, restarted, "restarting a rollout's window");
     scheduleHousekeeping();
+    // Until etcd answers, the state file's copy of the fleet's intent is served.
+    if (fleet_) fleet_->start();
     return true;
 }
 
@@ -121,6 +136,7 @@ Outcome ControlPlane::change(const std::string& name, const ChangeGuard& guard, 
     ++service.revision;
     ++next.revision;
     updatePoolDrains(service, routing::Clock::now());
+    if (fleet_) return proposeToFleet(std::move(outcome), service);
     Outcome committed = commit(std::move(next), order, {i}, fmt::format("change to {}", name));
     if (!committed.ok || !committed.message.empty()) return committed;
     return outcome;
@@ -151,6 +167,114 @@ void ControlPlane::applyAutomatic(const std::vector<std::string>& names, const S
     if (!changed) return;
     ++next.revision;
     commit(std::move(next), Order::PublishFirst, toSave, why);
+}
+
+// --- fleet mode ---
+
+Outcome ControlPlane::proposeToFleet(Outcome outcome, const ServiceEntry& changed) {
+    const std::string name = changed.config.name;
+    if (!fleet_->available())
+        return Outcome::failure("store_unavailable",
+                                "the fleet's store (etcd) is unavailable: serving the last applied intent, "
+                                "changes are refused until it is back");
+    Overrides intent = overridesOf(changed);
+    intent.fallback.reset();   // the fallback overlay is this member's judgement, never the fleet's
+    auto pending = std::make_shared<PendingChange>(context_);
+    pendingChange_ = pending;
+    const std::string value = overridesToJson(intent).dump();
+    fleet_->propose(name, value, fleet_->modRevisionOf(name),
+                    [this, pending, name, value, outcome = std::move(outcome)](fleet::ProposeResult r) {
+                        using Kind = fleet::ProposeResult::Kind;
+                        if (r.kind == Kind::Committed) {
+                            applyFleetIntents({fleet::RemoteIntent{name, value, r.revision, false}});
+                            pending->finish(outcome);
+                            return;
+                        }
+                        if (r.kind == Kind::Conflict) {
+                            if (r.current) applyFleetIntents({*r.current});
+                            const ServiceEntry* now = state_.find(name);
+                            pending->finish(Outcome::failure(
+                                "generation_mismatch",
+                                fmt::format("{} was changed by another member of the fleet meanwhile; it is at "
+                                            "generation {} now, nothing was applied",
+                                            name, now ? now->generation : 0)));
+                            return;
+                        }
+                        pending->finish(Outcome::failure(
+                            "store_unavailable",
+                            fmt::format("the fleet's store (etcd) did not commit the change: {}", r.why)));
+                    });
+    return Outcome{true, true, kPendingCode, {}};
+}
+
+void ControlPlane::importToFleet(const std::vector<fleet::RemoteIntent>& present) {
+    // A service the fleet has no record of, with overrides here (a single
+    // instance's state file, now in a fleet): offered as the fleet's first
+    // record, created only if still absent, so the first member to start wins
+    // and the others take its intent (docs/fleet.md "Moving an instance into a fleet").
+    for (const ServiceEntry& s : state_.services) {
+        const std::string& name = s.config.name;
+        if (std::any_of(present.begin(), present.end(), [&](const auto& r) { return r.service == name; })) continue;
+        Overrides intent = overridesOf(s);
+        intent.fallback.reset();
+        if (intent.empty()) continue;
+        std::string value = overridesToJson(intent).dump();
+        fleet_->propose(name, value, 0, [this, name, value](fleet::ProposeResult r) {
+            if (r.kind == fleet::ProposeResult::Kind::Committed) {
+                telemetry::logger("fleet")->info("{}: this member's intent became the fleet's first record", name);
+                applyFleetIntents({fleet::RemoteIntent{name, value, r.revision, false}});
+            } else if (r.kind == fleet::ProposeResult::Kind::Conflict && r.current) {
+                applyFleetIntents({*r.current});
+            }
+        });
+    }
+}
+
+void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& intents) {
+    const auto log = telemetry::logger("fleet");
+    MasterState next = state_;
+    std::vector<std::size_t> touched;
+    const auto now = routing::Clock::now();
+    for (const auto& remote : intents) {
+        const std::size_t i = next.indexOf(remote.service);
+        const config::ServiceConfig* config = config_.findService(remote.service);
+        if (i == routing::ServiceIndex::kNone || !config) continue;   // a service this member does not serve
+        int64_t& applied = fleetApplied_[remote.service];
+        if (remote.modRevision != 0 && remote.modRevision <= applied) continue;   // already in effect
+        const ServiceEntry& old = next.services[i];
+        Overrides intent;
+        if (remote.deleted) {
+            intent = overridesOf(makeServiceEntry(*config));   // back to the config's values
+            intent.generation = old.generation + 1;
+        } else {
+            try {
+                const auto j = nlohmann::json::parse(remote.value);
+                if (!floatsInRange(j)) throw std::invalid_argument("a number is out of range");
+                intent = overridesFromJson(j);
+            } catch (const std::exception& e) {
+                log->error("{}: the fleet's record at revision {} is unusable, keeping the current intent: {}",
+                           remote.service, remote.modRevision, e.what());
+                applied = remote.modRevision;
+                continue;
+            }
+        }
+        intent.fallback = overridesOf(old).fallback;   // fallback stays this member's own
+        MergeReport report;
+        ServiceEntry updated =
+            transitions::withIntent(&old, *config, intent, transitions::IntentSource::Fleet, report, now);
+        log->info("{}: the fleet's intent (etcd revision {}) applied: generation {}, split blue={} green={}",
+                  remote.service, remote.modRevision, updated.generation, updated.split.blue, updated.split.green);
+        next.services.edit(i) = std::move(updated);
+        applied = remote.modRevision;
+        // A watch message may carry several writes of one key: one record to save.
+        if (std::find(touched.begin(), touched.end(), i) == touched.end()) touched.push_back(i);
+    }
+    if (!touched.empty()) {
+        ++next.revision;
+        // Published first; the state file caches the fleet's intent for a restart while etcd is down.
+        commit(std::move(next), Order::PublishFirst, touched, "the fleet's intent");
+    }
+    fleet_->publishApplied(fleet_->appliedRevision());
 }
 
 // --- operator changes ---
@@ -267,7 +391,9 @@ ReloadReport ControlPlane::reload(bool apply) {
             report.servicesRemoved.push_back(service.name);
         }
     fresh.revision = state_.revision + 1;
+    const bool fleetChanged = !(config_.fleet == next.fleet);
     config_ = std::move(next);
+    if (fleetChanged) log->warn("fleet changed in the config; it takes effect at the next restart");
     if (store_ && store_->where() != config_.stateFile)
         log->warn("state_file changed in the config; it takes effect at the next restart");
     std::vector<std::size_t> all(fresh.services.size());
@@ -350,6 +476,11 @@ rollout::Signals rolloutSignals(const ServiceEntry& service) {
 
 Outcome ControlPlane::startRollout(const std::string& name, const rollout::RolloutPlan& plan,
                                    const ChangeGuard& guard) {
+    // Not built for a fleet yet: one driver (an etcd election) and gates on the SLIs summed
+    // over every member are missing, and a rollback on one member would stay its own.
+    if (fleet_)
+        return Outcome::failure("refused", "progressive rollouts are not available in fleet mode yet (docs/fleet.md); "
+                                           "use split and cutover, which apply on every member");
     return change(name, guard,
                   [&](ServiceEntry& s) { return transitions::startRollout(s, plan, guard, rolloutNow(s)); });
 }

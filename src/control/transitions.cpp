@@ -281,6 +281,11 @@ Outcome rolloutAction(ServiceEntry& s, rollout::Action action, const ChangeGuard
 
 ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& config, MergeReport& report,
                       routing::TimePoint now) {
+    return withIntent(old, config, old ? overridesOf(*old) : Overrides{}, IntentSource::Running, report, now);
+}
+
+ServiceEntry withIntent(const ServiceEntry* old, const config::ServiceConfig& config, const Overrides& intent,
+                        IntentSource source, MergeReport& report, routing::TimePoint now) {
     ServiceEntry service = makeServiceEntry(config);
     if (!old) {
         // A new service: nothing flowed yet, so no pool starts out draining.
@@ -300,7 +305,7 @@ ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& conf
                 markBackendReturned(b, now);
             }
         }
-    mergeOverrides(overridesOf(*old), service, report, now);
+    mergeOverrides(intent, service, report, now);
     for (auto colour : config::kColours) {
         PoolEntry& pool = service.pool(colour);
         const PoolEntry& oldPool = old->pool(colour);
@@ -312,6 +317,11 @@ ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& conf
             if (b.addedAtRuntime && ob->addedAtRuntime) keepLiveFacts(b, *ob);
             // A backend still drained or disabled keeps its drain deadline.
             if (b.adminState != AdminState::Enabled && ob->adminState == b.adminState) b.drainDeadline = ob->drainDeadline;
+            // Another member's drain, disable or remove drains here as it would have locally
+            // (the merge's "nothing left to drain" is for a restart, not for a running member).
+            const bool newlyOut = (b.adminState != AdminState::Enabled && ob->adminState == AdminState::Enabled) ||
+                                  (b.removing && !ob->removing);
+            if (source == IntentSource::Fleet && newlyOut) b.drainDeadline = deadlineAfter(now, service.config.drainTimeout);
         }
         pool.drainDeadline = oldPool.drainDeadline;
         pool.lastEffectiveWeight = oldPool.lastEffectiveWeight;
@@ -328,7 +338,9 @@ ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& conf
             }
     }
     // The merge kept the rollout (the split was not replaced): keep its live window too.
-    if (service.rollout && old->rollout && old->rollout->id == service.rollout->id) service.rollout = old->rollout;
+    // (A fleet's intent carries the step another member took: that one wins.)
+    if (source == IntentSource::Running && service.rollout && old->rollout && old->rollout->id == service.rollout->id)
+        service.rollout = old->rollout;
     service.fallback = old->fallback;
     service.panic = old->panic;   // the health monitor re-decides it next turn
     service.revision = old->revision + 1;

@@ -19,6 +19,7 @@
 #include "change_report.h"
 #include "ctl_options.h"
 #include "drain_waiter.h"
+#include "fleet_waiter.h"
 #include "reply_printer.h"
 #include "rollout_waiter.h"
 
@@ -44,7 +45,9 @@ int usageError(const std::string& message) {
 }
 
 // What --wait waits for, or a usage error for commands it does not support.
-std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std::string& line, const std::string& word) {
+// `fleet`: the daemon is a fleet member, where --wait on any change waits for every member.
+std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std::string& line, const std::string& word,
+                                                                       bool fleet) {
     auto parsed = admin::parseCommand(line);
     if (auto* err = std::get_if<admin::ParseError>(&parsed)) {
         // The daemon would say the same; saying it here spares a round trip.
@@ -61,6 +64,7 @@ std::variant<std::monostate, DrainTarget, RolloutWait, int> waitTarget(const std
     case admin::CommandKind::RolloutStatus:   // attach to the running rollout
         return RolloutWait{cmd.service, 0};   // the id comes with the reply
     default: {
+        if (fleet && admin::isChange(cmd.kind)) return std::monostate{};
         std::string what = word;
         if (cmd.kind == admin::CommandKind::BackendWeight || cmd.kind == admin::CommandKind::BackendDisable ||
             cmd.kind == admin::CommandKind::BackendEnable)
@@ -124,15 +128,6 @@ int main(int argc, char** argv) {
                                       admin::kMaxCommandLine));
 
     const std::string& word = options->words.front();
-    std::optional<DrainTarget> target;
-    std::optional<RolloutWait> rolloutTarget;
-    if (options->wait) {
-        auto t = waitTarget(line, word);
-        if (auto* code = std::get_if<int>(&t)) return *code;
-        if (auto* r = std::get_if<RolloutWait>(&t)) rolloutTarget = *r;
-        else target = std::get<DrainTarget>(t);
-    }
-
     std::optional<Clock::time_point> deadline;
     if (options->timeout) deadline = Clock::now() + *options->timeout;
     auto requestDeadline = Clock::now() + kRequestTimeout;
@@ -142,6 +137,21 @@ int main(int argc, char** argv) {
     auto where = resolveTarget(*options, usage);
     if (!where) return usageError(usage.message);
     AdminClient client(std::move(*where), &interruptRequested);
+
+    std::optional<DrainTarget> target;
+    std::optional<RolloutWait> rolloutTarget;
+    std::optional<std::string> fleetWait;   // the service whose status shows the fleet
+    if (options->wait) {
+        // A fleet member (its status has "fleet"): --wait first waits until every member applied the change.
+        const std::optional<std::string> statusOfChange = changeStatusRequest(line);
+        if (statusOfChange)
+            if (auto current = fetchStatus(client, *statusOfChange, requestDeadline); current && current->contains("fleet"))
+                fleetWait = statusOfChange->size() > 7 ? statusOfChange->substr(7) : std::string();
+        auto t = waitTarget(line, word, fleetWait.has_value());
+        if (auto* code = std::get_if<int>(&t)) return *code;
+        if (auto* r = std::get_if<RolloutWait>(&t)) rolloutTarget = *r;
+        else if (auto* d = std::get_if<DrainTarget>(&t)) target = *d;
+    }
 
     // A changing command is told as before -> after (change_report.h), so the
     // state before it is read first. --json prints only the reply line.
@@ -218,6 +228,11 @@ int main(int argc, char** argv) {
         std::fputs(out.c_str(), stdout);
     }
     std::fflush(stdout);
+
+    if (fleetWait) {
+        installInterruptHandler();
+        if (int code = waitForFleet(client, *fleetWait, deadline, !options->json); code != kExitOk) return code;
+    }
 
     if (rolloutTarget) {
         const json& started = parsed["rollout"];

@@ -331,14 +331,25 @@ int runDaemon(DaemonOptions options) {
                            control.state().services.size(), open, count, engine, control.state().revision);
     });
     Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace, notifier);
-    shutdown.onBegin([&metrics] { metrics.setReady(false); });
+    auto stopping = std::make_shared<bool>(false);
+    shutdown.onBegin([&metrics, stopping] {
+        *stopping = true;
+        metrics.setReady(false);
+    });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
     signals.add(SIGUSR1);
     waitForSignals(signals, control, shutdown, notifier);
 
     // Every listener is bound and the state file loaded by now.
     notifier.ready();
-    metrics.setReady(true);
+    // Fleet mode: ready once the fleet's intent was read from etcd (docs/fleet.md);
+    // until then the state file's copy is served, but a load balancer in front should wait.
+    if (control.fleet() && !control.fleet()->synced())
+        control.onFleetSynced([&metrics, stopping] {
+            if (!*stopping) metrics.setReady(true);
+        });
+    else
+        metrics.setReady(true);
     // Parsing a large config leaves megabytes of freed heap behind (yaml-cpp's
     // node tree): hand it back rather than keep it resident for the process' life.
     ::malloc_trim(0);

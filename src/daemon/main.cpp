@@ -9,6 +9,7 @@
 #include "switchyard/config/config_loader.h"
 #include "switchyard/daemon/build_info.h"
 #include "switchyard/daemon/daemon.h"
+#include "switchyard/util/secret_file.h"
 
 namespace {
 
@@ -81,6 +82,14 @@ int main(int argc, char** argv) {
             if (loaded->admin.tcp) {
                 if (auto token = switchyard::admin::loadAdminToken(loaded->admin.tokenFile); !token) {
                     std::fprintf(stderr, "%s: admin.token_file: %s\n", configPath.c_str(), token.errorText().c_str());
+                    std::fprintf(stderr, "switchyard: %s: configuration is invalid\n", configPath.c_str());
+                    return 2;
+                }
+            }
+            if (!loaded->fleet.user.empty()) {
+                if (auto password = switchyard::readSecretFile(loaded->fleet.passwordFile, "fleet.password_file", 4096);
+                    !password) {
+                    std::fprintf(stderr, "%s: %s\n", configPath.c_str(), password.errorText().c_str());
                     std::fprintf(stderr, "switchyard: %s: configuration is invalid\n", configPath.c_str());
                     return 2;
                 }

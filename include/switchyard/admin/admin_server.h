@@ -81,6 +81,7 @@ private:
     boost::asio::awaitable<void> serveClient(Socket socket, std::shared_ptr<ClientList> clients, Peer peer);
     // The reply to one line; false when the connection must close after it.
     bool handleLine(const std::string& line, Peer& peer, nlohmann::json& reply);
+    void logChange(const Peer& peer, const std::string& line, const Command& command, const nlohmann::json& reply);
     AccessLevel levelOf(const Peer& peer) const;
 
     boost::asio::io_context& context_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -26,6 +27,16 @@ public:
     // What `rollout-history` reads; without one it answers with the latest rollout only.
     void setRolloutHistory(const rollout::RolloutHistory* history) { history_ = history; }
 
+    // Fleet mode: a change execute() left waiting for etcd (its reply was
+    // {"pending": true}); the caller waits on change->done, then finishPending().
+    struct Pending {
+        std::shared_ptr<control::PendingChange> change;
+        std::string service;
+        bool rollout = false;
+    };
+    Pending takePending() { return std::exchange(pending_, {}); }
+    nlohmann::json finishPending(const Pending& pending);
+
     static nlohmann::json errorReply(const std::string& code, const std::string& message);
 
 private:
@@ -35,6 +46,7 @@ private:
 
     control::ControlPlane& control_;
     std::string replyText_;
+    Pending pending_;
     const rollout::RolloutHistory* history_ = nullptr;
 };
 

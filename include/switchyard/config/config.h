@@ -170,6 +170,26 @@ struct LogConfig {
     bool operator==(const LogConfig&) const = default;
 };
 
+// fleet: several instances sharing operator intent through etcd (docs/fleet.md).
+// Absent (etcd empty): the state file is the store, as without a fleet.
+struct EtcdEndpoint {
+    std::string host;                   // a name or an address, as written
+    uint16_t port = 2379;
+    bool operator==(const EtcdEndpoint&) const = default;
+};
+
+struct FleetConfig {
+    std::vector<EtcdEndpoint> etcd;     // empty: no fleet
+    std::string prefix;                 // every key of this fleet starts with it; ends with '/'
+    std::string instance;               // this member's name; default: the host name
+    Duration leaseTtl{10000};
+    Duration dialTimeout{2000};
+    std::string user;                   // etcd authentication; empty: none
+    std::string passwordFile;           // the user's password (owner-only file), with `user`
+    bool enabled() const { return !etcd.empty(); }
+    bool operator==(const FleetConfig&) const = default;
+};
+
 struct Config {
     AdminConfig admin;
     MetricsConfig metrics;
@@ -179,6 +199,7 @@ struct Config {
     bool splice = true;                 // splice: auto | off (bulk flows relayed by splice(2))
     Duration shutdownGrace{5000};
     LogConfig log;
+    FleetConfig fleet;
     std::vector<ServiceConfig> services;
 
     std::string sourcePath;             // the file it was loaded from ("" for built-ins)

@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -24,6 +26,7 @@
 #include "switchyard/control/master_state.h"
 #include "switchyard/control/state_store.h"
 #include "switchyard/control/transitions.h"
+#include "switchyard/fleet/fleet_store.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/util/result.h"
@@ -42,6 +45,23 @@ struct ChangeSet {
     bool all = true;                       // start, reload: the set of services itself may differ
     std::vector<std::size_t> services;     // positions in the state, when !all
 };
+
+// An operator change in fleet mode: answered once etcd committed it (or
+// refused it). The admin server waits on `done`; finish() runs on the control thread.
+struct PendingChange {
+    explicit PendingChange(boost::asio::io_context& context) : done(context) {
+        done.expires_at(boost::asio::steady_timer::time_point::max());
+    }
+    void finish(Outcome result) {
+        outcome = std::move(result);
+        done.cancel();
+    }
+    boost::asio::steady_timer done;
+    std::optional<Outcome> outcome;
+};
+
+// The code of an Outcome whose answer comes later (takePendingChange()).
+inline constexpr const char* kPendingCode = "pending";
 
 struct ReloadReport {
     Outcome outcome;
@@ -111,6 +131,13 @@ public:
     // weights from it rather than computing them a second time.
     const routing::SnapshotPtr& snapshot() const { return snapshot_; }
     const ChangeSet& lastChanges() const { return lastChanges_; }
+    // Fleet mode (docs/fleet.md): the link to etcd, or null without `fleet:`.
+    const fleet::FleetStore* fleet() const { return fleet_.get(); }
+    // Runs once, after the first full read of the fleet's intent from etcd.
+    void onFleetSynced(std::function<void()> listener) { fleetSynced_ = std::move(listener); }
+    // The change the last operator call left waiting for etcd (its Outcome had
+    // code kPendingCode), taken once.
+    std::shared_ptr<PendingChange> takePendingChange() { return std::exchange(pendingChange_, nullptr); }
     const config::Config& config() const { return config_; }
     const std::string& engineName() const { return engineName_; }
     uint64_t saveFailures() const { return saveFailures_; }
@@ -144,6 +171,12 @@ private:
     void publish(MasterState next);
     void scheduleHousekeeping();
     void housekeeping();
+    // Fleet mode: an operator change goes to etcd as a compare-and-swap on the service's key.
+    Outcome proposeToFleet(Outcome outcome, const ServiceEntry& changed);
+    // Applies intents read from etcd as one snapshot (services not configured here are skipped).
+    void applyFleetIntents(const std::vector<fleet::RemoteIntent>& intents);
+    // After a full read: offers this member's overrides of services etcd holds no record of.
+    void importToFleet(const std::vector<fleet::RemoteIntent>& present);
 
     boost::asio::io_context& context_;
     config::Config config_;
@@ -160,6 +193,10 @@ private:
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;
     std::vector<std::pair<std::string, routing::TimePoint>> rolloutRetryAt_;   // after a failed step save
+    std::unique_ptr<fleet::FleetStore> fleet_;
+    std::shared_ptr<PendingChange> pendingChange_;
+    std::function<void()> fleetSynced_;
+    std::unordered_map<std::string, int64_t> fleetApplied_;   // service -> etcd mod_revision applied here
 };
 
 // What a service's rollout is fed now: the time and both pools' counter samples.

@@ -66,6 +66,17 @@ Outcome rolloutAction(ServiceEntry& s, rollout::Action action, const ChangeGuard
 ServiceEntry reloaded(const ServiceEntry* old, const config::ServiceConfig& config, MergeReport& report,
                       routing::TimePoint now);
 
+enum class IntentSource {
+    Running,   // the running daemon's own overrides (reload)
+    Fleet,     // another member's, read from the fleet's store (docs/fleet.md)
+};
+// reloaded() with the overrides given: the service as `config` makes it, with
+// `intent` merged in and what lives only in this daemon kept from `old`
+// (health, identities, ramps, drain deadlines, fallback: each member judges
+// those from where it stands).
+ServiceEntry withIntent(const ServiceEntry* old, const config::ServiceConfig& config, const Overrides& intent,
+                        IntentSource source, MergeReport& report, routing::TimePoint now);
+
 // Housekeeping. Removed backends whose drain deadline passed leave the pool.
 bool expireRemovedBackends(ServiceEntry& s, routing::TimePoint now);
 // Ends slow-start ramps that are over; true while a ramp moves weights (a new

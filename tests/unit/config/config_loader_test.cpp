@@ -652,3 +652,60 @@ TEST_CASE("state_file is an absolute path, or \"\" / none for no persistence", "
           "t.yaml:7:13: state_file: must be an absolute path, \"\" or none, got 'state.json'");
     CHECK(errors(top("state_file: [a]\n")) == "t.yaml:7:13: state_file: expected a path, got a list");
 }
+
+TEST_CASE("fleet: etcd URLs, prefix, instance, lease_ttl, dial_timeout", "[config][loader][fleet]") {
+    CHECK_FALSE(load(service()).fleet.enabled());
+    auto f = load(top("fleet:\n  etcd: [http://10.0.0.5:2379, \"http://[::1]:2381/\", http://etcd-a]\n"
+                      "  prefix: /switchyard/web-tier/\n  instance: lb-1\n  lease_ttl: 5s\n  dial_timeout: 500ms\n"))
+                 .fleet;
+    REQUIRE(f.enabled());
+    REQUIRE(f.etcd.size() == 3);
+    CHECK(f.etcd[0] == EtcdEndpoint{"10.0.0.5", 2379});
+    CHECK(f.etcd[1] == EtcdEndpoint{"::1", 2381});
+    CHECK(f.etcd[2] == EtcdEndpoint{"etcd-a", 2379});
+    CHECK(f.prefix == "/switchyard/web-tier/");
+    CHECK(f.instance == "lb-1");
+    CHECK(f.leaseTtl == 5s);
+    CHECK(f.dialTimeout == 500ms);
+    // The instance defaults to the host name; the durations to 10s and 2s.
+    auto d = load(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/ }\n")).fleet;
+    CHECK_FALSE(d.instance.empty());
+    CHECK(d.leaseTtl == 10s);
+    CHECK(d.dialTimeout == 2s);
+}
+
+TEST_CASE("fleet: bad values are named with their place", "[config][loader][fleet]") {
+    CHECK(errors(top("fleet: { prefix: /sy/ }\n")) == "t.yaml:7:8: fleet: missing required key 'etcd'");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379] }\n")) == "t.yaml:7:8: fleet: missing required key 'prefix'");
+    CHECK(errors(top("fleet: { etcd: [], prefix: /sy/ }\n")) ==
+          "t.yaml:7:16: fleet.etcd: expected a list of etcd URLs like [http://10.0.0.5:2379], got a list");
+    CHECK(errors(top("fleet: { etcd: [https://127.0.0.1:2379], prefix: /sy/ }\n")) ==
+          "t.yaml:7:17: fleet.etcd[0]: 'https://127.0.0.1:2379': TLS to etcd is not supported yet; use http:// on a "
+          "trusted network");
+    CHECK(errors(top("fleet: { etcd: [127.0.0.1:2379], prefix: /sy/ }\n")) ==
+          "t.yaml:7:17: fleet.etcd[0]: expected an etcd URL like http://10.0.0.5:2379, got '127.0.0.1:2379'");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:99999], prefix: /sy/ }\n")) ==
+          "t.yaml:7:17: fleet.etcd[0]: expected an etcd URL like http://10.0.0.5:2379 (no path), got "
+          "'http://127.0.0.1:99999'");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy }\n")) ==
+          "t.yaml:7:49: fleet.prefix: expected a key prefix like /switchyard/web-tier/ (2 to 200 printable "
+          "characters, no spaces, ending in '/'), got '/sy'");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, instance: \"a b\" }\n")) ==
+          "t.yaml:7:65: fleet.instance: 'a b' is not a valid instance name (1 to 64 of A-Z a-z 0-9 _ . -)");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, lease_ttl: 1s }\n")) ==
+          "t.yaml:7:66: fleet.lease_ttl: must be between 2s and 60s, got '1s'");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, leas_ttl: 1s }\n")) ==
+          "t.yaml:7:55: fleet.leas_ttl: unknown key 'leas_ttl'; did you mean 'lease_ttl'?");
+}
+
+TEST_CASE("fleet: user and password_file go together", "[config][loader][fleet]") {
+    auto f = load(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, user: lb, password_file: /etc/sy/pw }\n")).fleet;
+    CHECK(f.user == "lb");
+    CHECK(f.passwordFile == "/etc/sy/pw");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, user: lb }\n")) ==
+          "t.yaml:7:61: fleet.user: fleet.user needs fleet.password_file");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, password_file: /pw }\n")) ==
+          "t.yaml:7:70: fleet.password_file: fleet.password_file needs fleet.user");
+    CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379], prefix: /sy/, user: lb, password_file: pw }\n")) ==
+          "t.yaml:7:80: fleet.password_file: must be an absolute path, got 'pw'");
+}

@@ -168,3 +168,55 @@ services:
     CHECK(s.generation == old.generation);
     CHECK(report.kept == std::vector<std::string>{"web: split blue=50 green=50", "web: blue backend 127.0.0.1:9001 drain"});
 }
+
+TEST_CASE("withIntent: another member's intent replaces the overrides; live facts stay this member's",
+          "[control][transitions][fleet]") {
+    ServiceEntry here = web();
+    here.pool(Colour::Green).find(ep("127.0.0.1:9003"))->healthy = false;
+    here.fallback = FallbackState{true, Colour::Blue, "blue has no healthy backend", 1};
+    const auto handle = here.pool(Colour::Blue).find(ep("127.0.0.1:9001"))->handle;
+
+    // What another member wrote: a cutover to green and a drained backend, at generation 7.
+    ServiceEntry there = web();
+    REQUIRE(transitions::split(there, {0, 100}, {std::nullopt, true}, "cutover", at(kT0)).ok);   // forced
+    REQUIRE(transitions::backendAdminState(there, Colour::Blue, ep("127.0.0.1:9002"), AdminState::Drain, {}, kT0).ok);
+    there.generation = 7;
+    Overrides intent = overridesOf(there);
+    intent.fallback = overridesOf(here).fallback;   // what the control plane does: fallback stays local
+
+    MergeReport report;
+    const auto later = kT0 + std::chrono::seconds(1);
+    const ServiceEntry s =
+        transitions::withIntent(&here, here.config, intent, transitions::IntentSource::Fleet, report, later);
+    CHECK(s.split == config::Split{0, 100});
+    CHECK(s.generation == 7);
+    CHECK(s.revision == here.revision + 1);
+    CHECK(s.pool(Colour::Blue).find(ep("127.0.0.1:9002"))->adminState == AdminState::Drain);
+    CHECK(s.pool(Colour::Blue).find(ep("127.0.0.1:9001"))->handle == handle);   // the same backend, not a new one
+    CHECK_FALSE(s.pool(Colour::Green).find(ep("127.0.0.1:9003"))->healthy);      // health is judged here
+    CHECK(s.fallback.active);
+    CHECK(s.fallback.reason == "blue has no healthy backend");
+}
+
+TEST_CASE("withIntent: a drain or remove from another member drains over drain_timeout, not at once",
+          "[control][transitions][fleet]") {
+    ServiceEntry here = web();
+    ServiceEntry there = web();
+    REQUIRE(transitions::backendAdminState(there, Colour::Green, ep("127.0.0.1:9003"), AdminState::Drain, {}, kT0).ok);
+    REQUIRE(transitions::removeBackend(there, Colour::Blue, ep("127.0.0.1:9002"), {}, kT0).ok);
+    MergeReport report;
+    const auto later = kT0 + std::chrono::seconds(2);
+    const ServiceEntry s = transitions::withIntent(&here, here.config, overridesOf(there),
+                                                   transitions::IntentSource::Fleet, report, later);
+    const BackendEntry& drained = *s.pool(Colour::Green).find(ep("127.0.0.1:9003"));
+    CHECK(drained.adminState == AdminState::Drain);
+    CHECK(drained.drainDeadline == later + std::chrono::seconds(30));
+    const BackendEntry& removed = *s.pool(Colour::Blue).find(ep("127.0.0.1:9002"));
+    CHECK(removed.removing);
+    CHECK(removed.drainDeadline == later + std::chrono::seconds(30));
+    // Applied again (the watch echoing the member's own change): the deadline does not move.
+    const ServiceEntry again = transitions::withIntent(&s, s.config, overridesOf(s), transitions::IntentSource::Fleet,
+                                                       report, later + std::chrono::seconds(5));
+    CHECK(again.pool(Colour::Green).find(ep("127.0.0.1:9003"))->drainDeadline == later + std::chrono::seconds(30));
+    CHECK(again.pool(Colour::Blue).find(ep("127.0.0.1:9002"))->drainDeadline == later + std::chrono::seconds(30));
+}

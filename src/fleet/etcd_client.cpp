@@ -1,0 +1,179 @@
+#include "switchyard/fleet/etcd_client.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "switchyard/fleet/etcd_codec.h"
+
+namespace switchyard::fleet {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using net::ip::tcp;
+
+constexpr auto kStreamSilence = std::chrono::minutes(11);
+
+std::string hostHeader(const config::EtcdEndpoint& e) {
+    return e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
+                                                 : fmt::format("{}:{}", e.host, e.port);
+}
+
+} // namespace
+
+EtcdClient::EtcdClient(net::io_context& context, std::vector<config::EtcdEndpoint> endpoints,
+                       std::chrono::milliseconds dialTimeout)
+    : context_(context), endpoints_(std::move(endpoints)), dialTimeout_(dialTimeout) {}
+
+void EtcdClient::setCredentials(std::string user, std::string password) {
+    user_ = std::move(user);
+    password_ = std::move(password);
+}
+
+net::awaitable<std::optional<CallResult>> EtcdClient::authenticate(std::chrono::milliseconds timeout) {
+    token_.clear();
+    const std::string body = nlohmann::json{{"name", user_}, {"password", password_}}.dump();
+    CallResult r = co_await rotate("/v3/auth/authenticate", body, timeout);
+    if (r.ok) {
+        const auto j = nlohmann::json::parse(r.body, nullptr, false);
+        if (j.is_object() && j.contains("token") && j["token"].is_string()) {
+            token_ = j["token"].get<std::string>();
+            co_return std::nullopt;
+        }
+    }
+    r.ok = false;
+    r.body = fmt::format("etcd authentication as '{}' failed: {}", user_, r.reached ? errorText(r.body) : r.body);
+    co_return r;
+}
+
+net::awaitable<CallResult> EtcdClient::call(std::string path, std::string body, std::chrono::milliseconds timeout) {
+    if (!user_.empty() && token_.empty())
+        if (auto failed = co_await authenticate(timeout)) co_return *failed;
+    CallResult r = co_await rotate(path, body, timeout);
+    // An expired or unknown token: 401 "invalid auth token"; none at all: 400 "user name is empty".
+    const bool refused = r.status == 401 || (r.status == 400 && r.body.find("user name is empty") != std::string::npos);
+    if (!user_.empty() && refused) {
+        if (auto failed = co_await authenticate(timeout)) co_return *failed;
+        r = co_await rotate(path, body, timeout);
+    }
+    co_return r;
+}
+
+net::awaitable<CallResult> EtcdClient::rotate(const std::string& path, const std::string& body,
+                                              std::chrono::milliseconds timeout) {
+    CallResult last;
+    for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
+        const std::size_t at = (current_ + tried) % endpoints_.size();
+        CallResult r = co_await once(endpoints_[at], path, body, timeout, nullptr);
+        // 503 is a member without a leader or shutting down: the next one may do better.
+        if (r.reached && r.status != 503) {
+            current_ = at;
+            co_return r;
+        }
+        last = std::move(r);
+    }
+    co_return last;
+}
+
+net::awaitable<CallResult> EtcdClient::stream(std::string path, std::string body,
+                                              std::function<bool(std::string_view)> onLine) {
+    if (!user_.empty() && token_.empty())
+        if (auto failed = co_await authenticate(dialTimeout_)) co_return *failed;
+    CallResult last;
+    for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
+        const std::size_t at = (current_ + tried) % endpoints_.size();
+        CallResult r = co_await once(endpoints_[at], path, body, std::chrono::milliseconds::zero(), &onLine);
+        if (r.reached) {
+            current_ = at;
+            co_return r;
+        }
+        last = std::move(r);
+    }
+    co_return last;
+}
+
+net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint, const std::string& path,
+                                            const std::string& body, std::chrono::milliseconds timeout,
+                                            const std::function<bool(std::string_view)>* onLine) {
+    CallResult result;
+    beast::error_code ec;
+    tcp::resolver resolver(context_);
+    beast::tcp_stream stream(context_);
+    stream.expires_after(dialTimeout_);
+    const auto found = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
+                                                       net::redirect_error(net::use_awaitable, ec));
+    if (!ec) co_await stream.async_connect(found, net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+        result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
+        co_return result;
+    }
+    result.reached = true;
+    http::request<http::string_body> request{http::verb::post, path, 11};
+    request.set(http::field::host, hostHeader(endpoint));
+    request.set(http::field::content_type, "application/json");
+    // Fail at once on a member without a leader instead of waiting out etcd's 7 s,
+    // and end a watch on such a member (else it stays open and silent).
+    request.set("Grpc-Metadata-hasleader", "true");
+    // The bare token, no "Bearer" (etcd refuses that).
+    if (!token_.empty() && path != "/v3/auth/authenticate") request.set(http::field::authorization, token_);
+    if (timeout.count() > 0) request.set("Grpc-Timeout", fmt::format("{}m", timeout.count()));
+    request.body() = body;
+    request.prepare_payload();
+    if (timeout.count() > 0) stream.expires_after(timeout + std::chrono::milliseconds(200));
+    else stream.expires_never();
+    co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+        result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
+        co_return result;
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);   // a watch body grows for as long as it runs
+    if (!onLine) {
+        co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        if (ec) {
+            result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
+            co_return result;
+        }
+        result.status = parser.get().result_int();
+        result.ok = result.status == 200;
+        result.body = std::move(parser.get().body());
+        co_return result;
+    }
+    // A stream: one JSON object a line, split on '\n' (not on chunk
+    // boundaries); the last message may come without its newline.
+    std::string pending;
+    bool keepGoing = true;
+    auto onChunk = [&](std::uint64_t, std::string_view data, beast::error_code&) -> std::size_t {
+        pending.append(data);
+        std::size_t start = 0;
+        for (std::size_t nl; keepGoing && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+            if (nl > start) keepGoing = (*onLine)(std::string_view(pending).substr(start, nl - start));
+        pending.erase(0, start);
+        return data.size();
+    };
+    parser.on_chunk_body(onChunk);
+    co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    if (!ec) {
+        result.status = parser.get().result_int();
+        while (!ec && keepGoing && !parser.is_done()) {
+            // etcd sends a progress message at least every 10 minutes (progress_notify): a
+            // stream silent for longer is a dead connection nobody closed (a half-open TCP).
+            stream.expires_after(kStreamSilence);
+            co_await http::async_read_some(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            parser.get().body().clear();
+        }
+    }
+    if (keepGoing && !pending.empty()) keepGoing = (*onLine)(pending);
+    result.ok = !ec;
+    result.body = ec ? fmt::format("{}: {}", hostHeader(endpoint), ec.message()) : std::string("stream ended");
+    co_return result;
+}
+
+} // namespace switchyard::fleet

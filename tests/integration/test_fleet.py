@@ -1,0 +1,495 @@
+"""Fleet mode: several switchyard instances sharing one operator intent through a real etcd
+(docs/fleet.md). Each test starts its own single-member etcd on free loopback ports, with its
+data directory in tmp_path, and ends it by PID."""
+
+import base64
+import json
+import os
+import signal
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from clients import http_get
+from daemon import service, switchyard_bin
+from netutil import free_port
+from waiters import wait_until
+
+ETCD = "/usr/bin/etcd"
+
+pytestmark = pytest.mark.skipif(not os.access(ETCD, os.X_OK),
+                                reason=f"{ETCD} missing (Debian package etcd-server)")
+
+
+class Etcd:
+    """One etcd member on loopback; kill() and start() keep its ports and data."""
+
+    def __init__(self, workdir, name="n1"):
+        self.workdir = workdir
+        self.name = name
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.peer_url = f"http://127.0.0.1:{self.peer_port}"
+        self.initial_cluster = f"{name}={self.peer_url}"
+        self.proc = None
+        self.log_path = workdir / f"etcd-{name}.log"
+
+    def launch(self):
+        cmd = [ETCD, "--name", self.name, "--data-dir", str(self.workdir / f"etcd-{self.name}"),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+               "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
+               "--logger", "zap", "--log-level", "warn"]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+
+    def start(self, timeout=15.0):
+        self.launch()
+        wait_until(self.healthy, timeout, 0.05, "etcd to be healthy")
+        return self
+
+    def post(self, path, body):
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=2) as r:
+            return json.loads(r.read())
+
+    def is_leader(self):
+        status = self.post("/v3/maintenance/status", {})
+        return status.get("leader") == status["header"]["member_id"]
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"etcd exited with {self.proc.returncode}:\n{self.log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=0.5) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+class Cluster:
+    """Three etcd members on loopback."""
+
+    def __init__(self, workdir):
+        self.members = [Etcd(workdir, f"n{i}") for i in range(1, 4)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.initial_cluster = initial
+        self.urls = [m.url for m in self.members]
+
+    def start(self):
+        for m in self.members:
+            m.launch()   # all at once: a member waits for its peers before it is healthy
+        for m in self.members:
+            wait_until(m.healthy, 20, 0.05, f"etcd {m.name} to be healthy")
+        return self
+
+    def leader(self):
+        return next(m for m in self.members if m.proc.poll() is None and m.is_leader())
+
+    def kill(self):
+        for m in self.members:
+            m.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    c.start()
+    yield c
+    c.kill()
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    e = Etcd(tmp_path)
+    e.start()
+    yield e
+    e.kill()
+
+
+def member(switchyard, etcd, name, blue, green, start=True, prefix="/sy/test/", **extra):
+    urls = etcd.urls if isinstance(etcd, Cluster) else [etcd.url]
+    fleet = {"etcd": urls, "prefix": prefix, "instance": name, "lease_ttl": "2s",
+             "dial_timeout": "500ms"}
+    svc = service("web", f"127.0.0.1:{free_port()}", blue=[blue.address], green=[green.address])
+    cfg = {"fleet": fleet}
+    cfg.update(extra)
+    return switchyard([svc], extra=cfg, start=start, name=name)
+
+
+def status(d, name="web"):
+    reply = d.admin(f"status {name}")
+    assert reply["ok"] is True, reply
+    return reply
+
+
+def fleet_of(d):
+    return status(d)["fleet"]
+
+
+def web(d):
+    return status(d)["services"][0]
+
+
+def wait_store(d, state="ok", timeout=10.0):
+    wait_until(lambda: fleet_of(d)["store"] == state, timeout, 0.02, f"the fleet store to be {state}")
+
+
+@pytest.fixture
+def pair(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green)
+    b = member(switchyard, etcd, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    return a, b
+
+
+def test_status_shows_the_fleet_and_both_members(pair):
+    a, b = pair
+    wait_until(lambda: sorted(m["instance"] for m in fleet_of(a)["members"]) == ["lb-a", "lb-b"], 10, 0.05,
+               "both members to be listed")
+    f = fleet_of(a)
+    assert f["instance"] == "lb-a"
+    assert f["store"] == "ok"
+    assert a.admin("cutover web green")["ok"] is True
+    wait_until(lambda: fleet_of(a)["converged"] and fleet_of(b)["converged"], 10, 0.05, "the fleet to converge")
+    gens = {m["instance"]: m["generation"] for m in fleet_of(a)["members"]}
+    assert gens["lb-a"] == gens["lb-b"] == fleet_of(a)["generation"] > 0
+
+
+def test_a_change_on_one_member_is_applied_by_the_others_within_a_second(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a, b, c = (member(switchyard, etcd, name, blue, green) for name in ("lb-a", "lb-b", "lb-c"))
+    for d in (a, b, c):
+        wait_store(d)
+    lags = []
+    colour = "blue"
+    for i in range(100):
+        colour = "green" if colour == "blue" else "blue"
+        sent = time.monotonic()   # from the command, not from its answer: the whole path
+        reply = a.admin(f"cutover web {colour}")
+        assert reply["ok"] is True, reply
+        gen = reply["generation"]
+        wait_until(lambda: web(b)["generation"] >= gen and web(c)["generation"] >= gen, 1.0, 0.002,
+                   f"B and C to apply generation {gen}")
+        lags.append(time.monotonic() - sent)
+    assert web(b)["split"] == web(c)["split"] == web(a)["split"]
+    # Traffic through B and C follows the last cutover (blue after an even number of them).
+    assert http_get(b.listen()) == "blue-1"
+    assert http_get(c.listen()) == "blue-1"
+    lags.sort()
+    p50, p99 = statistics.median(lags), lags[98]
+    print(f"change on A -> applied on B and C: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over 100 changes")
+    assert p99 < 1.0
+
+
+def test_racing_if_generation_changes_on_two_members_exactly_one_wins(pair):
+    a, b = pair
+    for round_ in range(10):
+        gen = web(a)["generation"]
+        wait_until(lambda: web(b)["generation"] == gen, 5, 0.01, "B to be at A's generation")
+        replies = {}
+
+        def send(d, key, colour):
+            replies[key] = d.admin(f"cutover web {colour} if-generation={gen}")
+
+        threads = [threading.Thread(target=send, args=(a, "a", "green" if round_ % 2 == 0 else "blue")),
+                   threading.Thread(target=send, args=(b, "b", "green" if round_ % 2 == 0 else "blue"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        oks = [k for k, r in replies.items() if r["ok"]]
+        assert len(oks) == 1, replies
+        loser = replies["b" if oks == ["a"] else "a"]
+        assert loser["code"] == "generation_mismatch", loser
+        wait_until(lambda: web(a)["generation"] == web(b)["generation"] == gen + 1, 5, 0.01,
+                   "both members at the winner's generation")
+
+
+def test_etcd_down_keeps_serving_refuses_changes_and_converges_when_back(pair, etcd):
+    a, b = pair
+    assert a.admin("cutover web green")["ok"] is True
+    wait_until(lambda: web(b)["split"] == web(a)["split"], 5, 0.01, "B to follow")
+    etcd.kill()
+    wait_store(a, "unavailable")
+    wait_store(b, "unavailable")
+    # Both keep routing by the last intent.
+    assert http_get(a.listen()) == "green-1"
+    assert http_get(b.listen()) == "green-1"
+    refused = b.admin("cutover web blue")
+    assert refused["ok"] is False
+    assert refused["code"] == "store_unavailable", refused
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert not fleet_of(a)["converged"]
+    etcd.start()
+    wait_store(a, "ok", timeout=15)
+    wait_store(b, "ok", timeout=15)
+    reply = b.admin("cutover web blue")
+    assert reply["ok"] is True, reply
+    wait_until(lambda: web(a)["generation"] == reply["generation"], 5, 0.01, "A to apply B's change")
+    assert http_get(a.listen()) == "blue-1"
+
+
+def test_a_member_restarted_while_etcd_is_down_serves_the_cached_intent(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    metrics_port = free_port()
+    a = member(switchyard, etcd, "lb-a", blue, green)
+    b = member(switchyard, etcd, "lb-b", blue, green, metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    wait_store(a)
+    wait_store(b)
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.01, "B to follow")
+    etcd.kill()
+    b.stop()
+    b.start()
+    assert fleet_of(b)["store"] == "unavailable"
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert web(b)["generation"] == reply["generation"]
+    assert http_get(b.listen()) == "green-1"
+    # Serving, but not ready: the fleet's intent was not read since the start.
+    code = None
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=2)
+        code = 200
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    assert code == 503
+    etcd.start()
+    wait_store(b, "ok", timeout=15)
+
+    def ready():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=2) as r:
+                return r.status == 200
+        except urllib.error.HTTPError:
+            return False
+
+    wait_until(ready, 5, 0.05, "/ready to be 200 after the first sync")
+
+
+def test_a_member_that_stopped_is_shown_as_gone(pair):
+    a, b = pair
+    wait_until(lambda: len(fleet_of(a)["members"]) == 2, 10, 0.05, "both members listed")
+    b.kill()   # no goodbye: its lease (2s) must expire
+    wait_until(lambda: [m["instance"] for m in fleet_of(a)["members"]] == ["lb-a"], 10, 0.1,
+               "B's lease to expire")
+    assert fleet_of(a)["converged"] is True
+
+
+def test_a_single_instance_moved_into_a_fleet_brings_its_intent(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    fleet = a.config.pop("fleet")
+    a.write_config()
+    a.start()   # alone, no fleet: the state file is the store
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    a.stop()
+    a.config["fleet"] = fleet
+    a.write_config()
+    a.start()
+    wait_store(a)
+    b = member(switchyard, etcd, "lb-b", blue, green)
+    wait_store(b)
+    wait_until(lambda: web(b)["split"] == {"blue": 0, "green": 100}, 5, 0.02, "B to take A's imported intent")
+    assert web(b)["generation"] == reply["generation"]
+    assert http_get(b.listen()) == "green-1"
+    assert "became the fleet's first record" in a.log()
+
+
+def test_rollouts_are_refused_in_fleet_mode(pair):
+    a, _ = pair
+    reply = a.admin("rollout web to=green steps=10,50,100 hold=1s")
+    assert reply["ok"] is False
+    assert reply["code"] == "refused"
+    assert "not available in fleet mode" in reply["error"]
+
+
+def test_ctl_wait_returns_once_every_live_member_applied_the_change(pair):
+    a, b = pair
+    wait_until(lambda: len(fleet_of(a)["members"]) == 2, 10, 0.05, "both members listed")
+    result = a.ctl("--wait", "split", "web", "blue=30", "green=70")
+    assert result.returncode == 0, result.stderr
+    assert "fleet: applied on all 2 live member(s)" in result.stdout
+    # No waiting here: --wait already did.
+    assert web(b)["split"] == {"blue": 30, "green": 70}
+    assert web(b)["generation"] == web(a)["generation"]
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_member_costs_well_under_one_percent_cpu(pair):
+    a, b = pair
+    wait_until(lambda: len(fleet_of(a)["members"]) == 2, 10, 0.05, "both members listed")
+    start = {d.pid: cpu_seconds(d.pid) for d in (a, b)}
+    began = time.monotonic()
+    time.sleep(5)   # measuring idleness: there is no condition to wait for
+    elapsed = time.monotonic() - began
+    for d in (a, b):
+        share = (cpu_seconds(d.pid) - start[d.pid]) / elapsed
+        print(f"idle fleet member {d.pid}: {share * 100:.2f}% of one core")
+        assert share < 0.01
+
+
+def change_accepted(d, command):
+    """The change, retried while etcd elects a leader (refused meanwhile with store_unavailable)."""
+    replies = []
+
+    def attempt():
+        reply = d.admin(command)
+        replies.append(reply)
+        if not reply["ok"]:
+            assert reply["code"] == "store_unavailable", reply
+        return reply["ok"]
+
+    wait_until(attempt, 15, 0.1, f"'{command}' to be accepted")
+    return replies[-1]
+
+
+def test_killing_the_etcd_leader_of_three_keeps_the_fleet_changing(backends, switchyard, cluster):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, cluster, "lb-a", blue, green)
+    b = member(switchyard, cluster, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    cluster.leader().kill()
+    reply = change_accepted(a, "cutover web green")
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 15, 0.02, "B to apply the change")
+    assert http_get(b.listen()) == "green-1"
+    wait_store(a)
+    wait_store(b)
+
+
+def test_losing_quorum_refuses_changes_keeps_serving_and_recovers(backends, switchyard, cluster):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, cluster, "lb-a", blue, green)
+    b = member(switchyard, cluster, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to follow")
+    lost = cluster.members[1:]
+    for m in lost:
+        m.kill()
+    # Without a leader: no change is accepted (each fails at once: hasleader), and both serve on.
+    wait_store(a, "unavailable", timeout=15)
+    wait_store(b, "unavailable", timeout=15)
+    refused = a.admin("cutover web blue")
+    assert refused["ok"] is False and refused["code"] == "store_unavailable", refused
+    assert http_get(a.listen()) == "green-1"
+    assert http_get(b.listen()) == "green-1"
+    for m in lost:
+        m.launch()
+    for m in cluster.members:
+        wait_until(m.healthy, 20, 0.05, f"etcd {m.name} to be healthy again")
+    wait_store(a, "ok", timeout=15)
+    wait_store(b, "ok", timeout=15)
+    back = change_accepted(b, "cutover web blue")
+    wait_until(lambda: web(a)["generation"] == back["generation"], 5, 0.02, "A to apply B's change")
+    assert http_get(a.listen()) == "blue-1"
+
+
+def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
+    a, b = pair
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to follow")
+    key = base64.b64encode(b"/sy/test/services/web").decode()
+    etcd.post("/v3/kv/put", {"key": key, "value": base64.b64encode(b'{"generation": "x"').decode()})
+    wait_until(lambda: "is unusable, keeping the current intent" in b.log(), 5, 0.02, "B to log the bad record")
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert http_get(b.listen()) == "green-1"
+    # The next change replaces it.
+    again = a.admin("cutover web blue")
+    assert again["ok"] is True, again
+    wait_until(lambda: web(b)["generation"] == again["generation"], 5, 0.02, "B to apply the next change")
+
+
+def enable_auth(etcd, user, password, prefix):
+    """root (required before auth can be enabled) and `user`, who may read and write `prefix` only."""
+    b64 = lambda text: base64.b64encode(text.encode()).decode()
+    etcd.post("/v3/auth/role/add", {"name": "root"})
+    etcd.post("/v3/auth/user/add", {"name": "root", "password": "root-pw"})
+    etcd.post("/v3/auth/user/grant", {"user": "root", "role": "root"})
+    etcd.post("/v3/auth/role/add", {"name": "fleet"})
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    etcd.post("/v3/auth/role/grant", {"name": "fleet", "perm": {"permType": "READWRITE", "key": b64(prefix),
+                                                                 "range_end": b64(end)}})
+    etcd.post("/v3/auth/user/add", {"name": user, "password": password})
+    etcd.post("/v3/auth/user/grant", {"user": user, "role": "fleet"})
+    etcd.post("/v3/auth/enable", {})
+
+
+def test_etcd_user_and_password_from_a_file(backends, switchyard, etcd, tmp_path):
+    prefix = "/sy/test/"
+    password = "s3cret-Fleet-pw"
+    enable_auth(etcd, "lb", password, prefix)
+    pw = tmp_path / "etcd.pw"
+    pw.write_text(password + "\n")
+    pw.chmod(0o600)
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    auth = {"user": "lb", "password_file": str(pw)}
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    b = member(switchyard, etcd, "lb-b", blue, green, start=False)
+    for d in (a, b):
+        d.config["fleet"].update(auth)
+        d.write_config()
+        d.start()
+        wait_store(d)
+    reply = a.admin("cutover web green")
+    assert reply["ok"] is True, reply
+    wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to apply A's change")
+    for d in (a, b):
+        assert password not in d.log()
+
+
+def test_a_wrong_etcd_password_leaves_the_store_unavailable_and_says_why(backends, switchyard, etcd, tmp_path):
+    enable_auth(etcd, "lb", "right-password", "/sy/test/")
+    pw = tmp_path / "etcd.pw"
+    pw.write_text("wrong-password")
+    pw.chmod(0o600)
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    a.config["fleet"].update({"user": "lb", "password_file": str(pw)})
+    a.write_config()
+    a.start()
+    wait_until(lambda: "etcd authentication as 'lb' failed" in a.log(), 5, 0.05, "the failure to be logged")
+    assert fleet_of(a)["store"] == "unavailable"
+    refused = a.admin("cutover web green")
+    assert refused["code"] == "store_unavailable"
+    assert "wrong-password" not in a.log()
+
+
+def test_a_password_file_others_can_read_is_refused_at_start(backends, switchyard, etcd, tmp_path):
+    pw = tmp_path / "etcd.pw"
+    pw.write_text("whatever-password")
+    pw.chmod(0o644)
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    a.config["fleet"].update({"user": "lb", "password_file": str(pw)})
+    a.write_config()
+    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 2
+    assert f"fleet.password_file {pw}: mode 0644 lets group or others read or change it; run chmod 600" in result.stderr
+    assert "whatever-password" not in result.stderr
