@@ -138,6 +138,8 @@ json CommandExecutor::execute(const Command& c) {
                 {"services_removed", report.servicesRemoved},
                 {"services", services}};
     }
+    case CommandKind::Upgrade:   // asynchronous: the admin server hands it to the upgrader
+        return errorReply("refused", "this daemon cannot upgrade itself (no upgrader)");
     case CommandKind::Rollout:
         return rolloutReply(control_.startRollout(c.service, planFrom(*c.rollout), guard), c.service);
     case CommandKind::RolloutStatus: {

@@ -53,7 +53,8 @@ public:
 
     // Serves /metrics, /ready, /status and the status page at `listen`; call
     // after the control plane started. /status is answered on the control thread.
-    Result<bool> start(const config::Endpoint& listen);
+    Result<bool> start(const config::Endpoint& listen, int adoptedFd = -1);
+    int listenFd() const { return server_.listenFd(); }
     void stop();
     // /ready: set once every listener is bound and the state loaded; cleared when stopping.
     void setReady(bool ready) { server_.setReady(ready); }
