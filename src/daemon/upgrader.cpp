@@ -29,9 +29,14 @@ constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr std::size_t kKeptOutput = 64 * 1024;
 constexpr std::size_t kReportedLines = 20;
 
-// Starts `argv` with stdout and stderr on `output`; `keep` stays open in the
-// child (the hand-over channel: created without close-on-exec).
-Result<pid_t> spawn(const std::vector<std::string>& argv, int output) {
+// The descriptor the new generation finds its hand-over channel at.
+constexpr int kChildChannelFd = 3;
+
+// Starts `argv` with stdout and stderr on `output` and, when `channel` is
+// given, that at kChildChannelFd. Nothing else is inherited: a socket the
+// engine accepted without close-on-exec must not stay open in the child (its
+// client would never see it close).
+Result<pid_t> spawn(const std::vector<std::string>& argv, int output, int channel = -1) {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -39,6 +44,8 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int output) {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, output, 1);
     posix_spawn_file_actions_adddup2(&actions, output, 2);
+    if (channel >= 0) posix_spawn_file_actions_adddup2(&actions, channel, kChildChannelFd);
+    posix_spawn_file_actions_addclosefrom_np(&actions, channel >= 0 ? kChildChannelFd + 1 : kChildChannelFd);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t none;
@@ -217,10 +224,9 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             // From here on nothing may change until the new generation has the state.
             if (auto frozen = parts_.control.freezeForUpgrade(); !frozen) return fail(attempt, frozen.errorText());
             int pair[2];
-            // The child's end is inherited on purpose (no close-on-exec); ours is not.
-            if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair) != 0) return fail(attempt, std::strerror(errno));
+            if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+                return fail(attempt, std::strerror(errno));
             attempt->channel = UniqueFd(pair[0]);
-            ::fcntl(pair[0], F_SETFD, FD_CLOEXEC);
             UniqueFd childEnd(pair[1]);
             int pipeFds[2];
             if (::pipe2(pipeFds, O_CLOEXEC | O_NONBLOCK) != 0) return fail(attempt, std::strerror(errno));
@@ -228,8 +234,8 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             attempt->output = UniqueFd(pipeFds[0]);
             attempt->phase = Attempt::Phase::Starting;
             auto pid = spawn({attempt->binary, "-c", parts_.control.config().sourcePath, "--handover-fd",
-                              std::to_string(childEnd.get())},
-                             writeEnd.get());
+                              std::to_string(kChildChannelFd)},
+                             writeEnd.get(), childEnd.get());
             if (!pid) return fail(attempt, pid.errorText());
             attempt->pid = *pid;
             childEnd.reset();

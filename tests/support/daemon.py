@@ -276,8 +276,12 @@ class SwitchyardDaemon:
                 buf += chunk
         return json.loads(buf.split(b"\n", 1)[0])
 
+    def ctl_command(self):
+        """switchyardctl aimed at this daemon's admin socket (add the command)."""
+        return [switchyardctl_bin(), "-s", self.socket_path]
+
     def ctl(self, *args, timeout=10.0):
-        cmd = [switchyardctl_bin(), "-s", self.socket_path, *args]
+        cmd = [*self.ctl_command(), *args]
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
 

@@ -1,0 +1,330 @@
+"""`switchyardctl upgrade`: a new binary takes the very same listening sockets while the old
+generation drains; nothing is cut, nothing refused. A new binary that exits, hangs or speaks
+another hand-over version is killed and the running daemon goes on unchanged."""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from clients import connect, recv_exactly
+from daemon import service, switchyard_bin
+from netutil import free_address, split_address
+from notify_socket import NotifySocket
+from waiters import wait_until
+
+
+# --- helpers ---------------------------------------------------------------
+
+def _proc_alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def _tcp_inode(local, remote):
+    """The inode of the TCP socket local -> remote ((host, port) pairs), or None."""
+    def parse(field):
+        ip, port = field.split(":")
+        return socket.inet_ntoa(struct.pack("<I", int(ip, 16))), int(port, 16)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if parse(cols[1]) == local and parse(cols[2]) == remote:
+                return cols[9]
+    return None
+
+
+def _owner(client, listen, pids):
+    """Which of `pids` holds the proxy side of the client connection `client`."""
+    host, port, _ = split_address(listen)
+    inode = _tcp_inode((host, port), client.getsockname())
+    if inode is None:
+        return None
+    wanted = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                        return pid
+                except OSError:
+                    continue
+        except FileNotFoundError:
+            continue
+    return None
+
+
+class EchoStream(threading.Thread):
+    """One long-lived connection echoing a sequence-numbered line every 20 ms."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.sock = connect(address)
+        self.sent = 0
+        self.max_gap = 0.0
+        self.error = None
+        self.stop = threading.Event()
+
+    def run(self):
+        last = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                line = b"%08d\n" % self.sent
+                self.sock.sendall(line)
+                got = recv_exactly(self.sock, len(line), timeout=5.0)
+                if got != line:
+                    raise AssertionError(f"sent {line!r}, got {got!r}")
+                self.sent += 1
+                now = time.monotonic()
+                self.max_gap = max(self.max_gap, now - last)
+                last = now
+                self.stop.wait(0.02)
+        except Exception as exc:   # reported by the test
+            self.error = f"after {self.sent} lines: {exc!r}"
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+        self.sock.close()
+
+
+class Prober(threading.Thread):
+    """Opens connections as fast as it can (one round trip each); counts what fails."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.address = address
+        self.ok = 0
+        self.failures = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with connect(self.address, timeout=5.0) as s:
+                    s.sendall(b"probe\n")
+                    if recv_exactly(s, 6, timeout=5.0) != b"probe\n":
+                        raise AssertionError("probe not echoed")
+                self.ok += 1
+            except Exception as exc:
+                self.failures.append(repr(exc))
+            self.stop.wait(0.005)
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+
+
+def _wrapper(tmp_path, name, body):
+    """A shell script standing in for a new binary; REAL is the real one."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\nREAL=%s\n%s\n" % (switchyard_bin(), body))
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def successors():
+    """PIDs of new generations the tests caused; ended (by PID) at teardown."""
+    pids = []
+    yield pids
+    for pid in pids:
+        if _proc_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            try:
+                wait_until(lambda: not _proc_alive(pid), 10, 0.05, f"upgraded daemon {pid} to exit")
+            except AssertionError:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _upgraded_pid(result):
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("upgraded: pid "), result.stdout
+    return int(result.stdout.split()[2])
+
+
+# --- the hand-over ---------------------------------------------------------
+
+def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, successors, tmp_path):
+    notify = NotifySocket()
+    try:
+        echo = backends.echo()
+        d = switchyard([service("web", free_address(), blue=[echo.address])],
+                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"}},
+                       env={"NOTIFY_SOCKET": notify.path})
+        listen = d.listen()
+        old = d.pid
+        streams = [EchoStream(listen) for _ in range(40)]
+        for s in streams:
+            s.start()
+        prober = Prober(listen)
+        prober.start()
+        wait_until(lambda: prober.ok >= 20 and all(s.sent >= 3 for s in streams), 10, 0.02,
+                   "traffic before the upgrade")
+        assert {_owner(s.sock, listen, [old]) for s in streams} == {old}
+
+        result = d.ctl("upgrade", "--timeout", "20s", timeout=40)
+        new = _upgraded_pid(result)
+        successors.append(new)
+        assert new != old
+        assert "(switchyard " in result.stdout and f"pid {old} drains 40 connection(s)" in result.stdout
+
+        # The new generation accepts everything new; the old one keeps its connections.
+        probes_at_upgrade = prober.ok
+        wait_until(lambda: prober.ok >= probes_at_upgrade + 50, 15, 0.02, "probes after the upgrade")
+        fresh = [connect(listen) for _ in range(5)]
+        try:
+            for c in fresh:
+                c.sendall(b"x\n")
+                assert recv_exactly(c, 2) == b"x\n"
+                wait_until(lambda c=c: _owner(c, listen, [old, new]) is not None, 5, 0.02, "the accepted socket")
+                assert _owner(c, listen, [old, new]) == new
+        finally:
+            for c in fresh:
+                c.close()
+        assert {_owner(s.sock, listen, [old, new]) for s in streams} == {old}
+
+        # systemd is told the new main PID by the old one; the new one is then ready.
+        wait_until(lambda: any(m.get("MAINPID") == str(new) for m in notify.from_pid(old)), 5, 0.02,
+                   lambda: f"MAINPID={new} from pid {old}, got {notify.all()}")
+        wait_until(lambda: any(m.get("READY") == "1" for m in notify.from_pid(new)), 5, 0.02,
+                   lambda: f"READY=1 from pid {new}, got {notify.all()}")
+
+        # Admin commands are the new generation's now.
+        status = d.admin("status")
+        assert status["ok"] is True
+        assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
+
+        prober.finish()
+        for s in streams:
+            s.finish()
+        closed_at = time.monotonic()
+        assert prober.failures == [], prober.failures[:5]
+        assert [s.error for s in streams if s.error] == []
+        assert max(s.max_gap for s in streams) < 0.5
+        # The old generation exits soon after its last connection closed.
+        d.wait_exit(5)
+        assert d.returncode == 0
+        assert time.monotonic() - closed_at < 1.5
+        assert _proc_alive(new)
+        assert d.admin("status")["ok"] is True
+    finally:
+        notify.close()
+
+
+def test_the_last_connections_close_spread_over_close_spread(backends, switchyard, successors):
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])],
+                   extra={"upgrade": {"drain_timeout": "2s", "close_spread": "1s"}})
+    conns = [connect(d.listen()) for _ in range(20)]
+    for c in conns:
+        c.sendall(b"x\n")
+        assert recv_exactly(c, 2) == b"x\n"
+    successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
+    closed = []
+
+    def wait_closed(c):
+        c.settimeout(10)
+        try:
+            assert c.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        closed.append(time.monotonic())
+
+    threads = [threading.Thread(target=wait_closed, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert len(closed) == 20
+    assert max(closed) - min(closed) >= 0.8
+    d.wait_exit(5)
+    for c in conns:
+        c.close()
+
+
+# --- failures: the running daemon goes on unchanged ------------------------
+
+FAILING_BINARIES = {
+    "exits": ('case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\n'
+              'echo "boom: this build cannot start" >&2\nexit 3',
+              "the new process exited with status 3 before it was ready"),
+    "hangs": ('case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600',
+              "the new process was not ready within 2000 ms"),
+    "other-version": ('[ "$1" = --handover-version ] && { echo 999; exit 0; }\nexec "$REAL" "$@"',
+                      "it speaks hand-over version '999', this daemon 1"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAILING_BINARIES))
+def test_a_failing_new_binary_changes_nothing(backends, switchyard, tmp_path, kind):
+    body, reason = FAILING_BINARIES[kind]
+    binary = _wrapper(tmp_path, f"switchyard-{kind}", body)
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])])
+    listen = d.listen()
+    stream = EchoStream(listen)
+    stream.start()
+    prober = Prober(listen)
+    prober.start()
+    wait_until(lambda: prober.ok >= 10 and stream.sent >= 3, 10, 0.02, "traffic before the upgrade")
+
+    result = d.ctl("upgrade", "--binary", binary, "--timeout", "2s", timeout=30)
+    assert result.returncode == 1, result.stdout
+    assert f"upgrade to {binary} failed: {reason}" in result.stderr
+    assert "(upgrade_failed)" in result.stderr
+    if kind == "exits":
+        assert "boom: this build cannot start" in result.stderr   # the new process's last lines
+
+    probes = prober.ok
+    wait_until(lambda: prober.ok >= probes + 20, 10, 0.02, "probes after the failed upgrade")
+    prober.finish()
+    stream.finish()
+    assert prober.failures == []
+    assert stream.error is None
+    c = connect(listen)
+    c.sendall(b"x\n")
+    assert recv_exactly(c, 2) == b"x\n"
+    assert _owner(c, listen, [d.pid]) == d.pid
+    c.close()
+    # Changes are taken again, by the same process.
+    assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
+    assert d.running()
+    assert "goes on unchanged" in d.log()
+
+
+def test_a_change_during_the_upgrade_is_refused_as_upgrading_then_succeeds(backends, switchyard, tmp_path):
+    binary = _wrapper(tmp_path, "switchyard-hangs",
+                      'case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600')
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])])
+    upgrade = subprocess.Popen(
+        [*d.ctl_command(), "upgrade", "--binary", binary, "--timeout", "3s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: "upgrade: started pid" in d.log(), 10, 0.02, "the upgrade to start its new process")
+        refused = d.admin(f"backend web blue {echo.address} weight=50")
+        assert refused["ok"] is False and refused["code"] == "upgrading"
+        assert d.admin("status")["ok"] is True   # reads go on
+        out, err = upgrade.communicate(timeout=20)
+        assert upgrade.returncode == 1, out
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.wait(5)
+    assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
+
+
+def test_handover_version_is_printed():
+    out = subprocess.run([switchyard_bin(), "--handover-version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0
+    assert out.stdout == "1\n"
