@@ -82,7 +82,7 @@ json CommandExecutor::execute(const Command& c) {
     case CommandKind::Status:
         if (!c.service.empty() && !control_.state().find(c.service))
             return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
-        replyText_ = statusReportText(control_, c.service);
+        replyText_ = statusReportText(control_, c.service, draining_ ? draining_() : std::nullopt);
         return {{"ok", true}};
     case CommandKind::Split:
         return changeReply(control_.setSplit(c.service, *c.split, guard), c.service);

@@ -360,6 +360,7 @@ int runDaemon(DaemonOptions options) {
                            control.state().services.size(), open, count, engine, control.state().revision);
     });
     Upgrader upgrader({context, control, adminServer, metrics, notifier, workers, binaryPath});
+    executor.setDrainingGeneration([&upgrader] { return upgrader.drainingGeneration(); });
     adminServer.setUpgradeHandler([&upgrader](const admin::Command& command, std::function<void(nlohmann::json)> done) {
         upgrader.upgrade(command, std::move(done));
     });

@@ -252,8 +252,10 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             if (const auto& listen = parts_.control.config().metrics.listen)
                 add("metrics", parts_.metrics.listenFd(), {}, listen->toString());
             add("stderr", 2);
+            // A child that already exited breaks the channel: its exit status and
+            // last lines (seen on the next step) say more than EPIPE.
             if (auto sent = sendHello(attempt->channel.get(), sockets); !sent)
-                return fail(attempt, sent.errorText());
+                telemetry::logger("daemon")->warn("upgrade: {}", sent.errorText());
             telemetry::logger("daemon")->info("upgrade: started pid {}; {} socket(s) handed over", attempt->pid,
                                               sockets.size());
             break;

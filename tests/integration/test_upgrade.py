@@ -199,9 +199,14 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         wait_until(lambda: any(m.get("READY") == "1" for m in notify.from_pid(new)), 5, 0.02,
                    lambda: f"READY=1 from pid {new}, got {notify.all()}")
 
-        # Admin commands are the new generation's now.
-        status = d.admin("status")
-        assert status["ok"] is True
+        # Admin commands are the new generation's now; its status shows the old one draining.
+        def draining():
+            g = d.admin("status")["draining_generation"]
+            return g if g and g["pid"] == old and g["connections"] == 40 else None
+        deadline = wait_until(draining, 5, 0.05, "the draining generation in status")["deadline_unix_ms"] / 1000
+        assert 25 < deadline - time.time() <= 30
+        shown = d.ctl("status")
+        assert f"draining generation: pid {old}, 40 connection(s) open" in shown.stdout
         assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
 
         prober.finish()
@@ -216,7 +221,8 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         assert d.returncode == 0
         assert time.monotonic() - closed_at < 1.5
         assert _proc_alive(new)
-        assert d.admin("status")["ok"] is True
+        wait_until(lambda: d.admin("status")["draining_generation"] is None, 5, 0.05,
+                   "status to drop the drained generation")
     finally:
         notify.close()
 

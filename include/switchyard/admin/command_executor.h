@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -8,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "switchyard/admin/command.h"
+#include "switchyard/admin/status_report.h"
 #include "switchyard/control/control_plane.h"
 #include "switchyard/rollout/rollout_history.h"
 
@@ -25,6 +28,10 @@ public:
     std::string takeReplyText() { return std::exchange(replyText_, {}); }
     // What `rollout-history` reads; without one it answers with the latest rollout only.
     void setRolloutHistory(const rollout::RolloutHistory* history) { history_ = history; }
+    // What `status` says of an older generation still draining after `upgrade`.
+    void setDrainingGeneration(std::function<std::optional<DrainingGeneration>()> provider) {
+        draining_ = std::move(provider);
+    }
 
     static nlohmann::json errorReply(const std::string& code, const std::string& message);
 
@@ -36,6 +43,7 @@ private:
     control::ControlPlane& control_;
     std::string replyText_;
     const rollout::RolloutHistory* history_ = nullptr;
+    std::function<std::optional<DrainingGeneration>()> draining_;
 };
 
 } // namespace switchyard::admin

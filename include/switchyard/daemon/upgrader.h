@@ -26,6 +26,7 @@
 
 #include "switchyard/admin/admin_server.h"
 #include "switchyard/admin/command.h"
+#include "switchyard/admin/status_report.h"
 #include "switchyard/control/control_plane.h"
 #include "switchyard/daemon/metrics_view_builder.h"
 #include "switchyard/daemon/systemd_notifier.h"
@@ -38,12 +39,7 @@ namespace switchyard::daemon {
 // (a package upgrade replaces the file behind it; that file is what runs next).
 std::string runningBinaryPath();
 
-// A draining older generation, as `status` and metrics show it.
-struct DrainingGeneration {
-    int pid = 0;
-    int64_t connections = 0;
-    int64_t deadlineUnixMs = 0;
-};
+using admin::DrainingGeneration;
 
 class Upgrader {
 public:
