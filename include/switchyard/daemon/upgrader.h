@@ -90,6 +90,7 @@ private:
     UniqueFd successorLog_;
     std::chrono::steady_clock::time_point drainDeadline_;
     std::chrono::steady_clock::time_point lastReport_;
+    std::chrono::steady_clock::time_point handedOverAt_;
     boost::asio::steady_timer timer_;
     std::function<void()> onDrained_;
     // The new generation's view of its predecessor.
