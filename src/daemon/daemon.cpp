@@ -361,6 +361,7 @@ int runDaemon(DaemonOptions options) {
     });
     Upgrader upgrader({context, control, adminServer, metrics, notifier, workers, binaryPath});
     executor.setDrainingGeneration([&upgrader] { return upgrader.drainingGeneration(); });
+    metrics.setDrainingGeneration([&upgrader] { return upgrader.drainingGeneration(); });
     adminServer.setUpgradeHandler([&upgrader](const admin::Command& command, std::function<void(nlohmann::json)> done) {
         upgrader.upgrade(command, std::move(done));
     });

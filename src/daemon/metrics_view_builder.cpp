@@ -158,7 +158,17 @@ void MetricsPublisher::stop() {
     server_.stop();
 }
 
-void MetricsPublisher::refresh() { collector_->setView(builder_.build(control_)); }
+void MetricsPublisher::refresh() {
+    telemetry::MetricsViewPtr view = builder_.build(control_);
+    if (const auto old = draining_ ? draining_() : std::nullopt) {
+        auto withOld = std::make_shared<telemetry::MetricsView>(*view);   // shares the per-service views
+        withOld->drainingGenerationPid = old->pid;
+        withOld->drainingGenerationConnections = old->connections;
+        withOld->drainingGenerationDeadlineUnixMs = old->deadlineUnixMs;
+        view = std::move(withOld);
+    }
+    collector_->setView(std::move(view));
+}
 
 void MetricsPublisher::arm() {
     timer_.expires_after(std::chrono::seconds(1));

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from clients import connect, recv_exactly
+from clients import connect, http_get, recv_exactly
 from daemon import service, switchyard_bin
 from netutil import free_address, split_address
 from notify_socket import NotifySocket
@@ -158,8 +158,10 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
     notify = NotifySocket()
     try:
         echo = backends.echo()
+        metrics = free_address()
         d = switchyard([service("web", free_address(), blue=[echo.address])],
-                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"}},
+                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"},
+                              "metrics": {"listen": metrics}},
                        env={"NOTIFY_SOCKET": notify.path})
         listen = d.listen()
         old = d.pid
@@ -208,6 +210,11 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         assert 25 < deadline - time.time() <= 30
         shown = d.ctl("status")
         assert f"draining generation: pid {old}, 40 connection(s) open" in shown.stdout
+        # The metrics port went over too: the new generation answers on it, with the old one's drain.
+        scraped = wait_until(lambda: (lambda text: text if f'switchyard_upgrade_draining_connections{{pid="{old}"}} 40'
+                                      in text else None)(http_get(metrics, "/metrics")), 5, 0.05,
+                             "the draining generation in /metrics")
+        assert "switchyard_upgrade_draining_generations 1" in scraped
         assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
 
         prober.finish()
@@ -224,6 +231,8 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         assert _proc_alive(new)
         wait_until(lambda: d.admin("status")["draining_generation"] is None, 5, 0.05,
                    "status to drop the drained generation")
+        wait_until(lambda: "switchyard_upgrade_draining_generations 0" in http_get(metrics, "/metrics"), 5, 0.05,
+                   "/metrics to drop the drained generation")
     finally:
         notify.close()
 
