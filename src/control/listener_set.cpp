@@ -40,8 +40,12 @@ Result<bool> ListenerSet::open(const config::ServiceConfig& service) {
         if (!fd) return Result<bool>::failure(fmt::format("service {}: {}", service.name, fd.errorText()));
         fds.push_back(std::move(fd).value());
     }
-    Kept kept{service.listen.toString(), {}};
-    for (const auto& fd : fds) kept.fds.emplace_back(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+    // An inherited socket stays open in the InheritedSockets for good: nothing to keep.
+    Kept kept;
+    kept.service.name = service.name;
+    kept.service.listen = service.listen;
+    if (!(inherited_ && inherited_(service) >= 0))
+        for (const auto& fd : fds) kept.fds.emplace_back(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
     kept_[service.name] = std::move(kept);
     for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i]->addListener(service.name, std::move(fds[i]));
     return true;
@@ -59,9 +63,18 @@ void ListenerSet::stopAccepting() {
 
 std::vector<ListenerSet::HandoverFd> ListenerSet::handoverFds() const {
     std::vector<HandoverFd> out;
-    for (const auto& [service, kept] : kept_)
+    for (const auto& [service, kept] : kept_) {
+        const std::string address = kept.service.listen.toString();
+        if (kept.fds.empty()) {
+            // Socket activation: every worker accepts on the one inherited socket.
+            if (const int fd = inherited_ ? inherited_(kept.service) : -1; fd >= 0)
+                out.push_back({service, address, 0, fd, /*shared=*/true});
+            continue;
+        }
         for (std::size_t i = 0; i < kept.fds.size(); ++i)
-            if (kept.fds[i].valid()) out.push_back({service, kept.address, static_cast<unsigned>(i), kept.fds[i].get()});
+            if (kept.fds[i].valid())
+                out.push_back({service, address, static_cast<unsigned>(i), kept.fds[i].get(), false});
+    }
     return out;
 }
 

@@ -365,6 +365,10 @@ int runDaemon(DaemonOptions options) {
     adminServer.setUpgradeHandler([&upgrader](const admin::Command& command, std::function<void(nlohmann::json)> done) {
         upgrader.upgrade(command, std::move(done));
     });
+    upgrader.onRetired([&] {
+        healthMonitor.stop();
+        rolloutDriver.stop();
+    });
     upgrader.onDrained([&] {
         notifier.stop();
         context.stop();

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -84,7 +85,8 @@ Result<HandoverMessage> receiveHandoverMessage(int channel, std::chrono::millise
 Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& s : sockets)
-        list.push_back({{"role", s.role}, {"service", s.service}, {"address", s.address}, {"worker", s.worker}});
+        list.push_back({{"role", s.role}, {"service", s.service}, {"address", s.address}, {"worker", s.worker},
+                        {"shared", s.shared}});
     const std::size_t batches = (sockets.size() + kMaxFdsPerMessage - 1) / kMaxFdsPerMessage;
     nlohmann::json hello = {{"type", "hello"}, {"version", kHandoverVersion}, {"sockets", list}, {"batches", batches}};
     if (auto ok = sendHandoverMessage(channel, hello); !ok) return ok;
@@ -115,6 +117,7 @@ Result<std::vector<HandoverSocket>> receiveHello(int channel, std::chrono::milli
             socket.service = s.at("service").get<std::string>();
             socket.address = s.at("address").get<std::string>();
             socket.worker = s.at("worker").get<unsigned>();
+            socket.shared = s.value("shared", false);
             sockets.push_back(std::move(socket));
         }
     } catch (const nlohmann::json::exception& e) {
@@ -142,6 +145,10 @@ UniqueFd AdoptedSockets::take(std::string_view role) {
 }
 
 UniqueFd AdoptedSockets::takeListener(std::string_view service, std::string_view address, unsigned worker) {
+    // A shared socket serves every worker: each gets its own descriptor of it.
+    for (auto& s : sockets_)
+        if (s.role == "listener" && s.shared && s.service == service && s.address == address && s.fd.valid())
+            return UniqueFd(::fcntl(s.fd.get(), F_DUPFD_CLOEXEC, 0));
     for (auto& s : sockets_)
         if (s.role == "listener" && s.service == service && s.address == address && s.worker == worker && s.fd.valid())
             return std::move(s.fd);

@@ -241,12 +241,13 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             childEnd.reset();
             std::vector<HandoverSocket> sockets;
             const auto add = [&sockets](std::string role, int fd, std::string service = {}, std::string address = {},
-                                        unsigned worker = 0) {
+                                        unsigned worker = 0, bool shared = false) {
                 if (fd < 0) return;
                 sockets.push_back({std::move(role), std::move(service), std::move(address), worker,
-                                   UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0))});
+                                   UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)), shared});
             };
-            for (const auto& l : parts_.control.handoverListeners()) add("listener", l.fd, l.service, l.address, l.worker);
+            for (const auto& l : parts_.control.handoverListeners())
+                add("listener", l.fd, l.service, l.address, l.worker, l.shared);
             add("admin", parts_.admin.socketFd());
             add("admin_tcp", parts_.admin.tcpSocketFd());
             if (const auto& listen = parts_.control.config().metrics.listen)
@@ -291,6 +292,7 @@ void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
         log->error("upgrade: {}", sent.errorText());
     retired_ = true;
     busy_ = false;
+    if (onRetired_) onRetired_();
     successor_ = std::move(attempt->channel);
     successorLog_ = std::move(attempt->output);
     attempt->pid = -1;   // not ours to reap: systemd's main PID now (init reaps it when we exit)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from clients import connect, http_get, recv_exactly
-from daemon import service, switchyard_bin
+from daemon import service, start_socket_activated, switchyard_bin
 from netutil import free_address, split_address
 from notify_socket import NotifySocket
 from waiters import wait_until
@@ -371,3 +371,75 @@ def test_a_second_upgrade_brings_the_draining_generation_forward(backends, switc
     assert recv_exactly(c, 2) == b"y\n"
     assert _owner(c, d.listen(), [third_gen]) == third_gen
     c.close()
+
+
+def test_upgrade_under_socket_activation_keeps_the_inherited_socket(backends, switchyard, successors):
+    echo = backends.echo()
+    address = free_address()
+    host, port, family = split_address(address)
+    listener = socket.socket(family, socket.SOCK_STREAM)   # the test plays systemd
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+    try:
+        d = switchyard([service("web", address, blue=[echo.address])], start=False,
+                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"}})
+        start_socket_activated(d, listener)
+        assert "inherited from systemd" in d.log()
+        old = d.pid
+        stream = EchoStream(address)
+        stream.start()
+        prober = Prober(address)
+        prober.start()
+        wait_until(lambda: prober.ok >= 10 and stream.sent >= 3, 10, 0.02, "traffic before the upgrade")
+        new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+        successors.append(new)
+        probes = prober.ok
+        wait_until(lambda: prober.ok >= probes + 30, 10, 0.02, "probes after the upgrade")
+        c = connect(address)
+        c.sendall(b"x\n")
+        assert recv_exactly(c, 2) == b"x\n"
+        wait_until(lambda: _owner(c, address, [old, new]) is not None, 5, 0.02, "the accepted socket")
+        assert _owner(c, address, [old, new]) == new
+        c.close()
+        prober.finish()
+        stream.finish()
+        assert prober.failures == []
+        assert stream.error is None
+        d.wait_exit(5)
+    finally:
+        listener.close()
+
+
+def test_sigterm_on_the_new_generation_ends_the_draining_one_too(backends, switchyard, successors):
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])], shutdown_grace="1s",
+                   extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
+    held = connect(d.listen())
+    held.sendall(b"x\n")
+    assert recv_exactly(held, 2) == b"x\n"
+    new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(new)
+    wait_until(lambda: d.admin("status")["draining_generation"], 5, 0.05, "the draining generation")
+    os.kill(new, signal.SIGTERM)
+    # The old one closes what it serves within its shutdown_grace, then both are gone.
+    held.settimeout(5)
+    assert held.recv(1) == b""
+    held.close()
+    assert d.wait_exit(5) == 0
+    wait_until(lambda: not _proc_alive(new), 5, 0.05, "the new generation to exit")
+
+
+def test_the_state_goes_over_with_the_upgrade(backends, switchyard, successors):
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[blue.address], green=[green.address])])
+    changed = d.admin("split web blue=30 green=70")
+    assert changed["ok"] is True
+    successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
+    web = d.admin("status web")["services"][0]
+    assert web["split"] == {"blue": 30, "green": 70}
+    assert web["generation"] == changed["generation"]
+    # The new generation is the writer: its changes move generation on and are saved.
+    again = d.admin("split web blue=40 green=60")
+    assert again["ok"] is True and again["generation"] == changed["generation"] + 1
+    assert d.saved_record("web")["split"] == {"blue": 40, "green": 60}

@@ -35,7 +35,8 @@ public:
         std::string service;
         std::string address;
         unsigned worker;
-        int fd;   // owned by this set
+        int fd;        // owned by this set (or the inherited sockets)
+        bool shared;   // one socket every worker accepts on (socket activation)
     };
     // Every service's per-worker listeners, to hand to the next generation.
     std::vector<HandoverFd> handoverFds() const;
@@ -53,8 +54,8 @@ private:
     // A duplicate of each worker's listener per service, kept for a hand-over:
     // the very socket (and its queue) goes to the next generation.
     struct Kept {
-        std::string address;
-        std::vector<UniqueFd> fds;   // by worker
+        config::ServiceConfig service;   // name and listen address
+        std::vector<UniqueFd> fds;       // by worker; none for an inherited socket
     };
     std::map<std::string, Kept> kept_;
 };

@@ -36,6 +36,7 @@ struct HandoverSocket {
     std::string address;   // listeners and the metrics port: "127.0.0.1:8080"
     unsigned worker = 0;   // listeners: the worker that accepted on it
     UniqueFd fd;
+    bool shared = false;   // listeners: every worker accepts on this one (socket activation)
 };
 
 struct HandoverMessage {

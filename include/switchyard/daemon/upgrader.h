@@ -61,6 +61,8 @@ public:
     // Called once this (retired) generation has no connection left or its
     // drain deadline passed: the daemon then exits.
     void onDrained(std::function<void()> hook) { onDrained_ = std::move(hook); }
+    // Called once when this generation hands over (health checks and rollouts are the new one's).
+    void onRetired(std::function<void()> hook) { onRetired_ = std::move(hook); }
     bool retired() const { return retired_; }
 
     // The new generation: reports from the predecessor over `channel`.
@@ -93,6 +95,7 @@ private:
     std::chrono::steady_clock::time_point handedOverAt_;
     boost::asio::steady_timer timer_;
     std::function<void()> onDrained_;
+    std::function<void()> onRetired_;
     // The new generation's view of its predecessor.
     UniqueFd predecessorChannel_;
     std::optional<DrainingGeneration> predecessor_;
