@@ -443,3 +443,21 @@ def test_the_state_goes_over_with_the_upgrade(backends, switchyard, successors):
     again = d.admin("split web blue=40 green=60")
     assert again["ok"] is True and again["generation"] == changed["generation"] + 1
     assert d.saved_record("web")["split"] == {"blue": 40, "green": 60}
+
+
+def test_a_rollout_goes_on_across_the_upgrade(backends, switchyard, successors):
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[blue.address], green=[green.address])])
+    started = d.admin("rollout web to=green steps=5,100 hold=1h")
+    assert started["ok"] is True
+    before = d.admin("rollout-status web")["rollout"]
+    successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
+    after = d.admin("rollout-status web")
+    r = after["rollout"]
+    assert r["id"] == before["id"] and r["state"] == "running" and r["step"] == 1 and r["percent"] == 5
+    assert after["split"] == {"blue": 95, "green": 5}
+    assert after["generation"] >= started["generation"]   # generation only grows
+    # The new generation steers it: a pause is taken and saved.
+    paused = d.admin("rollout-pause web")
+    assert paused["ok"] is True and paused["rollout"]["state"] == "paused"
+    assert paused["generation"] == after["generation"] + 1
