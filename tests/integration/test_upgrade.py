@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from clients import connect, http_get, recv_exactly
+from clients import close_times, connect, http_get, recv_exactly, wait_closed
 from daemon import service, start_socket_activated, switchyard_bin
 from netutil import free_address, split_address
 from notify_socket import NotifySocket
@@ -146,6 +146,14 @@ def successors():
                 os.kill(pid, signal.SIGKILL)
 
 
+def _echoing(address):
+    """A client connection that has made one round trip through switchyard."""
+    c = connect(address)
+    c.sendall(b"x\n")
+    assert recv_exactly(c, 2) == b"x\n"
+    return c
+
+
 def _upgraded_pid(result):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("upgraded: pid "), result.stdout
@@ -184,11 +192,9 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         # The new generation accepts everything new; the old one keeps its connections.
         probes_at_upgrade = prober.ok
         wait_until(lambda: prober.ok >= probes_at_upgrade + 50, 15, 0.02, "probes after the upgrade")
-        fresh = [connect(listen) for _ in range(5)]
+        fresh = [_echoing(listen) for _ in range(5)]
         try:
             for c in fresh:
-                c.sendall(b"x\n")
-                assert recv_exactly(c, 2) == b"x\n"
                 wait_until(lambda c=c: _owner(c, listen, [old, new]) is not None, 5, 0.02, "the accepted socket")
                 assert _owner(c, listen, [old, new]) == new
         finally:
@@ -241,26 +247,9 @@ def test_the_last_connections_close_spread_over_close_spread(backends, switchyar
     echo = backends.echo()
     d = switchyard([service("web", free_address(), blue=[echo.address])],
                    extra={"upgrade": {"drain_timeout": "2s", "close_spread": "1s"}})
-    conns = [connect(d.listen()) for _ in range(20)]
-    for c in conns:
-        c.sendall(b"x\n")
-        assert recv_exactly(c, 2) == b"x\n"
+    conns = [_echoing(d.listen()) for _ in range(20)]
     successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
-    closed = []
-
-    def wait_closed(c):
-        c.settimeout(10)
-        try:
-            assert c.recv(1) == b""
-        except ConnectionResetError:
-            pass
-        closed.append(time.monotonic())
-
-    threads = [threading.Thread(target=wait_closed, args=(c,)) for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(15)
+    closed = close_times(conns, timeout=10)
     assert len(closed) == 20
     assert max(closed) - min(closed) >= 0.8
     d.wait_exit(5)
@@ -307,9 +296,7 @@ def test_a_failing_new_binary_changes_nothing(backends, switchyard, tmp_path, ki
     stream.finish()
     assert prober.failures == []
     assert stream.error is None
-    c = connect(listen)
-    c.sendall(b"x\n")
-    assert recv_exactly(c, 2) == b"x\n"
+    c = _echoing(listen)
     assert _owner(c, listen, [d.pid]) == d.pid
     c.close()
     # Changes are taken again, by the same process.
@@ -350,9 +337,7 @@ def test_a_second_upgrade_brings_the_draining_generation_forward(backends, switc
     echo = backends.echo()
     d = switchyard([service("web", free_address(), blue=[echo.address])],
                    extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
-    first = connect(d.listen())
-    first.sendall(b"x\n")
-    assert recv_exactly(first, 2) == b"x\n"
+    first = _echoing(d.listen())
     second_gen = _upgraded_pid(d.ctl("upgrade", timeout=30))
     successors.append(second_gen)
     wait_until(lambda: (d.admin("status")["draining_generation"] or {}).get("connections") == 1, 5, 0.05,
@@ -360,15 +345,12 @@ def test_a_second_upgrade_brings_the_draining_generation_forward(backends, switc
     third_gen = _upgraded_pid(d.ctl("upgrade", timeout=30))
     successors.append(third_gen)
     # The first generation closes its connection within close_spread instead of an hour.
-    first.settimeout(5)
-    assert first.recv(1) == b""
+    wait_closed(first, timeout=5)
     first.close()
     d.wait_exit(5)
     assert d.returncode == 0
     wait_until(lambda: not _proc_alive(second_gen), 5, 0.05, "the second generation to exit (it had no connection)")
-    c = connect(d.listen())
-    c.sendall(b"y\n")
-    assert recv_exactly(c, 2) == b"y\n"
+    c = _echoing(d.listen())
     assert _owner(c, d.listen(), [third_gen]) == third_gen
     c.close()
 
@@ -396,9 +378,7 @@ def test_upgrade_under_socket_activation_keeps_the_inherited_socket(backends, sw
         successors.append(new)
         probes = prober.ok
         wait_until(lambda: prober.ok >= probes + 30, 10, 0.02, "probes after the upgrade")
-        c = connect(address)
-        c.sendall(b"x\n")
-        assert recv_exactly(c, 2) == b"x\n"
+        c = _echoing(address)
         wait_until(lambda: _owner(c, address, [old, new]) is not None, 5, 0.02, "the accepted socket")
         assert _owner(c, address, [old, new]) == new
         c.close()
@@ -415,16 +395,13 @@ def test_sigterm_on_the_new_generation_ends_the_draining_one_too(backends, switc
     echo = backends.echo()
     d = switchyard([service("web", free_address(), blue=[echo.address])], shutdown_grace="1s",
                    extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
-    held = connect(d.listen())
-    held.sendall(b"x\n")
-    assert recv_exactly(held, 2) == b"x\n"
+    held = _echoing(d.listen())
     new = _upgraded_pid(d.ctl("upgrade", timeout=30))
     successors.append(new)
     wait_until(lambda: d.admin("status")["draining_generation"], 5, 0.05, "the draining generation")
     os.kill(new, signal.SIGTERM)
     # The old one closes what it serves within its shutdown_grace, then both are gone.
-    held.settimeout(5)
-    assert held.recv(1) == b""
+    wait_closed(held, timeout=5)
     held.close()
     assert d.wait_exit(5) == 0
     wait_until(lambda: not _proc_alive(new), 5, 0.05, "the new generation to exit")
