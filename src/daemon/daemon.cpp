@@ -252,6 +252,10 @@ int runDaemon(DaemonOptions options) {
             return 1;
         }
         adopted.emplace(std::move(sockets).value());
+        // systemd's watchdog names the main PID, our parent until now: once we
+        // are main, the pings are ours to send.
+        if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == ::getppid())
+            ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
         log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), ::getppid());
         control.setAdoptedListeners([&adopted](const config::ServiceConfig& s, std::size_t worker) {
             return adopted->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));

@@ -438,3 +438,25 @@ def test_a_rollout_goes_on_across_the_upgrade(backends, switchyard, successors):
     paused = d.admin("rollout-pause web")
     assert paused["ok"] is True and paused["rollout"]["state"] == "paused"
     assert paused["generation"] == after["generation"] + 1
+
+
+def test_the_new_generation_feeds_the_watchdog(backends, switchyard, successors):
+    notify = NotifySocket()
+    try:
+        d = switchyard([service("web", free_address(), blue=[backends.echo().address])], start=False)
+        # As systemd starts it: the watchdog names the main PID.
+        script = 'WATCHDOG_PID=$$ WATCHDOG_USEC=400000 NOTIFY_SOCKET="$2" exec "$0" -c "$1"'
+        d._stderr = open(d.stderr_path, "ab")
+        d._stdout = open(d.stdout_path, "ab")
+        d.proc = subprocess.Popen(["sh", "-c", script, switchyard_bin(), str(d.config_path), notify.path],
+                                  stdin=subprocess.DEVNULL, stdout=d._stdout, stderr=d._stderr, cwd=str(d.workdir))
+        d.wait_ready()
+        wait_until(lambda: any(m.get("WATCHDOG") == "1" for m in notify.from_pid(d.pid)), 5, 0.02,
+                   "watchdog pings from the first generation")
+        new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+        successors.append(new)
+        wait_until(lambda: sum(1 for m in notify.from_pid(new) if m.get("WATCHDOG") == "1") >= 3, 5, 0.02,
+                   lambda: f"watchdog pings from the new generation, got {notify.all()}")
+        d.wait_exit(5)
+    finally:
+        notify.close()
