@@ -46,7 +46,8 @@ Result<bool> ControlPlane::start() {
     for (std::size_t i = 0; i < initial.services.size(); ++i) {
         if (!initial.services[i].rolloutActive()) continue;
         ServiceEntry& service = initial.services.edit(i);
-        const rollout::TickResult result = rollout::onRestart(*service.rollout, rolloutNow(service));
+        const rollout::TickResult result = takingOver_ ? rollout::onHandover(*service.rollout, rolloutNow(service))
+                                                       : rollout::onRestart(*service.rollout, rolloutNow(service));
         restarted.push_back(i);
         if (result.event == rollout::Event::RolledBack) {
             applyRolloutSplit(service);

@@ -257,6 +257,7 @@ int runDaemon(DaemonOptions options) {
         if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == ::getppid())
             ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
         log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), ::getppid());
+        control.setTakingOver();
         control.setAdoptedListeners([&adopted](const config::ServiceConfig& s, std::size_t worker) {
             return adopted->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));
         });

@@ -138,6 +138,8 @@ public:
     bool retired() const { return retired_; }
     std::vector<ListenerSet::HandoverFd> handoverListeners() const { return listeners_.handoverFds(); }
     void setAdoptedListeners(ListenerSet::AdoptedLookup lookup) { listeners_.setAdopted(std::move(lookup)); }
+    // Before start(): this process takes over from a running one (`upgrade`), it is no restart.
+    void setTakingOver() { takingOver_ = true; }
 
     // Socket activation: the inherited listening fd for a service, or -1.
     using InheritedListenerLookup = ListenerSet::InheritedLookup;
@@ -173,6 +175,7 @@ private:
     std::vector<std::function<void(const MasterState&)>> publishListeners_;
     bool frozen_ = false;
     bool retired_ = false;
+    bool takingOver_ = false;
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;

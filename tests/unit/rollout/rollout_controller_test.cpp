@@ -302,6 +302,24 @@ TEST_CASE("a restart restarts the step's window; the third restart in a step rol
     CHECK(r.steps[1].reason == "the daemon restarted 3 times within this step");
 }
 
+TEST_CASE("an upgrade restarts the step's window but never counts as a restart", "[rollout][controller]") {
+    Harness h;
+    Rollout r = start(h);
+    REQUIRE(passStep(h, r).event == Event::Advanced);
+    h.advance(8s);
+    h.green = {};   // the new process: counters from zero
+    h.blue = {};
+    for (int i = 0; i < 5; ++i) {
+        const TickResult result = onHandover(r, h.now());
+        CHECK(result.event == Event::None);
+        CHECK(result.message == "restarted the window of step 2/5 (5% green) after an upgrade (not counted as a restart)");
+    }
+    CHECK(r.steps[1].restarts == 0);
+    CHECK(r.step == 1);
+    CHECK(r.active());
+    CHECK(r.stepElapsed(h.now().steady) == 0ms);
+}
+
 TEST_CASE("restarts count per step", "[rollout][controller]") {
     Harness h;
     Rollout r = start(h);
