@@ -132,12 +132,29 @@ def _wrapper(tmp_path, name, body):
     return str(path)
 
 
+def _generations_started_for(tmp_path):
+    """PIDs of processes an upgrade started with a config under `tmp_path` (this test's only)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--handover-fd" in args and any(a.startswith(str(tmp_path).encode()) for a in args):
+            found.append(int(entry))
+    return found
+
+
 @pytest.fixture
-def successors():
-    """PIDs of new generations the tests caused; ended (by PID) at teardown."""
+def successors(tmp_path):
+    """PIDs of new generations the tests caused; ended (by PID) at teardown, with any other one an
+    upgrade of this test started (a test that failed half-way does not leave a daemon behind)."""
     pids = []
     yield pids
-    for pid in pids:
+    for pid in set(pids) | set(_generations_started_for(tmp_path)):
         if _proc_alive(pid):
             os.kill(pid, signal.SIGTERM)
             try:
@@ -271,7 +288,7 @@ FAILING_BINARIES = {
 
 
 @pytest.mark.parametrize("kind", sorted(FAILING_BINARIES))
-def test_a_failing_new_binary_changes_nothing(backends, switchyard, tmp_path, kind):
+def test_a_failing_new_binary_changes_nothing(backends, switchyard, successors, tmp_path, kind):
     body, reason = FAILING_BINARIES[kind]
     binary = _wrapper(tmp_path, f"switchyard-{kind}", body)
     echo = backends.echo()
@@ -305,7 +322,7 @@ def test_a_failing_new_binary_changes_nothing(backends, switchyard, tmp_path, ki
     assert "goes on unchanged" in d.log()
 
 
-def test_a_change_during_the_upgrade_is_refused_as_upgrading_then_succeeds(backends, switchyard, tmp_path):
+def test_a_change_during_the_upgrade_is_refused_as_upgrading_then_succeeds(backends, switchyard, successors, tmp_path):
     binary = _wrapper(tmp_path, "switchyard-hangs",
                       'case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600')
     echo = backends.echo()
