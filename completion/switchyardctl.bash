@@ -57,12 +57,12 @@ _switchyardctl() {
     local cur prev
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local options="-s --socket -c --config --tcp --token-file --json --wait --check --timeout -h --help -V --version"
+    local options="-s --socket -c --config --tcp --token-file --json --wait --check --timeout --binary -h --help -V --version"
     local commands="status split cutover rollback backend add remove pool rollout rollout-status
-        rollout-history rollout-pause rollout-resume rollout-abort promote reset reload reload-check diff help"
+        rollout-history rollout-pause rollout-resume rollout-abort promote reset reload reload-check diff upgrade help"
 
     case $prev in
-        -s | --socket | -c | --config | --token-file)
+        -s | --socket | -c | --config | --token-file | --binary)
             COMPREPLY=($(compgen -f -- "$cur"))
             return
             ;;
@@ -79,7 +79,7 @@ _switchyardctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         case $w in
-            -s | --socket | -c | --config | --tcp | --token-file | --timeout) ((i++)) ;;
+            -s | --socket | -c | --config | --tcp | --token-file | --timeout | --binary) ((i++)) ;;
             -*) ;;
             *) words+=("$w") ;;
         esac
@@ -94,7 +94,7 @@ _switchyardctl() {
     local change_opts="if-generation= force"
     local candidates=""
     case $command in
-        help | reload | reload-check | diff)
+        help | reload | reload-check | diff | upgrade)
             [[ $command == reload ]] && candidates=$change_opts
             ;;
         status | rollout-status | rollout-history)

@@ -150,6 +150,49 @@ Result<bool> AdminServer::startTcp(const config::Endpoint& at, std::string token
     return true;
 }
 
+Result<bool> AdminServer::adopt(const std::string& path, UniqueFd fd) {
+    path_ = path;
+    error_code ec;
+    acceptor_ = std::make_unique<local::acceptor>(context_);
+    acceptor_->assign(local(), fd.get(), ec);
+    if (ec) {
+        acceptor_.reset();
+        return Result<bool>::failure(fmt::format("cannot take over the admin socket {}: {}", path, ec.message()));
+    }
+    fd.release();
+    net::co_spawn(context_, acceptLoop(), net::detached);
+    return true;
+}
+
+Result<bool> AdminServer::adoptTcp(UniqueFd fd, std::string token) {
+    error_code ec;
+    tcpAcceptor_ = std::make_unique<net::ip::tcp::acceptor>(context_);
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length);
+    tcpAcceptor_->assign(address.ss_family == AF_INET6 ? net::ip::tcp::v6() : net::ip::tcp::v4(), fd.get(), ec);
+    if (ec) {
+        tcpAcceptor_.reset();
+        return Result<bool>::failure(fmt::format("cannot take over the admin TCP listener: {}", ec.message()));
+    }
+    fd.release();
+    token_ = std::move(token);
+    net::co_spawn(context_, acceptTcpLoop(), net::detached);
+    return true;
+}
+
+void AdminServer::release() {
+    error_code ec;
+    if (tcpAcceptor_) {
+        tcpAcceptor_->close(ec);
+        tcpAcceptor_.reset();
+    }
+    if (acceptor_) {
+        acceptor_->close(ec);
+        acceptor_.reset();
+    }
+}
+
 void AdminServer::stop() {
     error_code ec;
     if (tcpAcceptor_) {
@@ -272,6 +315,11 @@ bool AdminServer::handleLine(const std::string& line, Peer& peer, nlohmann::json
         // Nothing else will be allowed either: do not keep the connection.
         return level != AccessLevel::None;
     }
+    if (command.kind == CommandKind::Upgrade && upgradeHandler_) {
+        log->info("admin ({}): '{}'", peer.who, loggable(line));
+        peer.deferred = command;
+        return true;
+    }
     reply = executor_.execute(command);
     if (reply.contains("pending")) return true;   // logged by serveClient once etcd answered
     logChange(peer, line, command, reply);
@@ -348,6 +396,19 @@ net::awaitable<void> AdminServer::serveClient(Socket socket, std::shared_ptr<Cli
                 logChange(peer, line, *command, reply);
         }
         std::fill(line.begin(), line.end(), '\0');   // may hold a token
+        if (peer.deferred) {
+            // Answered when the handler calls back; the timer only wakes this coroutine.
+            const Command command = std::move(*peer.deferred);
+            peer.deferred.reset();
+            auto woken = std::make_shared<net::steady_timer>(context_, std::chrono::steady_clock::time_point::max());
+            auto answer = std::make_shared<std::optional<nlohmann::json>>();
+            upgradeHandler_(command, [woken, answer](nlohmann::json r) {
+                *answer = std::move(r);
+                woken->cancel();
+            });
+            while (!*answer) co_await woken->async_wait(net::redirect_error(net::use_awaitable, ec));
+            reply = std::move(**answer);
+        }
         if (peer.authenticated && !wasAuthenticated) {
             // Out of the pool of strangers into the operators' one (splice keeps `self` valid).
             if (tcpClients_->size() >= kMaxAdminClients) evictIdlest(*tcpClients_, "admin TCP listener");

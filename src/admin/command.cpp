@@ -30,6 +30,7 @@ bool isChange(CommandKind kind) {
     case CommandKind::Promote:
     case CommandKind::Reset:
     case CommandKind::Reload:
+    case CommandKind::Upgrade:
         return true;
     }
     std::abort();   // a new CommandKind must be classified above
@@ -59,6 +60,7 @@ const char* toString(CommandKind kind) {
     case CommandKind::Reset: return "reset";
     case CommandKind::Reload: return "reload";
     case CommandKind::ReloadCheck: return "reload-check";
+    case CommandKind::Upgrade: return "upgrade";
     case CommandKind::Help: return "help";
     }
     std::abort();

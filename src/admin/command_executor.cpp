@@ -98,7 +98,7 @@ json CommandExecutor::execute(const Command& c) {
     case CommandKind::Status:
         if (!c.service.empty() && !control_.state().find(c.service))
             return errorReply("no_such_service", fmt::format("no service named '{}'", c.service));
-        replyText_ = statusReportText(control_, c.service);
+        replyText_ = statusReportText(control_, c.service, draining_ ? draining_() : std::nullopt);
         return {{"ok", true}};
     case CommandKind::Split:
         return changeReply(control_.setSplit(c.service, *c.split, guard), c.service);
@@ -154,6 +154,8 @@ json CommandExecutor::execute(const Command& c) {
                 {"services_removed", report.servicesRemoved},
                 {"services", services}};
     }
+    case CommandKind::Upgrade:   // asynchronous: the admin server hands it to the upgrader
+        return errorReply("refused", "this daemon cannot upgrade itself (no upgrader)");
     case CommandKind::Rollout:
         return rolloutReply(control_.startRollout(c.service, planFrom(*c.rollout), guard), c.service);
     case CommandKind::RolloutStatus: {

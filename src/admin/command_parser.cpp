@@ -55,6 +55,7 @@ constexpr std::array kGrammar{
     Grammar{"reset", CommandKind::Reset, {"SERVICE"}, false, "reset SERVICE"},
     Grammar{"reload", CommandKind::Reload, {}, false, "reload"},
     Grammar{"reload-check", CommandKind::ReloadCheck, {}, false, "reload-check"},
+    Grammar{"upgrade", CommandKind::Upgrade, {}, false, "upgrade [timeout=DURATION] [binary=PATH]"},
     Grammar{"help", CommandKind::Help, {}, false, "help"},
 };
 
@@ -243,6 +244,22 @@ private:
             break;
         case CommandKind::Rollout:
             if (keyed) return readRolloutOption(key, value, tok);
+            break;
+        case CommandKind::Upgrade:
+            if (keyed && key == "timeout") {
+                if (auto err = once(key, tok)) return err;
+                auto d = config::parseDuration(value);
+                if (!d || d->count() <= 0 || *d > config::kMaxDuration)
+                    return fail(fmt::format("'{}' is not a positive duration such as 30s", tok));
+                cmd_.timeout = d;
+                return std::nullopt;
+            }
+            if (keyed && key == "binary") {
+                if (auto err = once(key, tok)) return err;
+                if (value.empty() || value.front() != '/') return fail(fmt::format("'{}' is not an absolute path", tok));
+                cmd_.binary = std::string(value);
+                return std::nullopt;
+            }
             break;
         default:
             break;

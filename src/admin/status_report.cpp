@@ -167,7 +167,8 @@ nlohmann::json serviceStatus(const control::ServiceEntry& service, const routing
     return nlohmann::json::parse(w.take());
 }
 
-std::string statusReportText(const control::ControlPlane& control, std::string_view service) {
+std::string statusReportText(const control::ControlPlane& control, std::string_view service,
+                             const std::optional<DrainingGeneration>& draining) {
     const control::MasterState& state = control.state();
     const routing::RoutingSnapshot& snapshot = *control.snapshot();   // built from `state`: the same positions
     JsonWriter w;
@@ -196,6 +197,16 @@ std::string statusReportText(const control::ControlPlane& control, std::string_v
         w.endArray();
         w.field("converged", converged);
         w.endObject();
+    }
+    w.key("draining_generation");
+    if (draining) {
+        w.beginObject();
+        w.field("pid", static_cast<int64_t>(draining->pid));
+        w.field("connections", draining->connections);
+        w.field("deadline_unix_ms", draining->deadlineUnixMs);
+        w.endObject();
+    } else {
+        w.null();
     }
     w.key("services").beginArray();
     if (!service.empty()) {

@@ -375,6 +375,7 @@ private:
     void loadLog(const Val& v, LogConfig& out);
     void loadFleet(const Val& v, FleetConfig& out);
     bool etcdEndpoint(const Val& v, EtcdEndpoint& out);
+    void loadUpgrade(const Val& v, UpgradeConfig& out);
     void loadService(const Val& v, ServiceConfig& out);
     void loadSplit(const Val& v, Split& out);
     void loadTimeouts(const Val& v, Timeouts& out);
@@ -462,8 +463,8 @@ Config Loader::load(const YAML::Node& root) {
     rootVal.mark = root.Mark();
     rootVal.present = true;
     MapView top(*this, rootVal,
-                {"admin", "metrics", "state_file", "workers", "engine", "splice", "shutdown_grace", "log",
-                 "fleet", "services"});
+                 {"admin", "metrics", "state_file", "workers", "engine", "splice", "shutdown_grace", "upgrade",
+                  "log", "fleet", "services"});
     if (!top.valid()) return cfg;
 
     // Services first so their listeners are what admin/metrics conflicts are reported against.
@@ -506,6 +507,7 @@ Config Loader::load(const YAML::Node& root) {
     }
     if (auto v = top.get("splice")) word(v, {{"auto", true}, {"off", false}}, cfg.splice);
     if (auto v = top.get("shutdown_grace")) duration(v, cfg.shutdownGrace);
+    loadUpgrade(top.get("upgrade"), cfg.upgrade);
     loadLog(top.get("log"), cfg.log);
     if (auto f = top.get("fleet"); f && !f.isNull()) loadFleet(f, cfg.fleet);
     return cfg;
@@ -626,6 +628,13 @@ void Loader::loadMetrics(const Val& v, MetricsConfig& out) {
             listener(ep, l);
         }
     }
+}
+
+void Loader::loadUpgrade(const Val& v, UpgradeConfig& out) {
+    MapView m(*this, v, {"drain_timeout", "close_spread"});
+    if (!m.valid()) return;
+    if (auto d = m.get("drain_timeout")) duration(d, out.drainTimeout);
+    if (auto d = m.get("close_spread")) duration(d, out.closeSpread);
 }
 
 void Loader::loadLog(const Val& v, LogConfig& out) {

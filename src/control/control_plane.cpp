@@ -14,6 +14,14 @@
 
 namespace switchyard::control {
 
+namespace {
+
+Outcome upgradingRefusal() {
+    return Outcome::failure("upgrading", "switchyard is handing over to a new binary (upgrade); retry in a moment");
+}
+
+} // namespace
+
 ControlPlane::ControlPlane(boost::asio::io_context& context, config::Config config,
                            std::vector<std::unique_ptr<proxy::Worker>>& workers, std::string engineName)
     : context_(context), config_(std::move(config)), workers_(workers), engineName_(std::move(engineName)),
@@ -51,7 +59,8 @@ Result<bool> ControlPlane::start() {
     for (std::size_t i = 0; i < initial.services.size(); ++i) {
         if (!initial.services[i].rolloutActive()) continue;
         ServiceEntry& service = initial.services.edit(i);
-        const rollout::TickResult result = rollout::onRestart(*service.rollout, rolloutNow(service));
+        const rollout::TickResult result = takingOver_ ? rollout::onHandover(*service.rollout, rolloutNow(service))
+                                                       : rollout::onRestart(*service.rollout, rolloutNow(service));
         restarted.push_back(i);
         if (result.event == rollout::Event::RolledBack) {
             applyRolloutSplit(service);
@@ -78,6 +87,8 @@ Result<bool> ControlPlane::start() {
 
 Outcome ControlPlane::commit(MasterState next, Order order, const std::vector<std::size_t>& toSave,
                              std::string_view what) {
+    // A retired generation is no writer any more: the next one saves and publishes.
+    if (retired_) return Outcome::success();
     const auto save = [&](const MasterState& state) -> Result<bool> {
         if (!store_ || toSave.empty()) return true;
         std::vector<const ServiceEntry*> services;
@@ -121,6 +132,7 @@ void ControlPlane::publish(MasterState next) {
 
 Outcome ControlPlane::change(const std::string& name, const ChangeGuard& guard, const Transition& transition,
                              Order order) {
+    if (frozen_) return upgradingRefusal();
     const std::size_t i = state_.indexOf(name);
     if (i == routing::ServiceIndex::kNone)
         return Outcome::failure("no_such_service", fmt::format("no service named '{}'", name));
@@ -337,6 +349,10 @@ Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
 ReloadReport ControlPlane::reload(bool apply) {
     const auto log = telemetry::logger("control");
     ReloadReport report;
+    if (apply && frozen_) {
+        report.outcome = upgradingRefusal();
+        return report;
+    }
     if (config_.sourcePath.empty()) {
         if (apply) ++reloadsFailed_;
         report.outcome = Outcome::failure("refused", "this daemon runs a built-in config (--demo); nothing to reload");
@@ -423,6 +439,7 @@ void ControlPlane::scheduleHousekeeping() {
 }
 
 void ControlPlane::housekeeping() {
+    if (retired_) return;
     const auto now = routing::Clock::now();
     // Only services with a ramp or a removal due are touched: a ramping
     // backend's weight grows with time, so each second brings its service a new
@@ -493,6 +510,7 @@ Outcome ControlPlane::rolloutAction(const std::string& name, rollout::Action act
 }
 
 void ControlPlane::rolloutTick() {
+    if (frozen_) return;   // the next generation takes the step (deadlines are absolute in the state)
     const auto log = telemetry::logger("rollout");
     std::vector<std::string> names;
     for (const auto& s : state_.services)
@@ -545,6 +563,31 @@ void ControlPlane::rolloutTick() {
             break;
         }
     }
+}
+
+// --- upgrade ---
+
+Result<bool> ControlPlane::freezeForUpgrade() {
+    frozen_ = true;
+    if (!store_) return true;
+    std::vector<const ServiceEntry*> services;
+    for (const auto& s : state_.services) services.push_back(&s);
+    if (auto saved = store_->save(services); !saved) {
+        frozen_ = false;
+        ++saveFailures_;
+        return Result<bool>::failure(fmt::format("cannot save the state before handing over: {}", saved.errorText()));
+    }
+    return true;
+}
+
+void ControlPlane::retire(routing::TimePoint deadline, std::chrono::milliseconds spread) {
+    frozen_ = true;
+    retired_ = true;
+    housekeepingTimer_.cancel();
+    listeners_.stopAccepting();
+    if (!snapshot_) return;
+    snapshot_ = drainingEverything(*snapshot_, deadline, spread);
+    for (auto& w : workers_) w->publish(snapshot_);
 }
 
 } // namespace switchyard::control

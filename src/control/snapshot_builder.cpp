@@ -91,4 +91,25 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state, const MasterState& 
     return snapshot;
 }
 
+routing::SnapshotPtr drainingEverything(const routing::RoutingSnapshot& snapshot, routing::TimePoint deadline,
+                                        std::chrono::milliseconds spread) {
+    auto out = std::make_shared<routing::RoutingSnapshot>();
+    out->revision = snapshot.revision + 1;
+    // A new index: workers then look at every route again (drain_schedule.h).
+    for (const auto& service : snapshot.services) {
+        routing::ServiceRoute route = service;
+        route.drainSpread = spread;
+        for (auto& pool : route.pools) {
+            pool.weight = 0;
+            for (auto& backend : pool.backends) {
+                backend.weight = 0;
+                backend.draining = true;
+                backend.drainDeadline = deadline;
+            }
+        }
+        out->services.push_back(std::move(route));
+    }
+    return out;
+}
+
 } // namespace switchyard::control

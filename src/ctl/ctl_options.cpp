@@ -79,6 +79,8 @@ std::optional<CtlOptions> parseCtlOptions(int argc, char** argv, UsageError& err
             if (!*tookTcp) return std::nullopt;
         } else if (auto tookToken = takeValue("--token-file", "", options.tokenFile)) {
             if (!*tookToken) return std::nullopt;
+        } else if (auto tookBinary = takeValue("--binary", "", options.binary)) {
+            if (!*tookBinary) return std::nullopt;
         } else {
             std::optional<std::string> timeout;
             auto tookTimeout = takeValue("--timeout", "", timeout);
@@ -205,7 +207,9 @@ std::string usageText() {
         "                       4 rolled back or aborted; Ctrl-C stops waiting, not the rollout);\n"
         "                       rollout-status: the same for the rollout already running\n"
         "      --timeout D      give up after D in total (e.g. 30s, 5m); default: no total\n"
-        "                       limit; each request waits at most 10s for its reply\n"
+        "                       limit; each request waits at most 10s for its reply;\n"
+        "                       upgrade: how long the new process may take to be ready (60s)\n"
+        "      --binary PATH    upgrade: start this binary (default: the daemon's own path)\n"
         "  -h, --help           this text\n"
         "  -V, --version        version and build details (for bug reports)\n"
         "\n"

@@ -28,6 +28,7 @@ struct CtlOptions {
     bool wait = false;
     bool check = false;                       // --check: `reload --check` is `reload-check`
     std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::string> binary;        // upgrade --binary PATH
     bool help = false;
     bool version = false;
     std::vector<std::string> words;           // COMMAND ARGS...

@@ -30,6 +30,7 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+constexpr auto kUpgradeTimeout = std::chrono::seconds(60);   // the daemon's default for `upgrade`
 
 // A typo (an unknown command, a malformed argument) is a usage error, exit 2,
 // so a script can tell it from a refusal of a well-formed command (exit 1).
@@ -119,6 +120,13 @@ int main(int argc, char** argv) {
         if (!line.empty()) line += ' ';
         line += word;
     }
+    const bool upgrading = options->words.front() == "upgrade";
+    if (options->binary && !upgrading) return usageError("--binary is only for upgrade");
+    if (upgrading) {
+        // --timeout bounds the hand-over itself; the reply may take that long.
+        if (options->timeout) line += fmt::format(" timeout={}ms", options->timeout->count());
+        if (options->binary) line += " binary=" + *options->binary;
+    }
     // A newline inside an argument would smuggle a second command onto the socket.
     for (unsigned char c : line)
         if ((c < 0x20 && c != '\t') || c == 0x7f)
@@ -131,7 +139,8 @@ int main(int argc, char** argv) {
     std::optional<Clock::time_point> deadline;
     if (options->timeout) deadline = Clock::now() + *options->timeout;
     auto requestDeadline = Clock::now() + kRequestTimeout;
-    if (deadline && *deadline < requestDeadline) requestDeadline = *deadline;
+    if (upgrading) requestDeadline = Clock::now() + options->timeout.value_or(kUpgradeTimeout) + kRequestTimeout;
+    if (deadline && *deadline < requestDeadline && !upgrading) requestDeadline = *deadline;
 
     applyConfigSocket(*options);
     auto where = resolveTarget(*options, usage);
@@ -155,7 +164,8 @@ int main(int argc, char** argv) {
 
     // A changing command is told as before -> after (change_report.h), so the
     // state before it is read first. --json prints only the reply line.
-    std::optional<std::string> statusLine = options->json ? std::nullopt : changeStatusRequest(line);
+    std::optional<std::string> statusLine =
+        options->json || upgrading ? std::nullopt : changeStatusRequest(line);
     std::optional<json> before;
     if (statusLine) before = fetchStatus(client, *statusLine, requestDeadline);
 
@@ -194,6 +204,10 @@ int main(int argc, char** argv) {
             out = formatStatus(parsed);
         } else if (word == "rollout-history") {
             out = formatRolloutHistory(parsed);
+        } else if (word == "upgrade") {
+            out = fmt::format("upgraded: pid {} (switchyard {}) serves now; pid {} drains {} connection(s)\n",
+                              parsed.value("pid", 0), parsed.value("version", ""), parsed.value("previous_pid", 0),
+                              parsed.value("draining_connections", 0));
         } else if (word == "reload-check") {
             json rest = parsed;
             rest.erase("services");

@@ -203,6 +203,9 @@ std::string formatMsLeft(long long ms) {
 std::string formatStatus(const json& reply) {
     std::string out = fmt::format("switchyard {}  engine {}\n", text(field(reply, "version")),
                                   text(field(reply, "engine")));
+    if (const json& old = field(reply, "draining_generation"); old.is_object())
+        out += fmt::format("draining generation: pid {}, {} connection(s) open\n", text(field(old, "pid")),
+                           text(field(old, "connections")));
     const json& services = field(reply, "services");
     if (!services.is_array() || services.empty()) return out + "\nno services\n";
     for (const json& svc : services) out += "\n" + serviceText(svc);

@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,10 +25,12 @@
 #include "switchyard/control/control_plane.h"
 #include "switchyard/daemon/demo.h"
 #include "switchyard/daemon/fd_limit.h"
+#include "switchyard/daemon/handover.h"
 #include "switchyard/daemon/limit_watcher.h"
 #include "switchyard/daemon/metrics_view_builder.h"
 #include "switchyard/daemon/systemd_notifier.h"
 #include "switchyard/daemon/socket_activation.h"
+#include "switchyard/daemon/upgrader.h"
 #include "switchyard/health/health_monitor.h"
 #include "switchyard/proxy/engine/uring/uring_engine.h"
 #include "switchyard/proxy/session_accounting.h"
@@ -186,6 +190,8 @@ int runDaemon(DaemonOptions options) {
     std::signal(SIGPIPE, SIG_IGN);
     telemetry::setupLogging(options.config.log.level);
     const auto log = telemetry::logger("daemon");
+    // What `upgrade` starts by default: the file this process was started from.
+    const std::string binaryPath = runningBinaryPath();
     net::io_context context(1);
 
     std::unique_ptr<DemoBackends> demoBackends;
@@ -232,6 +238,30 @@ int runDaemon(DaemonOptions options) {
         for (const auto& name : inherited.unclaimed(config))
             log->warn("socket activation: no service listens on inherited socket {}", name);
     }
+    // upgrade: the previous generation's sockets, taken instead of bound.
+    UniqueFd handoverChannel;
+    std::optional<AdoptedSockets> adopted;
+    if (options.handoverFd >= 0) {
+        handoverChannel = UniqueFd(options.handoverFd);
+        ::fcntl(handoverChannel.get(), F_SETFD, FD_CLOEXEC);
+        auto sockets = receiveHello(handoverChannel.get(), std::chrono::seconds(10));
+        if (!sockets) {
+            log->error("cannot take over from the running generation: {}", sockets.errorText());
+            (void)sendHandoverMessage(handoverChannel.get(), {{"type", "refused"}, {"error", sockets.errorText()}});
+            stopWorkers();
+            return 1;
+        }
+        adopted.emplace(std::move(sockets).value());
+        // systemd's watchdog names the main PID, our parent until now: once we
+        // are main, the pings are ours to send.
+        if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == ::getppid())
+            ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+        log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), ::getppid());
+        control.setTakingOver();
+        control.setAdoptedListeners([&adopted](const config::ServiceConfig& s, std::size_t worker) {
+            return adopted->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));
+        });
+    }
     // The admin socket (and ports) first: a second copy started by mistake is
     // refused here, before its SO_REUSEPORT listeners could take connections
     // from the running daemon's queues and reset them on exit. Nothing is
@@ -243,11 +273,13 @@ int runDaemon(DaemonOptions options) {
     admin::AdminServer adminServer(context, executor);
     const std::string socketPath = config.admin.socket.empty() ? admin::defaultSocketPath() : config.admin.socket;
     adminServer.setAccess(admin::AccessPolicy(config.admin, ::geteuid()));
-    if (auto ok = adminServer.start(socketPath, config.admin.socketMode); !ok) {
+    // Taking over: the admin sockets are served only once the previous generation let go of them.
+    if (auto ok = adopted ? Result<bool>(true) : adminServer.start(socketPath, config.admin.socketMode); !ok) {
         log->error("cannot start: {}", ok.errorText());
         stopWorkers();
         return 1;
     }
+    std::string adminToken;
     if (config.admin.tcp) {
         // A token file anyone else can read is a configuration error (exit 2).
         auto token = admin::loadAdminToken(config.admin.tokenFile);
@@ -256,14 +288,16 @@ int runDaemon(DaemonOptions options) {
             stopWorkers();
             return 2;
         }
-        if (auto ok = adminServer.startTcp(*config.admin.tcp, std::move(token).value()); !ok) {
+        adminToken = std::move(token).value();
+        if (auto ok = adopted ? Result<bool>(true) : adminServer.startTcp(*config.admin.tcp, adminToken); !ok) {
             log->error("cannot start: {}", ok.errorText());
             stopWorkers();
             return 1;
         }
     }
     // The metrics server starts after the control plane; its port is checked now.
-    if (config.metrics.listen) {
+    UniqueFd adoptedMetrics = adopted ? adopted->take("metrics") : UniqueFd();
+    if (config.metrics.listen && !adoptedMetrics.valid()) {
         if (auto free = checkPortFree(*config.metrics.listen, "metrics.listen"); !free) {
             log->error("cannot start: {}", free.errorText());
             stopWorkers();
@@ -308,7 +342,7 @@ int runDaemon(DaemonOptions options) {
     // Metrics and access log follow the control plane (the log can be turned on and off by reload).
     MetricsPublisher metrics(context, control, engine);
     if (config.metrics.listen) {
-        if (auto ok = metrics.start(*config.metrics.listen); !ok) {
+        if (auto ok = metrics.start(*config.metrics.listen, adoptedMetrics.release()); !ok) {
             log->error("cannot start: {}", ok.errorText());
             stopWorkers();
             return 1;
@@ -330,16 +364,68 @@ int runDaemon(DaemonOptions options) {
         return fmt::format("{} service(s), {} open connection(s), {} worker(s), engine {}, revision {}",
                            control.state().services.size(), open, count, engine, control.state().revision);
     });
+    Upgrader upgrader({context, control, adminServer, metrics, notifier, workers, binaryPath});
+    executor.setDrainingGeneration([&upgrader] { return upgrader.drainingGeneration(); });
+    metrics.setDrainingGeneration([&upgrader] { return upgrader.drainingGeneration(); });
+    adminServer.setUpgradeHandler([&upgrader](const admin::Command& command, std::function<void(nlohmann::json)> done) {
+        upgrader.upgrade(command, std::move(done));
+    });
+    upgrader.onRetired([&] {
+        healthMonitor.stop();
+        rolloutDriver.stop();
+    });
+    upgrader.onDrained([&] {
+        notifier.stop();
+        context.stop();
+    });
     Shutdown shutdown(context, control, adminServer, workers, config.shutdownGrace, notifier);
     auto stopping = std::make_shared<bool>(false);
-    shutdown.onBegin([&metrics, stopping] {
+    shutdown.onBegin([&metrics, &upgrader, stopping] {
         *stopping = true;
         metrics.setReady(false);
+        upgrader.stopPredecessor();   // a draining older generation ends with this one
     });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
     signals.add(SIGUSR1);
     waitForSignals(signals, control, shutdown, notifier);
 
+    if (handoverChannel.valid()) {
+        // Ready: the previous generation stops accepting and lets go of the
+        // admin and metrics sockets, then says `go`.
+        if (auto sent = sendHandoverMessage(handoverChannel.get(), {{"type", "ready"},
+                                                                    {"pid", ::getpid()},
+                                                                    {"version", SWITCHYARD_VERSION}});
+            !sent) {
+            log->error("cannot take over: {}", sent.errorText());
+            stopWorkers();
+            return 1;
+        }
+        auto go = receiveHandoverMessage(handoverChannel.get(), std::chrono::seconds(30));
+        if (!go || go->body.value("type", "") != "go") {
+            log->error("cannot take over: {}", go ? "the running generation did not say go" : go.errorText());
+            stopWorkers();
+            return 1;
+        }
+        // Our own log lines went through the previous generation until now.
+        if (UniqueFd output = adopted->take("stderr"); output.valid()) {
+            ::dup2(output.get(), STDOUT_FILENO);
+            ::dup2(output.get(), STDERR_FILENO);
+        }
+        if (UniqueFd admin = adopted->take("admin"); admin.valid()) {
+            if (auto ok = adminServer.adopt(socketPath, std::move(admin)); !ok) log->error("{}", ok.errorText());
+        } else if (auto ok = adminServer.start(socketPath, config.admin.socketMode); !ok) {
+            log->error("{}", ok.errorText());
+        }
+        if (config.admin.tcp) {
+            if (UniqueFd tcp = adopted->take("admin_tcp"); tcp.valid()) {
+                if (auto ok = adminServer.adoptTcp(std::move(tcp), adminToken); !ok) log->error("{}", ok.errorText());
+            } else if (auto ok = adminServer.startTcp(*config.admin.tcp, adminToken); !ok) {
+                log->error("{}", ok.errorText());
+            }
+        }
+        upgrader.watchPredecessor(std::move(handoverChannel), ::getppid());
+        adopted.reset();   // sockets nothing claimed (a service no longer configured) close now
+    }
     // Every listener is bound and the state file loaded by now.
     notifier.ready();
     // Fleet mode: ready once the fleet's intent was read from etcd (docs/fleet.md);

@@ -1,6 +1,7 @@
 // switchyard: the daemon. See `switchyard --help` and man/switchyard.8.
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -10,12 +11,13 @@
 #include "switchyard/daemon/build_info.h"
 #include "switchyard/daemon/daemon.h"
 #include "switchyard/util/secret_file.h"
+#include "switchyard/daemon/handover.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(Usage: switchyard -c FILE [--check]
        switchyard --demo
-       switchyard -V | --version | --help
+       switchyard -V | --version | --handover-version | --help
 
 A Layer-4 (TCP) load balancer for blue/green and progressive delivery.
 
@@ -25,8 +27,13 @@ Options:
   --demo              run the built-in demo: service `demo` on 127.0.0.1:8080,
                       built-in backends blue-1, blue-2, green-1, green-2
   -V, --version       print the version and build details (for bug reports)
+  --handover-version  print the version of the upgrade hand-over protocol this
+                      binary speaks (`switchyardctl upgrade` needs both sides equal)
+  --handover-fd N     (started by `upgrade` only) take the listening sockets
+                      from the running generation over descriptor N
   -h, --help          this text
 
+Upgrade without cutting a connection: switchyardctl upgrade.
 Signals: SIGHUP reloads the config; SIGTERM stops accepting and lets open
 connections finish for up to shutdown_grace (a second SIGTERM exits at once).
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
@@ -44,6 +51,7 @@ int main(int argc, char** argv) {
     std::string configPath;
     bool check = false;
     bool demo = false;
+    int handoverFd = -1;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "-c" || arg == "--config") {
@@ -58,6 +66,15 @@ int main(int argc, char** argv) {
         } else if (arg == "-V" || arg == "--version") {
             std::fputs(switchyard::daemon::versionReport("switchyard").c_str(), stdout);
             return 0;
+        } else if (arg == "--handover-version") {
+            std::printf("%d\n", switchyard::daemon::kHandoverVersion);
+            return 0;
+        } else if (arg == "--handover-fd") {
+            if (i + 1 >= argc) return usageError("--handover-fd needs a descriptor number");
+            char* end = nullptr;
+            const long fd = std::strtol(argv[++i], &end, 10);
+            if (*end != '\0' || fd < 3 || fd > 65535) return usageError("--handover-fd needs a descriptor number");
+            handoverFd = static_cast<int>(fd);
         } else if (arg == "-h" || arg == "--help") {
             std::fputs(kUsage, stdout);
             return 0;
@@ -69,6 +86,7 @@ int main(int argc, char** argv) {
 
     switchyard::daemon::DaemonOptions options;
     options.demo = demo;
+    options.handoverFd = handoverFd;
     if (!demo) {
         if (configPath.empty()) configPath = "/etc/switchyard/switchyard.yaml";
         auto loaded = switchyard::config::loadConfigFile(configPath);

@@ -134,7 +134,7 @@ MetricsPublisher::MetricsPublisher(boost::asio::io_context& context, control::Co
       collector_(std::make_shared<telemetry::MetricsCollector>(SWITCHYARD_VERSION, std::move(engine))),
       server_(collector_), timer_(context) {}
 
-Result<bool> MetricsPublisher::start(const config::Endpoint& listen) {
+Result<bool> MetricsPublisher::start(const config::Endpoint& listen, int adoptedFd) {
     refresh();
     // /status is the admin `status` reply, built on the control thread (the one
     // writer of the state it reads); the server thread only waits for the text.
@@ -143,7 +143,7 @@ Result<bool> MetricsPublisher::start(const config::Endpoint& listen) {
             if (running_) reply(admin::statusReportText(control_, ""));
         });
     });
-    if (auto ok = server_.start(listen); !ok) return ok;
+    if (auto ok = server_.start(listen, adoptedFd); !ok) return ok;
     running_ = true;
     control_.onPublished([this](const control::MasterState&) {
         if (running_) refresh();
@@ -158,7 +158,17 @@ void MetricsPublisher::stop() {
     server_.stop();
 }
 
-void MetricsPublisher::refresh() { collector_->setView(builder_.build(control_)); }
+void MetricsPublisher::refresh() {
+    telemetry::MetricsViewPtr view = builder_.build(control_);
+    if (const auto old = draining_ ? draining_() : std::nullopt) {
+        auto withOld = std::make_shared<telemetry::MetricsView>(*view);   // shares the per-service views
+        withOld->drainingGenerationPid = old->pid;
+        withOld->drainingGenerationConnections = old->connections;
+        withOld->drainingGenerationDeadlineUnixMs = old->deadlineUnixMs;
+        view = std::move(withOld);
+    }
+    collector_->setView(std::move(view));
+}
 
 void MetricsPublisher::arm() {
     timer_.expires_after(std::chrono::seconds(1));

@@ -71,6 +71,11 @@ void SystemdNotifier::stopping() {
     stopped_ = true;   // STATUS stays "stopping"; the watchdog keeps running
 }
 
+void SystemdNotifier::handOver(int pid) {
+    notify("MAINPID=" + std::to_string(pid));
+    stop();
+}
+
 void SystemdNotifier::updateStatus() {
     if (!active_ || stopped_ || !status_) return;
     std::string line = oneLine(status_());

@@ -276,17 +276,32 @@ std::optional<std::string> act(Rollout& r, Action action, const Now& now, const 
     return std::string("unknown action");
 }
 
+namespace {
+
+void restartWindowKeepingPause(Rollout& r, const Now& now) {
+    const bool frozen = r.phase == Phase::Paused || r.phase == Phase::Suspended;
+    restartWindow(r, now);
+    if (frozen) r.pausedAt = now.steady;
+}
+
+} // namespace
+
 TickResult onRestart(Rollout& r, const Now& now) {
     if (!r.active()) return {};
     StepRecord& s = r.steps.at(r.step);
     ++s.restarts;
     if (s.restarts >= kMaxRestartsPerStep)
         return rollBack(r, now, fmt::format("the daemon restarted {} times within this step", s.restarts));
-    const bool frozen = r.phase == Phase::Paused || r.phase == Phase::Suspended;
-    restartWindow(r, now);
-    if (frozen) r.pausedAt = now.steady;
+    restartWindowKeepingPause(r, now);
     return {Event::None, fmt::format("restarted the window of {} (restart {} of {} allowed within a step)",
                                      stepName(r), s.restarts, kMaxRestartsPerStep - 1)};
+}
+
+TickResult onHandover(Rollout& r, const Now& now) {
+    if (!r.active()) return {};
+    restartWindowKeepingPause(r, now);
+    return {Event::None, fmt::format("restarted the window of {} after an upgrade (not counted as a restart)",
+                                     stepName(r))};
 }
 
 } // namespace switchyard::rollout

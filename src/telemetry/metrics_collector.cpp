@@ -219,6 +219,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
 
     auto& reloads = fam.add("switchyard_reloads_total", "Configuration reloads, by result.", C);
     auto& saveFailures = fam.add("switchyard_state_save_failures_total", "State-file saves that failed.", C);
+    auto& draining = fam.add("switchyard_upgrade_draining_generations",
+                             "Older generations still serving their connections after an upgrade (0 or 1).", G);
+    auto& drainingConnections = fam.add("switchyard_upgrade_draining_connections",
+                                        "Connections the draining older generation still serves.", G);
+    auto& drainingDeadline = fam.add("switchyard_upgrade_draining_deadline_seconds",
+                                     "When the draining older generation closes its last connections (Unix time).", G);
     auto& accessDropped = fam.add("switchyard_access_log_dropped_total",
                                   "Access-log lines dropped because the writer fell behind.", C);
     auto& pipesInUse = fam.add("switchyard_worker_splice_pipes_in_use",
@@ -318,6 +324,13 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         counter(reloads, {{"result", "ok"}}, d(view->reloadsOk));
         counter(reloads, {{"result", "failed"}}, d(view->reloadsFailed));
         counter(saveFailures, {}, d(view->saveFailures));
+        const bool drainingOne = view->drainingGenerationPid != 0;
+        gauge(draining, {}, drainingOne ? 1 : 0);
+        if (drainingOne) {
+            const Labels pl{{"pid", std::to_string(view->drainingGenerationPid)}};
+            gauge(drainingConnections, pl, static_cast<double>(view->drainingGenerationConnections));
+            gauge(drainingDeadline, pl, static_cast<double>(view->drainingGenerationDeadlineUnixMs) / 1000.0);
+        }
     }
     counter(accessDropped, {}, d(accessLogDropped()));
     for (unsigned w = 0; w < workerSlots(); ++w) {

@@ -36,6 +36,15 @@ public:
         : collector_(std::move(collector)), limits_(limits), status_(std::move(status)), ready_(std::move(ready)),
           acceptor_(context_), work_(net::make_work_guard(context_)) {}
 
+    // A socket a previous generation handed over (upgrade): served as it is.
+    Result<int> adopt(const config::Endpoint& listen, int fd) {
+        boost::system::error_code ec;
+        acceptor_.assign(listen.ipv6 ? tcp::v6() : tcp::v4(), fd, ec);
+        if (ec) return Result<int>::failure("metrics.listen " + listen.toString() + ": cannot take over: " + ec.message());
+        return static_cast<int>(acceptor_.local_endpoint().port());
+    }
+    int listenFd() { return acceptor_.native_handle(); }
+
     Result<int> bind(const config::Endpoint& listen) {
         boost::system::error_code ec;
         const auto address = net::ip::make_address(listen.host, ec);
@@ -285,15 +294,17 @@ MetricsServer::MetricsServer(std::shared_ptr<MetricsCollector> collector, Metric
 
 MetricsServer::~MetricsServer() { stop(); }
 
-Result<bool> MetricsServer::start(const config::Endpoint& listen) {
+Result<bool> MetricsServer::start(const config::Endpoint& listen, int adoptedFd) {
     auto impl = std::make_shared<Impl>(collector_, limits_, statusProvider_, ready_);
-    auto bound = impl->bind(listen);
+    auto bound = adoptedFd >= 0 ? impl->adopt(listen, adoptedFd) : impl->bind(listen);
     if (!bound) return Result<bool>::failure(bound.errorText());
     port_ = *bound;
     impl_ = impl;
     thread_ = std::thread([impl] { impl->run(); });
     return true;
 }
+
+int MetricsServer::listenFd() const { return impl_ ? impl_->listenFd() : -1; }
 
 void MetricsServer::stop() {
     if (!impl_) return;

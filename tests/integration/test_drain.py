@@ -6,7 +6,7 @@ import threading
 import time
 
 from admin_raw import wait_checked
-from clients import connect, recv_exactly
+from clients import close_times, connect, recv_exactly
 from daemon import service
 from netutil import free_address
 from waiters import wait_until
@@ -179,23 +179,7 @@ def test_drain_closes_are_spread_not_all_in_one_instant(backends, switchyard):
     wait_until(lambda: blue.open_connections == 100, 5)
     t0 = time.monotonic()
     assert d.admin("cutover web green")["ok"] is True
-    closes = []
-    lock = threading.Lock()
-
-    def watch(s):
-        s.settimeout(5)
-        try:
-            s.recv(1)
-        except OSError:
-            pass
-        with lock:
-            closes.append(time.monotonic() - t0)
-
-    threads = [threading.Thread(target=watch, args=(s,)) for s in socks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(6)
+    closes = [at - t0 for at in close_times(socks, timeout=5)]
     assert len(closes) == 100
     assert min(closes) >= 0.45, min(closes)
     assert max(closes) <= 1.7, max(closes)

@@ -4,65 +4,15 @@ watchdog pings, and the unit files pass `systemd-analyze verify`."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from daemon import REPO, service, switchyard_bin, switchyardctl_bin
+from notify_socket import NotifySocket
 from netutil import free_address
 from waiters import wait_until
-
-
-class NotifySocket:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET; collects messages."""
-
-    def __init__(self):
-        # A short path: unix socket paths are limited to 107 bytes.
-        self.dir = tempfile.mkdtemp(prefix="sy-notify-", dir="/tmp")
-        self.path = os.path.join(self.dir, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.2)
-        self.messages = []
-        self._lock = threading.Lock()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
-
-    def events(self):
-        """The state-changing assignments in order: READY=1, RELOADING=1, STOPPING=1."""
-        with self._lock:
-            out = []
-            for m in self.messages:
-                for key in ("RELOADING", "READY", "STOPPING"):
-                    if m.get(key) == "1":
-                        out.append(f"{key}=1")
-            return out
-
-    def all(self):
-        with self._lock:
-            return list(self.messages)
-
-    def close(self):
-        self._stop = True
-        self._thread.join(2)
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -124,6 +124,28 @@ def wait_closed(sock, timeout=3.0):
     return "eof", time.monotonic() - start
 
 
+def close_times(socks, timeout=5.0):
+    """Watch every socket at once until its peer closes it; returns the time.monotonic() of each
+    close that came within `timeout` (a socket still open then is left out)."""
+    closes = []
+    lock = threading.Lock()
+
+    def watch(s):
+        try:
+            wait_closed(s, timeout)
+        except AssertionError:
+            return
+        with lock:
+            closes.append(time.monotonic())
+
+    threads = [threading.Thread(target=watch, args=(s,)) for s in socks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 1)
+    return closes
+
+
 def abort(sock):
     """Close with an RST instead of a FIN, like a client that vanished."""
     import struct

@@ -276,10 +276,28 @@ class SwitchyardDaemon:
                 buf += chunk
         return json.loads(buf.split(b"\n", 1)[0])
 
+    def ctl_command(self):
+        """switchyardctl aimed at this daemon's admin socket (add the command)."""
+        return [switchyardctl_bin(), "-s", self.socket_path]
+
     def ctl(self, *args, timeout=10.0):
-        cmd = [switchyardctl_bin(), "-s", self.socket_path, *args]
+        cmd = [*self.ctl_command(), *args]
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
+
+
+def start_socket_activated(d, listener):
+    """Start daemon `d` with `listener` passed as fd 3 (named after the first service), the way
+    systemd does."""
+    fd = listener.fileno()
+    name = d.services[0]["name"]
+    script = f'exec 3<&{fd}; LISTEN_FDS=1 LISTEN_PID=$$ LISTEN_FDNAMES={name} exec "$0" -c "$1"'
+    d._stderr = open(d.stderr_path, "ab")
+    d._stdout = open(d.stdout_path, "ab")
+    d.proc = subprocess.Popen(["bash", "-c", script, switchyard_bin(), str(d.config_path)],
+                              pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=d._stdout,
+                              stderr=d._stderr, cwd=str(d.workdir), env={**os.environ, **(d.env or {})})
+    d.wait_ready()
 
 
 def metrics_daemon(switchyard, services, **extra):

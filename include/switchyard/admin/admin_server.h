@@ -12,6 +12,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio.hpp>
@@ -21,6 +22,7 @@
 #include "switchyard/config/config.h"
 #include "switchyard/proxy/accept_backoff_log.h"
 #include "switchyard/util/result.h"
+#include "switchyard/util/unique_fd.h"
 
 namespace switchyard::admin {
 
@@ -61,6 +63,21 @@ public:
     void stop();
     const std::string& path() const { return path_; }
 
+    // --- upgrade (daemon/upgrader.h) ---
+    // Serves on listening sockets a previous generation handed over (nothing
+    // is bound, unlinked or chmod-ed: they are the very same sockets).
+    Result<bool> adopt(const std::string& path, UniqueFd fd);
+    Result<bool> adoptTcp(UniqueFd fd, std::string token);
+    // The listening descriptors, for the hand-over (-1 when there is none).
+    int socketFd() const { return acceptor_ ? acceptor_->native_handle() : -1; }
+    int tcpSocketFd() const { return tcpAcceptor_ ? tcpAcceptor_->native_handle() : -1; }
+    // Stops accepting and leaves the socket file to the next generation;
+    // connected clients are still answered.
+    void release();
+    // `upgrade` takes seconds: it is handed to this and answered when `done` is called.
+    using AsyncHandler = std::function<void(const Command&, std::function<void(nlohmann::json)> done)>;
+    void setUpgradeHandler(AsyncHandler handler) { upgradeHandler_ = std::move(handler); }
+
 private:
     struct Client {
         std::function<void()> close;
@@ -73,6 +90,7 @@ private:
         PeerCredentials credentials; // Unix peers
         bool tcp = false;
         bool authenticated = false;  // TCP peers, after a good `auth` line
+        std::optional<Command> deferred;  // an asynchronous command (upgrade) to run now
     };
 
     boost::asio::awaitable<void> acceptLoop();
@@ -91,6 +109,7 @@ private:
     std::unique_ptr<boost::asio::ip::tcp::acceptor> tcpAcceptor_;
     std::string token_;
     AccessPolicy access_;
+    AsyncHandler upgradeHandler_;
     void evictIdlest(ClientList& clients, const char* what);
     // Shared with the client coroutines: when the io_context is destroyed after
     // this server, their frames still unlink themselves from a living list.

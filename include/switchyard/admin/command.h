@@ -36,6 +36,7 @@ enum class CommandKind {
     Reset,           // reset SERVICE
     Reload,          // reload
     ReloadCheck,     // reload-check: what a reload would change, applying nothing
+    Upgrade,         // upgrade [timeout=D] [binary=PATH]: hand over to a new binary (daemon/upgrader.h)
     Help,            // help
 };
 
@@ -65,6 +66,8 @@ struct Command {
     std::optional<RolloutRequest> rollout;
     std::optional<uint64_t> ifGeneration;        // if-generation=N
     bool force = false;                          // force
+    std::optional<config::Duration> timeout;     // upgrade timeout=
+    std::string binary;                          // upgrade binary= (absolute path)
 };
 
 struct ParseError {

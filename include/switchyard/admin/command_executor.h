@@ -1,6 +1,8 @@
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -9,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "switchyard/admin/command.h"
+#include "switchyard/admin/status_report.h"
 #include "switchyard/control/control_plane.h"
 #include "switchyard/rollout/rollout_history.h"
 
@@ -26,6 +29,10 @@ public:
     std::string takeReplyText() { return std::exchange(replyText_, {}); }
     // What `rollout-history` reads; without one it answers with the latest rollout only.
     void setRolloutHistory(const rollout::RolloutHistory* history) { history_ = history; }
+    // What `status` says of an older generation still draining after `upgrade`.
+    void setDrainingGeneration(std::function<std::optional<DrainingGeneration>()> provider) {
+        draining_ = std::move(provider);
+    }
 
     // Fleet mode: a change execute() left waiting for etcd (its reply was
     // {"pending": true}); the caller waits on change->done, then finishPending().
@@ -48,6 +55,7 @@ private:
     std::string replyText_;
     Pending pending_;
     const rollout::RolloutHistory* history_ = nullptr;
+    std::function<std::optional<DrainingGeneration>()> draining_;
 };
 
 } // namespace switchyard::admin

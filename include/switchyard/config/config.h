@@ -190,6 +190,13 @@ struct FleetConfig {
     bool operator==(const FleetConfig&) const = default;
 };
 
+// `upgrade`: how the old generation drains once the new one took over.
+struct UpgradeConfig {
+    Duration drainTimeout{3600000};   // upgrade.drain_timeout: its connections end by then
+    Duration closeSpread{60000};      // upgrade.close_spread: the last ones close spread over this
+    bool operator==(const UpgradeConfig&) const = default;
+};
+
 struct Config {
     AdminConfig admin;
     MetricsConfig metrics;
@@ -198,6 +205,7 @@ struct Config {
     Engine engine = Engine::Auto;
     bool splice = true;                 // splice: auto | off (bulk flows relayed by splice(2))
     Duration shutdownGrace{5000};
+    UpgradeConfig upgrade;
     LogConfig log;
     FleetConfig fleet;
     std::vector<ServiceConfig> services;

@@ -151,6 +151,23 @@ public:
     // Stop accepting on every worker (SIGTERM).
     void stopAccepting() { listeners_.stopAccepting(); }
 
+    // --- upgrade (daemon/upgrader.h) ---
+    // Refuses every operator change and reload with the retryable code
+    // `upgrading` and holds rollout steps, then saves every service's state,
+    // so the next generation starts from exactly this state.
+    Result<bool> freezeForUpgrade();
+    // The upgrade failed: changes are taken again.
+    void thaw() { frozen_ = false; }
+    bool frozen() const { return frozen_; }
+    // The next generation took over: nothing is published any more, and every
+    // open connection closes by `deadline`, spread over `spread` before it.
+    void retire(routing::TimePoint deadline, std::chrono::milliseconds spread);
+    bool retired() const { return retired_; }
+    std::vector<ListenerSet::HandoverFd> handoverListeners() const { return listeners_.handoverFds(); }
+    void setAdoptedListeners(ListenerSet::AdoptedLookup lookup) { listeners_.setAdopted(std::move(lookup)); }
+    // Before start(): this process takes over from a running one (`upgrade`), it is no restart.
+    void setTakingOver() { takingOver_ = true; }
+
     // Socket activation: the inherited listening fd for a service, or -1.
     using InheritedListenerLookup = ListenerSet::InheritedLookup;
     void setInheritedListeners(InheritedListenerLookup lookup) { listeners_.setInherited(std::move(lookup)); }
@@ -189,6 +206,9 @@ private:
     ListenerSet listeners_;
     boost::asio::steady_timer housekeepingTimer_;
     std::vector<std::function<void(const MasterState&)>> publishListeners_;
+    bool frozen_ = false;
+    bool retired_ = false;
+    bool takingOver_ = false;
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;

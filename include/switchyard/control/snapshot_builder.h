@@ -24,4 +24,10 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state, const MasterState& 
                                    const routing::RoutingSnapshot& previous,
                                    routing::TimePoint now = routing::Clock::now());
 
+// A retiring generation (after `upgrade`): `snapshot` with every backend
+// draining to `deadline`, so each worker closes what is still open spread over
+// [deadline - spread, deadline] (proxy/drain_schedule.h) and routes nothing new.
+routing::SnapshotPtr drainingEverything(const routing::RoutingSnapshot& snapshot, routing::TimePoint deadline,
+                                        std::chrono::milliseconds spread);
+
 } // namespace switchyard::control

@@ -9,6 +9,8 @@ namespace switchyard::daemon {
 struct DaemonOptions {
     config::Config config;
     bool demo = false;
+    // upgrade: the hand-over channel from the previous generation (--handover-fd), or -1.
+    int handoverFd = -1;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.

@@ -6,13 +6,16 @@
 // counters the control plane keeps outside snapshots (reloads, save failures)
 // reach the scrape within a second.
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "switchyard/admin/status_report.h"
 #include "switchyard/control/control_plane.h"
 #include "switchyard/telemetry/metrics_collector.h"
 #include "switchyard/telemetry/metrics_server.h"
@@ -53,7 +56,12 @@ public:
 
     // Serves /metrics, /ready, /status and the status page at `listen`; call
     // after the control plane started. /status is answered on the control thread.
-    Result<bool> start(const config::Endpoint& listen);
+    Result<bool> start(const config::Endpoint& listen, int adoptedFd = -1);
+    int listenFd() const { return server_.listenFd(); }
+    // The older generation still draining after `upgrade`, read at each refresh.
+    void setDrainingGeneration(std::function<std::optional<admin::DrainingGeneration>()> provider) {
+        draining_ = std::move(provider);
+    }
     void stop();
     // /ready: set once every listener is bound and the state loaded; cleared when stopping.
     void setReady(bool ready) { server_.setReady(ready); }
@@ -69,6 +77,7 @@ private:
     MetricsViewBuilder builder_;
     boost::asio::steady_timer timer_;
     bool running_ = false;
+    std::function<std::optional<admin::DrainingGeneration>()> draining_;
 };
 
 } // namespace switchyard::daemon

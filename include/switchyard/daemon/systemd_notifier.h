@@ -35,6 +35,9 @@ public:
     // RELOADING=1 (with MONOTONIC_USEC, as newer systemd wants it).
     void reloading();
     void stopping();
+    // upgrade: `pid` is systemd's main PID from now on (MAINPID=); this
+    // process sends nothing more (the new one pings the watchdog).
+    void handOver(int pid);
     // Sends STATUS= now if it changed.
     void updateStatus();
     void stop();

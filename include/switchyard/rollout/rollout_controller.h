@@ -127,5 +127,9 @@ std::optional<std::string> act(Rollout& r, Action action, const Now& now, const 
 // restarts; the third restart within one step rolls back.
 inline constexpr uint32_t kMaxRestartsPerStep = 3;
 TickResult onRestart(Rollout& r, const Now& now);
+// A new binary took over without a restart (`upgrade`): the step's window
+// restarts (the counters it compares start from zero in the new process), and
+// no restart is counted, so upgrades never roll a rollout back.
+TickResult onHandover(Rollout& r, const Now& now);
 
 } // namespace switchyard::rollout

@@ -44,8 +44,12 @@ public:
     // Set before start().
     void setStatusProvider(StatusProvider provider) { statusProvider_ = std::move(provider); }
 
-    // Binds and serves; fails with a message naming the address.
-    Result<bool> start(const config::Endpoint& listen);
+    // Binds and serves; fails with a message naming the address. With
+    // `adoptedFd` (a listening socket a previous generation handed over,
+    // taken over even on failure) it serves that socket instead of binding.
+    Result<bool> start(const config::Endpoint& listen, int adoptedFd = -1);
+    // The listening descriptor (for the hand-over), -1 when not started.
+    int listenFd() const;
     // The bound port (useful when listen asked for port 0).
     int port() const { return port_; }
     void stop();

@@ -98,6 +98,10 @@ struct MetricsView {
     uint64_t reloadsOk = 0;
     uint64_t reloadsFailed = 0;
     uint64_t saveFailures = 0;
+    // An older generation still draining after `upgrade` (0 pid: none).
+    int64_t drainingGenerationPid = 0;
+    int64_t drainingGenerationConnections = 0;
+    int64_t drainingGenerationDeadlineUnixMs = 0;
 };
 
 using MetricsViewPtr = std::shared_ptr<const MetricsView>;

@@ -432,16 +432,35 @@ TEST_CASE("help text has one line per command and names every command", "[admin]
         }
         pos = nl + 1;
     }
-    CHECK(commandLines == 19);
+    CHECK(commandLines == 20);
     for (const char* syntax :
          {"status [SERVICE]", "split SERVICE blue=W green=W", "cutover SERVICE COLOUR", "rollback SERVICE",
           "backend SERVICE COLOUR ADDR weight=W|drain|disable|enable", "add SERVICE COLOUR ADDR [weight=W]",
           "remove SERVICE COLOUR ADDR", "pool SERVICE COLOUR offline|online",
           "rollout SERVICE to=COLOUR steps=N,N,... hold=DURATION", "rollout-status SERVICE", "rollout-history SERVICE", "rollout-pause SERVICE",
-          "rollout-resume SERVICE", "rollout-abort SERVICE", "promote SERVICE", "reset SERVICE", "\nreload\n", "\nreload-check\n",
+          "rollout-resume SERVICE", "rollout-abort SERVICE", "promote SERVICE", "reset SERVICE", "\nreload\n", "\nreload-check\n", "upgrade [timeout=DURATION] [binary=PATH]",
           "\nhelp\n", "if-generation=N", "force", "max_error_rate=R", "max_connect_p99=DURATION", "max_ttfb_p99=DURATION",
           "max_error_rate_vs_baseline=R", "min_connections=N", "max_hold=DURATION"}) {
         INFO(syntax);
         CHECK(text.find(syntax) != std::string::npos);
     }
+}
+
+TEST_CASE("upgrade takes an optional timeout and an absolute binary path", "[admin]") {
+    auto plain = parseOk("upgrade");
+    CHECK(plain.kind == CommandKind::Upgrade);
+    CHECK_FALSE(plain.timeout);
+    CHECK(plain.binary.empty());
+    CHECK(isChange(CommandKind::Upgrade));   // the admin level only
+
+    auto full = parseOk("upgrade timeout=30s binary=/usr/sbin/switchyard");
+    REQUIRE(full.timeout);
+    CHECK(full.timeout->count() == 30000);
+    CHECK(full.binary == "/usr/sbin/switchyard");
+
+    requireBad("upgrade timeout=soon", "upgrade: 'timeout=soon' is not a positive duration such as 30s");
+    requireBad("upgrade timeout=0", "upgrade: 'timeout=0' is not a positive duration such as 30s");
+    requireBad("upgrade binary=switchyard", "upgrade: 'binary=switchyard' is not an absolute path");
+    requireBad("upgrade timeout=1s timeout=2s", "upgrade: duplicate option 'timeout=2s'");
+    requireBad("upgrade now", "upgrade: unexpected argument 'now' (usage: upgrade [timeout=DURATION] [binary=PATH])");
 }

@@ -104,3 +104,29 @@ TEST_CASE("The snapshot carries the outlier threshold; disabled detection carrie
     CHECK(outlier(true) == std::pair{5u, 50u});
     CHECK(outlier(false).first == 0u);
 }
+
+TEST_CASE("A retiring generation's snapshot drains every backend to one deadline, spread", "[control][snapshot]") {
+    MasterState state;
+    state.services.push_back(webEntry());
+    auto snapshot = buildSnapshot(state);
+    const auto deadline = routing::Clock::now() + 1h;
+    auto retiring = drainingEverything(*snapshot, deadline, 60s);
+    REQUIRE(retiring->services.size() == 1);
+    const auto& web = retiring->services[0];
+    CHECK(web.drainSpread == 60s);
+    std::size_t backends = 0;
+    for (const auto& pool : web.pools) {
+        CHECK(pool.weight == 0);
+        for (const auto& b : pool.backends) {
+            ++backends;
+            CHECK(b.draining);
+            CHECK(b.drainDeadline == deadline);
+            CHECK(b.weight == 0);
+        }
+    }
+    CHECK(backends == 3);
+    // The very same backends (their sessions are found by handle), and the original is untouched.
+    CHECK(web.pool(config::Colour::Blue).backends[0].handle == snapshot->services[0].pool(config::Colour::Blue).backends[0].handle);
+    CHECK_FALSE(snapshot->services[0].pool(config::Colour::Blue).backends[0].draining);
+    CHECK(retiring->index == nullptr);   // workers look at every route again
+}

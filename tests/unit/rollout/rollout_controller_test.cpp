@@ -283,13 +283,19 @@ TEST_CASE("resume applies only to a paused or suspended rollout", "[rollout][con
     CHECK(act(r, Action::Resume, h.now()) == std::optional<std::string>("the rollout is not paused"));
 }
 
-TEST_CASE("a restart restarts the step's window; the third restart in a step rolls back", "[rollout][controller]") {
-    Harness h;
+// A rollout 8 s into its second step, seen by a new process (its counters start from zero).
+Rollout inStepTwoOfANewProcess(Harness& h) {
     Rollout r = start(h);
     REQUIRE(passStep(h, r).event == Event::Advanced);
     h.advance(8s);
-    h.green = {};   // a new process: counters from zero
+    h.green = {};
     h.blue = {};
+    return r;
+}
+
+TEST_CASE("a restart restarts the step's window; the third restart in a step rolls back", "[rollout][controller]") {
+    Harness h;
+    Rollout r = inStepTwoOfANewProcess(h);
     CHECK(onRestart(r, h.now()).event == Event::None);
     CHECK(r.steps[1].restarts == 1);
     CHECK(r.stepElapsed(h.now().steady) == 0ms);
@@ -300,6 +306,20 @@ TEST_CASE("a restart restarts the step's window; the third restart in a step rol
     CHECK(third.event == Event::RolledBack);
     CHECK(r.split() == config::Split{100, 0});
     CHECK(r.steps[1].reason == "the daemon restarted 3 times within this step");
+}
+
+TEST_CASE("an upgrade restarts the step's window but never counts as a restart", "[rollout][controller]") {
+    Harness h;
+    Rollout r = inStepTwoOfANewProcess(h);
+    for (int i = 0; i < 5; ++i) {
+        const TickResult result = onHandover(r, h.now());
+        CHECK(result.event == Event::None);
+        CHECK(result.message == "restarted the window of step 2/5 (5% green) after an upgrade (not counted as a restart)");
+    }
+    CHECK(r.steps[1].restarts == 0);
+    CHECK(r.step == 1);
+    CHECK(r.active());
+    CHECK(r.stepElapsed(h.now().steady) == 0ms);
 }
 
 TEST_CASE("restarts count per step", "[rollout][controller]") {

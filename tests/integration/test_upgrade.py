@@ -1,0 +1,481 @@
+"""`switchyardctl upgrade`: a new binary takes the very same listening sockets while the old
+generation drains; nothing is cut, nothing refused. A new binary that exits, hangs or speaks
+another hand-over version is killed and the running daemon goes on unchanged."""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from clients import close_times, connect, http_get, recv_exactly, wait_closed
+from daemon import service, start_socket_activated, switchyard_bin
+from netutil import free_address, split_address
+from notify_socket import NotifySocket
+from waiters import wait_until
+
+
+# --- helpers ---------------------------------------------------------------
+
+def _proc_alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def _tcp_inode(local, remote):
+    """The inode of the TCP socket local -> remote ((host, port) pairs), or None."""
+    def parse(field):
+        ip, port = field.split(":")
+        return socket.inet_ntoa(struct.pack("<I", int(ip, 16))), int(port, 16)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if parse(cols[1]) == local and parse(cols[2]) == remote:
+                return cols[9]
+    return None
+
+
+def _owner(client, listen, pids):
+    """Which of `pids` holds the proxy side of the client connection `client`."""
+    host, port, _ = split_address(listen)
+    inode = _tcp_inode((host, port), client.getsockname())
+    if inode is None:
+        return None
+    wanted = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                        return pid
+                except OSError:
+                    continue
+        except FileNotFoundError:
+            continue
+    return None
+
+
+class EchoStream(threading.Thread):
+    """One long-lived connection echoing a sequence-numbered line every 20 ms."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.sock = connect(address)
+        self.sent = 0
+        self.max_gap = 0.0
+        self.error = None
+        self.stop = threading.Event()
+
+    def run(self):
+        last = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                line = b"%08d\n" % self.sent
+                self.sock.sendall(line)
+                got = recv_exactly(self.sock, len(line), timeout=5.0)
+                if got != line:
+                    raise AssertionError(f"sent {line!r}, got {got!r}")
+                self.sent += 1
+                now = time.monotonic()
+                self.max_gap = max(self.max_gap, now - last)
+                last = now
+                self.stop.wait(0.02)
+        except Exception as exc:   # reported by the test
+            self.error = f"after {self.sent} lines: {exc!r}"
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+        self.sock.close()
+
+
+class Prober(threading.Thread):
+    """Opens connections as fast as it can (one round trip each); counts what fails."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.address = address
+        self.ok = 0
+        self.failures = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with connect(self.address, timeout=5.0) as s:
+                    s.sendall(b"probe\n")
+                    if recv_exactly(s, 6, timeout=5.0) != b"probe\n":
+                        raise AssertionError("probe not echoed")
+                self.ok += 1
+            except Exception as exc:
+                self.failures.append(repr(exc))
+            self.stop.wait(0.005)
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+
+
+def _wrapper(tmp_path, name, body):
+    """A shell script standing in for a new binary; REAL is the real one."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\nREAL=%s\n%s\n" % (switchyard_bin(), body))
+    path.chmod(0o755)
+    return str(path)
+
+
+def _generations_started_for(tmp_path):
+    """PIDs of processes an upgrade started with a config under `tmp_path` (this test's only)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--handover-fd" in args and any(a.startswith(str(tmp_path).encode()) for a in args):
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def successors(tmp_path):
+    """PIDs of new generations the tests caused; ended (by PID) at teardown, with any other one an
+    upgrade of this test started (a test that failed half-way does not leave a daemon behind)."""
+    pids = []
+    yield pids
+    for pid in set(pids) | set(_generations_started_for(tmp_path)):
+        if _proc_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            try:
+                wait_until(lambda: not _proc_alive(pid), 10, 0.05, f"upgraded daemon {pid} to exit")
+            except AssertionError:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _echoing(address):
+    """A client connection that has made one round trip through switchyard."""
+    c = connect(address)
+    c.sendall(b"x\n")
+    assert recv_exactly(c, 2) == b"x\n"
+    return c
+
+
+def _upgraded_pid(result):
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("upgraded: pid "), result.stdout
+    return int(result.stdout.split()[2])
+
+
+# --- the hand-over ---------------------------------------------------------
+
+def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, successors, tmp_path):
+    notify = NotifySocket()
+    try:
+        echo = backends.echo()
+        metrics = free_address()
+        d = switchyard([service("web", free_address(), blue=[echo.address])],
+                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"},
+                              "metrics": {"listen": metrics}},
+                       env={"NOTIFY_SOCKET": notify.path})
+        listen = d.listen()
+        old = d.pid
+        streams = [EchoStream(listen) for _ in range(40)]
+        for s in streams:
+            s.start()
+        prober = Prober(listen)
+        prober.start()
+        wait_until(lambda: prober.ok >= 20 and all(s.sent >= 3 for s in streams), 10, 0.02,
+                   "traffic before the upgrade")
+        assert {_owner(s.sock, listen, [old]) for s in streams} == {old}
+
+        result = d.ctl("upgrade", "--timeout", "20s", timeout=40)
+        new = _upgraded_pid(result)
+        successors.append(new)
+        assert new != old
+        # The 40 streams, and perhaps a probe in flight.
+        assert "(switchyard " in result.stdout and f"pid {old} drains 4" in result.stdout
+
+        # The new generation accepts everything new; the old one keeps its connections.
+        probes_at_upgrade = prober.ok
+        wait_until(lambda: prober.ok >= probes_at_upgrade + 50, 15, 0.02, "probes after the upgrade")
+        fresh = [_echoing(listen) for _ in range(5)]
+        try:
+            for c in fresh:
+                wait_until(lambda c=c: _owner(c, listen, [old, new]) is not None, 5, 0.02, "the accepted socket")
+                assert _owner(c, listen, [old, new]) == new
+        finally:
+            for c in fresh:
+                c.close()
+        assert {_owner(s.sock, listen, [old, new]) for s in streams} == {old}
+
+        # systemd is told the new main PID by the old one; the new one is then ready.
+        wait_until(lambda: any(m.get("MAINPID") == str(new) for m in notify.from_pid(old)), 5, 0.02,
+                   lambda: f"MAINPID={new} from pid {old}, got {notify.all()}")
+        wait_until(lambda: any(m.get("READY") == "1" for m in notify.from_pid(new)), 5, 0.02,
+                   lambda: f"READY=1 from pid {new}, got {notify.all()}")
+
+        # Admin commands are the new generation's now; its status shows the old one draining.
+        def draining():
+            g = d.admin("status")["draining_generation"]
+            return g if g and g["pid"] == old and g["connections"] == 40 else None
+        deadline = wait_until(draining, 5, 0.05, "the draining generation in status")["deadline_unix_ms"] / 1000
+        assert 25 < deadline - time.time() <= 30
+        shown = d.ctl("status")
+        assert f"draining generation: pid {old}, 40 connection(s) open" in shown.stdout
+        # The metrics port went over too: the new generation answers on it, with the old one's drain.
+        scraped = wait_until(lambda: (lambda text: text if f'switchyard_upgrade_draining_connections{{pid="{old}"}} 40'
+                                      in text else None)(http_get(metrics, "/metrics")), 5, 0.05,
+                             "the draining generation in /metrics")
+        assert "switchyard_upgrade_draining_generations 1" in scraped
+        assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
+
+        prober.finish()
+        for s in streams:
+            s.finish()
+        closed_at = time.monotonic()
+        assert prober.failures == [], prober.failures[:5]
+        assert [s.error for s in streams if s.error] == []
+        assert max(s.max_gap for s in streams) < 0.5
+        # The old generation exits soon after its last connection closed.
+        d.wait_exit(5)
+        assert d.returncode == 0
+        assert time.monotonic() - closed_at < 1.5
+        assert _proc_alive(new)
+        wait_until(lambda: d.admin("status")["draining_generation"] is None, 5, 0.05,
+                   "status to drop the drained generation")
+        wait_until(lambda: "switchyard_upgrade_draining_generations 0" in http_get(metrics, "/metrics"), 5, 0.05,
+                   "/metrics to drop the drained generation")
+    finally:
+        notify.close()
+
+
+def test_the_last_connections_close_spread_over_close_spread(backends, switchyard, successors):
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])],
+                   extra={"upgrade": {"drain_timeout": "2s", "close_spread": "1s"}})
+    conns = [_echoing(d.listen()) for _ in range(20)]
+    successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
+    closed = close_times(conns, timeout=10)
+    assert len(closed) == 20
+    assert max(closed) - min(closed) >= 0.8
+    d.wait_exit(5)
+    for c in conns:
+        c.close()
+
+
+# --- failures: the running daemon goes on unchanged ------------------------
+
+FAILING_BINARIES = {
+    "exits": ('case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\n'
+              'echo "boom: this build cannot start" >&2\nexit 3',
+              "the new process exited with status 3 before it was ready"),
+    "hangs": ('case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600',
+              "the new process was not ready within 2000 ms"),
+    "other-version": ('[ "$1" = --handover-version ] && { echo 999; exit 0; }\nexec "$REAL" "$@"',
+                      "it speaks hand-over version '999', this daemon 1"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAILING_BINARIES))
+def test_a_failing_new_binary_changes_nothing(backends, switchyard, successors, tmp_path, kind):
+    body, reason = FAILING_BINARIES[kind]
+    binary = _wrapper(tmp_path, f"switchyard-{kind}", body)
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])])
+    listen = d.listen()
+    stream = EchoStream(listen)
+    stream.start()
+    prober = Prober(listen)
+    prober.start()
+    wait_until(lambda: prober.ok >= 10 and stream.sent >= 3, 10, 0.02, "traffic before the upgrade")
+
+    result = d.ctl("upgrade", "--binary", binary, "--timeout", "2s", timeout=30)
+    assert result.returncode == 1, result.stdout
+    assert f"upgrade to {binary} failed: {reason}" in result.stderr
+    assert "(upgrade_failed)" in result.stderr
+    if kind == "exits":
+        assert "boom: this build cannot start" in result.stderr   # the new process's last lines
+
+    probes = prober.ok
+    wait_until(lambda: prober.ok >= probes + 20, 10, 0.02, "probes after the failed upgrade")
+    prober.finish()
+    stream.finish()
+    assert prober.failures == []
+    assert stream.error is None
+    c = _echoing(listen)
+    assert _owner(c, listen, [d.pid]) == d.pid
+    c.close()
+    # Changes are taken again, by the same process.
+    assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
+    assert d.running()
+    assert "goes on unchanged" in d.log()
+
+
+def test_a_change_during_the_upgrade_is_refused_as_upgrading_then_succeeds(backends, switchyard, successors, tmp_path):
+    binary = _wrapper(tmp_path, "switchyard-hangs",
+                      'case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600')
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])])
+    upgrade = subprocess.Popen(
+        [*d.ctl_command(), "upgrade", "--binary", binary, "--timeout", "3s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: "upgrade: started pid" in d.log(), 10, 0.02, "the upgrade to start its new process")
+        refused = d.admin(f"backend web blue {echo.address} weight=50")
+        assert refused["ok"] is False and refused["code"] == "upgrading"
+        assert d.admin("status")["ok"] is True   # reads go on
+        out, err = upgrade.communicate(timeout=20)
+        assert upgrade.returncode == 1, out
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.wait(5)
+    assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
+
+
+def test_handover_version_is_printed():
+    out = subprocess.run([switchyard_bin(), "--handover-version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0
+    assert out.stdout == "1\n"
+
+
+def test_a_second_upgrade_brings_the_draining_generation_forward(backends, switchyard, successors):
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])],
+                   extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
+    first = _echoing(d.listen())
+    second_gen = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(second_gen)
+    wait_until(lambda: (d.admin("status")["draining_generation"] or {}).get("connections") == 1, 5, 0.05,
+               "the first generation's connection in status")
+    third_gen = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(third_gen)
+    # The first generation closes its connection within close_spread instead of an hour.
+    wait_closed(first, timeout=5)
+    first.close()
+    d.wait_exit(5)
+    assert d.returncode == 0
+    wait_until(lambda: not _proc_alive(second_gen), 5, 0.05, "the second generation to exit (it had no connection)")
+    c = _echoing(d.listen())
+    assert _owner(c, d.listen(), [third_gen]) == third_gen
+    c.close()
+
+
+def test_upgrade_under_socket_activation_keeps_the_inherited_socket(backends, switchyard, successors):
+    echo = backends.echo()
+    address = free_address()
+    host, port, family = split_address(address)
+    listener = socket.socket(family, socket.SOCK_STREAM)   # the test plays systemd
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+    try:
+        d = switchyard([service("web", address, blue=[echo.address])], start=False,
+                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"}})
+        start_socket_activated(d, listener)
+        assert "inherited from systemd" in d.log()
+        old = d.pid
+        stream = EchoStream(address)
+        stream.start()
+        prober = Prober(address)
+        prober.start()
+        wait_until(lambda: prober.ok >= 10 and stream.sent >= 3, 10, 0.02, "traffic before the upgrade")
+        new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+        successors.append(new)
+        probes = prober.ok
+        wait_until(lambda: prober.ok >= probes + 30, 10, 0.02, "probes after the upgrade")
+        c = _echoing(address)
+        wait_until(lambda: _owner(c, address, [old, new]) is not None, 5, 0.02, "the accepted socket")
+        assert _owner(c, address, [old, new]) == new
+        c.close()
+        prober.finish()
+        stream.finish()
+        assert prober.failures == []
+        assert stream.error is None
+        d.wait_exit(5)
+    finally:
+        listener.close()
+
+
+def test_sigterm_on_the_new_generation_ends_the_draining_one_too(backends, switchyard, successors):
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])], shutdown_grace="1s",
+                   extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
+    held = _echoing(d.listen())
+    new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(new)
+    wait_until(lambda: d.admin("status")["draining_generation"], 5, 0.05, "the draining generation")
+    os.kill(new, signal.SIGTERM)
+    # The old one closes what it serves within its shutdown_grace, then both are gone.
+    wait_closed(held, timeout=5)
+    held.close()
+    assert d.wait_exit(5) == 0
+    wait_until(lambda: not _proc_alive(new), 5, 0.05, "the new generation to exit")
+
+
+def test_the_state_goes_over_with_the_upgrade(backends, switchyard, successors):
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[blue.address], green=[green.address])])
+    changed = d.admin("split web blue=30 green=70")
+    assert changed["ok"] is True
+    successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
+    web = d.admin("status web")["services"][0]
+    assert web["split"] == {"blue": 30, "green": 70}
+    assert web["generation"] == changed["generation"]
+    # The new generation is the writer: its changes move generation on and are saved.
+    again = d.admin("split web blue=40 green=60")
+    assert again["ok"] is True and again["generation"] == changed["generation"] + 1
+    assert d.saved_record("web")["split"] == {"blue": 40, "green": 60}
+
+
+def test_a_rollout_goes_on_across_the_upgrade(backends, switchyard, successors):
+    blue, green = backends.echo(), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[blue.address], green=[green.address])])
+    started = d.admin("rollout web to=green steps=5,100 hold=1h")
+    assert started["ok"] is True
+    before = d.admin("rollout-status web")["rollout"]
+    # Three upgrades within one step: no restart is counted, so no rollback (three restarts would).
+    for _ in range(3):
+        successors.append(_upgraded_pid(d.ctl("upgrade", timeout=30)))
+    after = d.admin("rollout-status web")
+    r = after["rollout"]
+    assert r["id"] == before["id"] and r["state"] == "running" and r["step"] == 1 and r["percent"] == 5
+    assert after["split"] == {"blue": 95, "green": 5}
+    assert after["generation"] >= started["generation"]   # generation only grows
+    # The new generation steers it: a pause is taken and saved.
+    paused = d.admin("rollout-pause web")
+    assert paused["ok"] is True and paused["rollout"]["state"] == "paused"
+    assert paused["generation"] == after["generation"] + 1
+
+
+def test_the_new_generation_feeds_the_watchdog(backends, switchyard, successors):
+    notify = NotifySocket()
+    try:
+        d = switchyard([service("web", free_address(), blue=[backends.echo().address])], start=False)
+        # As systemd starts it: the watchdog names the main PID.
+        script = 'WATCHDOG_PID=$$ WATCHDOG_USEC=400000 NOTIFY_SOCKET="$2" exec "$0" -c "$1"'
+        d._stderr = open(d.stderr_path, "ab")
+        d._stdout = open(d.stdout_path, "ab")
+        d.proc = subprocess.Popen(["sh", "-c", script, switchyard_bin(), str(d.config_path), notify.path],
+                                  stdin=subprocess.DEVNULL, stdout=d._stdout, stderr=d._stderr, cwd=str(d.workdir))
+        d.wait_ready()
+        wait_until(lambda: any(m.get("WATCHDOG") == "1" for m in notify.from_pid(d.pid)), 5, 0.02,
+                   "watchdog pings from the first generation")
+        new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+        successors.append(new)
+        wait_until(lambda: sum(1 for m in notify.from_pid(new) if m.get("WATCHDOG") == "1") >= 3, 5, 0.02,
+                   lambda: f"watchdog pings from the new generation, got {notify.all()}")
+        d.wait_exit(5)
+    finally:
+        notify.close()
