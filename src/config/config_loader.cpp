@@ -128,6 +128,16 @@ struct Val {
     bool isNull() const { return !node.IsDefined() || node.IsNull(); }
 };
 
+// Entry `index` of the sequence `list`; one without a mark of its own points at the list.
+Val itemOf(const Val& list, const YAML::Node& node, std::size_t index) {
+    Val item;
+    item.node = node;
+    item.mark = isNullMark(node.Mark()) ? list.mark : node.Mark();
+    item.path = list.path + "[" + std::to_string(index) + "]";
+    item.present = true;
+    return item;
+}
+
 struct Listener {
     Endpoint endpoint;
     std::string path;
@@ -475,11 +485,7 @@ Config Loader::load(const YAML::Node& root) {
             std::size_t i = 0;
             for (const auto& it : v.node) {
                 const YAML::Node& item = it;
-                Val s;
-                s.node = item;
-                s.mark = isNullMark(item.Mark()) ? v.mark : item.Mark();
-                s.path = "services[" + std::to_string(i++) + "]";
-                s.present = true;
+                const Val s = itemOf(v, item, i++);
                 ServiceConfig svc;
                 loadService(s, svc);
                 cfg.services.push_back(std::move(svc));
@@ -607,11 +613,7 @@ void Loader::loadAccessList(const Val& v, AdminAccessList& out) {
         std::size_t i = 0;
         for (const auto& it : list.node) {
             const YAML::Node& node = it;
-            Val item;
-            item.node = node;
-            item.mark = isNullMark(node.Mark()) ? list.mark : node.Mark();
-            item.path = list.path + "[" + std::to_string(i++) + "]";
-            item.present = true;
+            const Val item = itemOf(list, node, i++);
             uint32_t id = 0;
             if (principal(item, group, id)) (group ? out.gids : out.uids).push_back(id);
         }
@@ -711,11 +713,7 @@ void Loader::loadFleet(const Val& v, FleetConfig& out) {
             std::size_t i = 0;
             for (const auto& it : e.node) {
                 const YAML::Node& node = it;
-                Val item;
-                item.node = node;
-                item.mark = isNullMark(node.Mark()) ? e.mark : node.Mark();
-                item.path = e.path + "[" + std::to_string(i++) + "]";
-                item.present = true;
+                const Val item = itemOf(e, node, i++);
                 EtcdEndpoint ep;
                 if (etcdEndpoint(item, ep)) out.etcd.push_back(ep);
             }
@@ -1019,11 +1017,7 @@ void Loader::loadPools(const Val& v, ServiceConfig& out) {
         std::size_t i = 0;
         for (const auto& it : list.node) {
             const YAML::Node& item = it;
-            Val b;
-            b.node = item;
-            b.mark = isNullMark(item.Mark()) ? list.mark : item.Mark();
-            b.path = list.path + "[" + std::to_string(i++) + "]";
-            b.present = true;
+            const Val b = itemOf(list, item, i++);
             if (!item.IsMap()) {
                 report(b.mark, b.path,
                        "expected a backend { address: A, weight: W }, got " + describe(item));
