@@ -17,7 +17,8 @@ uint64_t descriptorReserve(const config::Config& config, unsigned workers) {
     for (const auto& s : config.services)
         for (const auto& pool : s.pools) backends += pool.size();
     const uint64_t checks = std::min<uint64_t>(backends, health::CheckRunner::kMaxInFlight);
-    return kBase + config.services.size() * workers + checks;   // + one listener per service and worker
+    // Two per service and worker: the worker's listener and the copy kept to hand it over (upgrade).
+    return kBase + 2 * config.services.size() * workers + checks;
 }
 
 uint64_t raiseFileLimit(const config::Config& config, unsigned workers) {
