@@ -43,6 +43,31 @@ Result<bool> sendHandoverMessage(int channel, const nlohmann::json& body, const 
     return true;
 }
 
+namespace {
+
+// Every field a reader takes with json::value() has the type it expects, so a
+// wrongly typed field is refused here instead of throwing in a handler.
+bool wellFormed(const nlohmann::json& body) {
+    if (body.is_discarded() || !body.is_object()) return false;
+    const auto it = body.find("type");
+    if (it == body.end() || !it->is_string()) return false;
+    const auto is = [&](const char* key, bool (nlohmann::json::*test)() const noexcept) {
+        const auto f = body.find(key);
+        return f == body.end() || ((*f).*test)();
+    };
+    using J = nlohmann::json;
+    const std::string& type = it->get_ref<const std::string&>();
+    if (type == "hello")
+        return is("version", &J::is_number_integer) && is("batches", &J::is_number_unsigned) &&
+               is("sockets", &J::is_array);
+    if (type == "ready") return is("version", &J::is_string) && is("pid", &J::is_number_integer);
+    if (type == "refused") return is("error", &J::is_string);
+    if (type == "draining") return is("connections", &J::is_number_integer) && is("deadline_unix_ms", &J::is_number_integer);
+    return true;
+}
+
+} // namespace
+
 Result<HandoverMessage> receiveHandoverMessage(int channel, std::chrono::milliseconds timeout) {
     using R = Result<HandoverMessage>;
     pollfd p{channel, POLLIN, 0};
@@ -77,8 +102,7 @@ Result<HandoverMessage> receiveHandoverMessage(int channel, std::chrono::millise
     if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return R::failure("hand-over message truncated");
     text.resize(static_cast<std::size_t>(n));
     out.body = nlohmann::json::parse(text, nullptr, false);
-    if (out.body.is_discarded() || !out.body.is_object() || !out.body.contains("type"))
-        return R::failure("malformed hand-over message");
+    if (!wellFormed(out.body)) return R::failure("malformed hand-over message");
     return out;
 }
 

@@ -1,6 +1,7 @@
 #include "switchyard/fleet/etcd_codec.h"
 
 #include <array>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -228,8 +229,14 @@ std::string errorText(std::string_view body) {
     const json j = json::parse(body, nullptr, false);
     if (j.is_object()) {
         if (const auto e = j.find("error"); e != j.end()) {
-            if (e->is_object()) return e->value("message", std::string("error"));
-            return j.value("message", e->is_string() ? e->get<std::string>() : std::string("error"));
+            // Any field may be of another type than documented: never throw on a reply.
+            const auto text = [](const json& in, const char* key) -> std::optional<std::string> {
+                const auto f = in.find(key);
+                if (f == in.end() || !f->is_string()) return std::nullopt;
+                return f->get<std::string>();
+            };
+            if (e->is_object()) return text(*e, "message").value_or("error");
+            return text(j, "message").value_or(e->is_string() ? e->get<std::string>() : std::string("error"));
         }
     }
     return std::string(body.substr(0, 200));

@@ -108,3 +108,21 @@ TEST_CASE("a broken or silent channel is an error, not a hang", "[daemon]") {
         CHECK(received.errorText() == "malformed hand-over message");
     }
 }
+
+TEST_CASE("a hand-over message with a field of the wrong type is refused, not thrown on", "[daemon]") {
+    const nlohmann::json malformed[] = {
+        {{"type", 5}},
+        {{"type", "ready"}, {"version", 1}},
+        {{"type", "refused"}, {"error", nlohmann::json::array()}},
+        {{"type", "draining"}, {"connections", "many"}},
+        {{"type", "hello"}, {"version", "1"}, {"sockets", nlohmann::json::array()}, {"batches", 0}},
+        {{"type", "hello"}, {"version", 1}, {"sockets", nlohmann::json::array()}, {"batches", -1}},
+    };
+    for (const auto& body : malformed) {
+        Channel channel;
+        REQUIRE(sendHandoverMessage(channel.old.get(), body));
+        auto received = receiveHandoverMessage(channel.fresh.get(), std::chrono::seconds(1));
+        REQUIRE_FALSE(received);
+        CHECK(received.errorText() == "malformed hand-over message");
+    }
+}

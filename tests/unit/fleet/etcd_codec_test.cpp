@@ -126,3 +126,10 @@ TEST_CASE("lease answers: an expired lease has no TTL", "[fleet][codec]") {
     CHECK(errorText(R"({"error":"requested lease not found","message":"requested lease not found","code":5})") ==
           "requested lease not found");
 }
+
+TEST_CASE("an error reply with fields of unexpected types still gives a text, never throws", "[fleet][codec]") {
+    CHECK(errorText(R"({"error":{"message":5}})") == "error");
+    CHECK(errorText(R"({"error":"etcdserver: no leader","message":["x"]})") == "etcdserver: no leader");
+    CHECK(errorText(R"({"error":7,"message":null})") == "error");
+    CHECK(errorText(R"({"error":{"message":"permission denied"}})") == "permission denied");
+}
