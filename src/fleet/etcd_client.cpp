@@ -134,7 +134,10 @@ net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint
     }
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);   // a watch body grows for as long as it runs
+    // A watch body grows for as long as it runs; one answer or one stream message stays bounded.
+    constexpr std::size_t kMaxMessage = 64u << 20;
+    if (onLine) parser.body_limit(boost::none);
+    else parser.body_limit(kMaxMessage);
     if (!onLine) {
         co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
         if (ec) {
@@ -150,7 +153,11 @@ net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint
     // boundaries); the last message may come without its newline.
     std::string pending;
     bool keepGoing = true;
-    auto onChunk = [&](std::uint64_t, std::string_view data, beast::error_code&) -> std::size_t {
+    auto onChunk = [&](std::uint64_t, std::string_view data, beast::error_code& chunkError) -> std::size_t {
+        if (pending.size() + data.size() > kMaxMessage) {   // no newline in 64 MiB: not etcd
+            chunkError = http::error::body_limit;
+            return 0;
+        }
         pending.append(data);
         std::size_t start = 0;
         for (std::size_t nl; keepGoing && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
