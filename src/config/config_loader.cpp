@@ -262,6 +262,16 @@ private:
         return false;
     }
 
+    // A duration within [low, high]; `bounds` names them for the message ("2s and 60s").
+    void durationBetween(const Val& v, Duration low, Duration high, std::string_view bounds, Duration& out) {
+        Duration d{};
+        if (!duration(v, d)) return;
+        if (d < low || d > high)
+            report(v.mark, v.path, "must be between " + std::string(bounds) + ", got " + quoted(v.node.Scalar()));
+        else
+            out = d;
+    }
+
     bool duration(const Val& v, Duration& out) {
         std::string text;
         if (!scalar(v, "a duration", text)) return false;
@@ -749,16 +759,9 @@ void Loader::loadFleet(const Val& v, FleetConfig& out) {
         if (::gethostname(host, sizeof host - 1) == 0) out.instance = host;
         if (out.instance.empty()) out.instance = "switchyard";
     }
-    if (auto t = m.get("lease_ttl")) {
-        Duration d{};
-        if (duration(t, d)) {
-            // etcd grants at least 2 s; a TTL over a minute would keep a dead member "live" too long.
-            if (d < std::chrono::seconds(2) || d > std::chrono::seconds(60))
-                report(t.mark, t.path, "must be between 2s and 60s, got " + quoted(t.node.Scalar()));
-            else
-                out.leaseTtl = d;
-        }
-    }
+    // etcd grants at least 2 s; a TTL over a minute would keep a dead member "live" too long.
+    if (auto t = m.get("lease_ttl"))
+        durationBetween(t, std::chrono::seconds(2), std::chrono::seconds(60), "2s and 60s", out.leaseTtl);
     Val user = m.get("user");
     if (user) {
         std::string name;
@@ -774,15 +777,8 @@ void Loader::loadFleet(const Val& v, FleetConfig& out) {
     if (password) absolutePath(password, false, out.passwordFile);
     if (user && !password) report(user.mark, user.path, "fleet.user needs fleet.password_file");
     if (password && !user) report(password.mark, password.path, "fleet.password_file needs fleet.user");
-    if (auto t = m.get("dial_timeout")) {
-        Duration d{};
-        if (duration(t, d)) {
-            if (d < std::chrono::milliseconds(100) || d > std::chrono::seconds(30))
-                report(t.mark, t.path, "must be between 100ms and 30s, got " + quoted(t.node.Scalar()));
-            else
-                out.dialTimeout = d;
-        }
-    }
+    if (auto t = m.get("dial_timeout"))
+        durationBetween(t, std::chrono::milliseconds(100), std::chrono::seconds(30), "100ms and 30s", out.dialTimeout);
 }
 
 void Loader::loadService(const Val& v, ServiceConfig& out) {
