@@ -341,7 +341,9 @@ int runDaemon(DaemonOptions options) {
 
     // Metrics and access log follow the control plane (the log can be turned on and off by reload).
     MetricsPublisher metrics(context, control, engine);
-    if (config.metrics.listen) {
+    // Taking over: the metrics port is served from `go` on, once this process
+    // shows what the previous generation counted (no counter seems to reset).
+    if (config.metrics.listen && !adopted) {
         if (auto ok = metrics.start(*config.metrics.listen, adoptedMetrics.release()); !ok) {
             log->error("cannot start: {}", ok.errorText());
             stopWorkers();
@@ -400,9 +402,8 @@ int runDaemon(DaemonOptions options) {
             stopWorkers();
             return 1;
         }
-        auto go = receiveHandoverMessage(handoverChannel.get(), std::chrono::seconds(30));
-        if (!go || go->body.value("type", "") != "go") {
-            log->error("cannot take over: {}", go ? "the running generation did not say go" : go.errorText());
+        if (auto go = upgrader.awaitGo(handoverChannel.get(), std::chrono::seconds(30)); !go) {
+            log->error("cannot take over: {}", go.errorText());
             stopWorkers();
             return 1;
         }
@@ -422,6 +423,10 @@ int runDaemon(DaemonOptions options) {
             } else if (auto ok = adminServer.startTcp(*config.admin.tcp, adminToken); !ok) {
                 log->error("{}", ok.errorText());
             }
+        }
+        if (config.metrics.listen) {
+            if (auto ok = metrics.start(*config.metrics.listen, adoptedMetrics.release()); !ok)
+                log->error("{}", ok.errorText());
         }
         upgrader.watchPredecessor(std::move(handoverChannel), ::getppid());
         adopted.reset();   // sockets nothing claimed (a service no longer configured) close now

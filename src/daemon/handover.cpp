@@ -16,7 +16,8 @@ constexpr std::size_t kMaxMessage = 256 * 1024;
 
 } // namespace
 
-Result<bool> sendHandoverMessage(int channel, const nlohmann::json& body, const std::vector<int>& fds) {
+Result<bool> sendHandoverMessage(int channel, const nlohmann::json& body, const std::vector<int>& fds,
+                                 std::optional<std::chrono::milliseconds> wait) {
     if (fds.size() > kMaxFdsPerMessage)
         return Result<bool>::failure(fmt::format("{} descriptors in one hand-over message (limit {})", fds.size(),
                                                  kMaxFdsPerMessage));
@@ -37,8 +38,13 @@ Result<bool> sendHandoverMessage(int channel, const nlohmann::json& body, const 
         std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
     }
     ssize_t sent;
-    do sent = ::sendmsg(channel, &msg, MSG_NOSIGNAL);
+    do sent = ::sendmsg(channel, &msg, MSG_NOSIGNAL | (wait ? MSG_DONTWAIT : 0));
     while (sent < 0 && errno == EINTR);
+    if (sent < 0 && errno == EAGAIN && wait && wait->count() > 0) {
+        pollfd p{channel, POLLOUT, 0};
+        if (::poll(&p, 1, static_cast<int>(wait->count())) > 0)
+            return sendHandoverMessage(channel, body, fds, std::chrono::milliseconds(0));
+    }
     if (sent < 0) return Result<bool>::failure(fmt::format("hand-over channel: {}", std::strerror(errno)));
     return true;
 }
@@ -62,6 +68,9 @@ bool wellFormed(const nlohmann::json& body) {
                is("sockets", &J::is_array);
     if (type == "ready") return is("version", &J::is_string) && is("pid", &J::is_number_integer);
     if (type == "refused") return is("error", &J::is_string);
+    if (type == "counters")
+        return is("seq", &J::is_number_unsigned) && is("part", &J::is_number_unsigned) &&
+               is("parts", &J::is_number_unsigned) && is("series", &J::is_array);
     if (type == "draining") return is("connections", &J::is_number_integer) && is("deadline_unix_ms", &J::is_number_integer);
     return true;
 }

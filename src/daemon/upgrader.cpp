@@ -28,6 +28,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr std::size_t kKeptOutput = 64 * 1024;
 constexpr std::size_t kReportedLines = 20;
+// Counter series a hand-over message carries (a histogram's is ~20 numbers): well under its size limit.
+constexpr std::size_t kSeriesPerMessage = 400;
 
 // The descriptor the new generation finds its hand-over channel at.
 constexpr int kChildChannelFd = 3;
@@ -288,6 +290,8 @@ void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
     parts_.control.retire(drainDeadline_, std::min(upgrade.closeSpread, upgrade.drainTimeout));
     parts_.admin.release();
     parts_.metrics.stop();
+    // The new generation serves the metrics port from `go` on: it shows what this one counted from its first scrape.
+    sendCounters(attempt->channel.get(), std::chrono::seconds(1));
     if (auto sent = sendHandoverMessage(attempt->channel.get(), {{"type", "go"}}); !sent)
         log->error("upgrade: {}", sent.errorText());
     retired_ = true;
@@ -356,6 +360,7 @@ void Upgrader::drainTick() {
                                                 {"pid", ::getpid()},
                                                 {"connections", open},
                                                 {"deadline_unix_ms", unixMillis(drainDeadline_)}});
+        sendCounters(successor_.get(), std::chrono::milliseconds(0));
     }
     // A little past the deadline: the workers' drain schedules close the last ones at it.
     // A moment after the hand-over at least, so the `upgrade` reply reaches its client.
@@ -366,8 +371,10 @@ void Upgrader::drainTick() {
             for (auto& w : parts_.workers) w->closeAllSessions();
         }
         telemetry::logger("daemon")->info("upgrade: this generation (pid {}) has drained; exiting", ::getpid());
-        if (successor_.valid())
+        if (successor_.valid()) {
+            sendCounters(successor_.get(), std::chrono::seconds(1));   // the last word on what it counted
             (void)sendHandoverMessage(successor_.get(), {{"type", "drained"}, {"pid", ::getpid()}});
+        }
         if (onDrained_) onDrained_();
         return;
     }
@@ -383,6 +390,47 @@ void Upgrader::watchPredecessor(UniqueFd channel, int pid) {
     readPredecessor();
 }
 
+Result<bool> Upgrader::awaitGo(int channel, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        const auto left = std::max(std::chrono::milliseconds(0),
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+        auto message = receiveHandoverMessage(channel, left);
+        if (!message) return Result<bool>::failure(message.errorText());
+        const std::string type = message->body.value("type", "");
+        if (type == "go") return true;
+        if (type != "counters") return Result<bool>::failure("the running generation did not say go");
+        takeCounters(message->body);
+    }
+}
+
+void Upgrader::sendCounters(int channel, std::chrono::milliseconds wait) {
+    const auto parts = telemetry::CarriedCounters::from(parts_.metrics.collector()->Collect()).toJson(kSeriesPerMessage);
+    ++countersSeq_;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        // Best-effort: a set the next generation misses is sent again a second later.
+        const json message = {{"type", "counters"}, {"seq", countersSeq_}, {"part", i}, {"parts", parts.size()},
+                              {"series", parts[i]}};
+        if (auto sent = sendHandoverMessage(channel, message, {}, wait); !sent) return;
+    }
+}
+
+void Upgrader::takeCounters(const json& body) {
+    const uint64_t seq = body.value("seq", uint64_t{0});
+    const std::size_t part = body.value("part", std::size_t{0});
+    const std::size_t parts = body.value("parts", std::size_t{0});
+    if (part == 0) {
+        incoming_ = {};
+        incomingSeq_ = seq;
+        incomingParts_ = 0;
+    }
+    // A part of a set whose start was missed, or out of order: wait for the next set.
+    if (seq != incomingSeq_ || part != incomingParts_) return;
+    incoming_.addJson(body["series"]);
+    if (++incomingParts_ == parts)
+        parts_.metrics.collector()->setCarried(std::make_shared<telemetry::CarriedCounters>(std::exchange(incoming_, {})));
+}
+
 void Upgrader::stopPredecessor() {
     if (predecessorChannel_.valid()) (void)sendHandoverMessage(predecessorChannel_.get(), {{"type", "stop"}});
 }
@@ -391,7 +439,9 @@ void Upgrader::readPredecessor() {
     while (predecessorChannel_.valid() && readable(predecessorChannel_.get())) {
         auto message = receiveHandoverMessage(predecessorChannel_.get(), std::chrono::milliseconds(0));
         const std::string type = message ? message->body.value("type", "") : "";
-        if (type == "draining" && predecessor_) {
+        if (type == "counters") {
+            takeCounters(message->body);
+        } else if (type == "draining" && predecessor_) {
             predecessor_->connections = message->body.value("connections", int64_t{0});
             predecessor_->deadlineUnixMs = message->body.value("deadline_unix_ms", int64_t{0});
         } else if (!message || type == "drained") {

@@ -117,6 +117,11 @@ MetricsViewPtr MetricsCollector::view() const {
     return view_;
 }
 
+void MetricsCollector::setCarried(std::shared_ptr<const CarriedCounters> carried) {
+    std::lock_guard lock(mutex_);
+    carried_ = std::move(carried);
+}
+
 std::vector<MetricFamily> MetricsCollector::Collect() const {
     const MetricsViewPtr view = this->view();
     Families fam;
@@ -340,6 +345,11 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     }
 
     std::vector<MetricFamily> out = fam.take();
+    if (const auto carried = [this] {
+            std::lock_guard lock(mutex_);
+            return carried_;
+        }())
+        carried->addTo(out);
     if (processMetrics_) appendProcessMetrics(out);
     return out;
 }

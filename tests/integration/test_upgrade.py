@@ -3,6 +3,7 @@ generation drains; nothing is cut, nothing refused. A new binary that exits, han
 another hand-over version is killed and the running daemon goes on unchanged."""
 
 import os
+import re
 import signal
 import socket
 import struct
@@ -13,9 +14,10 @@ import time
 import pytest
 
 from clients import close_times, connect, http_get, recv_exactly, wait_closed
-from daemon import service, start_socket_activated, switchyard_bin
+from daemon import metrics_daemon, service, start_socket_activated, switchyard_bin
 from netutil import free_address, split_address
 from notify_socket import NotifySocket
+from test_metrics import ended, parse, scrape, total, value
 from waiters import wait_until
 
 
@@ -258,6 +260,108 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
                    "/metrics to drop the drained generation")
     finally:
         notify.close()
+
+
+class Scraper(threading.Thread):
+    """Scrapes /metrics every 20 ms; keeps every scrape, and every counter or histogram series
+    (process_* are the process's own) that went down from one scrape to the next."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.address = address
+        self.scrapes = []
+        self.failures = []
+        self.decreases = []
+        self.stop = threading.Event()
+
+    @staticmethod
+    def monotonic_names(text):
+        names = set()
+        for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
+            if name.startswith("process_"):
+                continue
+            if kind == "counter":
+                names.add(name)
+            elif kind == "histogram":
+                names.update({name + "_bucket", name + "_count", name + "_sum"})
+        return names
+
+    def run(self):
+        previous = {}
+        while not self.stop.is_set():
+            try:
+                text = scrape(self.address)
+            except Exception as exc:   # reported by the test
+                self.failures.append(repr(exc))
+                continue
+            samples = parse(text)
+            names = self.monotonic_names(text)
+            for key, v in samples.items():
+                if key[0] in names and key in previous and v < previous[key]:
+                    self.decreases.append((key, previous[key], v))
+            previous = samples
+            self.scrapes.append(samples)
+            self.stop.wait(0.02)
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+
+
+def test_counters_never_reset_across_the_upgrade(backends, switchyard, successors):
+    echo = backends.echo()
+    d = metrics_daemon(switchyard, [service("web", free_address(), blue=[echo.address])],
+                       extra={"upgrade": {"drain_timeout": "30s", "close_spread": "1s"}})
+    listen, old = d.listen(), d.pid
+    # The readiness probe's connection has ended: what was counted before the test's traffic.
+    base = wait_until(lambda: (lambda s: s if value(s, "switchyard_connections_accepted_total", service="web")
+                               == ended(s, "web") else None)(parse(scrape(d.metrics_address))),
+                      5, 0.05, "the readiness probe's connection to end")
+    scraper = Scraper(d.metrics_address)
+    scraper.start()
+    prober = Prober(listen)
+    prober.start()
+    # Held by the old generation through the hand-over: it counts their bytes and closes after it.
+    held = [_echoing(listen) for _ in range(10)]
+    wait_until(lambda: prober.ok >= 20 and len(scraper.scrapes) >= 5, 10, 0.02, "traffic before the upgrade")
+
+    new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(new)
+    probes = prober.ok
+    wait_until(lambda: prober.ok >= probes + 30, 10, 0.02, "probes after the upgrade")
+    # Scrapes of the new generation while the old one still drains.
+    wait_until(lambda: sum(value(s, "switchyard_upgrade_draining_generations") == 1 for s in scraper.scrapes) >= 3,
+               10, 0.02, "scrapes while the old generation drains")
+    for c in held:
+        c.sendall(b"y\n")
+        assert recv_exactly(c, 2) == b"y\n"
+        c.close()
+    d.wait_exit(5)   # the old generation drained and sent its last counters
+    prober.finish()
+    wait_until(lambda: len(scraper.scrapes) >= 5 and any(
+        value(s, "switchyard_upgrade_draining_generations") == 0 for s in scraper.scrapes[-3:]), 5, 0.02,
+        "scrapes after the old generation exited")
+    scraper.finish()
+    assert prober.failures == [], prober.failures[:5]
+    assert scraper.failures == [], scraper.failures[:5]
+    assert scraper.decreases == [], scraper.decreases[:10]
+
+    made = prober.ok + len(held)
+    def exact():
+        s = parse(scrape(d.metrics_address))
+        got = value(s, "switchyard_connections_accepted_total", service="web")
+        return s if got == value(base, "switchyard_connections_accepted_total", service="web") + made \
+            and ended(s, "web") == got else None
+    final = wait_until(exact, 5, 0.05, "every connection counted once")
+    for name in ("switchyard_upstream_connections_total", "switchyard_pool_connections_total"):
+        assert total(final, name, service="web") == total(base, name, service="web") + made, name
+    relayed = 6 * prober.ok + 4 * len(held)   # "probe\n"; "x\n" and "y\n"
+    for name in ("switchyard_in_bytes_total", "switchyard_out_bytes_total",
+                 "switchyard_pool_in_bytes_total", "switchyard_pool_out_bytes_total"):
+        assert total(final, name, service="web") == total(base, name, service="web") + relayed, name
+    durations = "switchyard_upstream_connection_duration_seconds_count"
+    assert total(final, durations, service="web") == total(base, durations, service="web") + made
+    assert _proc_alive(new) and not _proc_alive(old)
 
 
 def test_the_last_connections_close_spread_over_close_spread(backends, switchyard, successors):

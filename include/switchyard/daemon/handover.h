@@ -8,13 +8,20 @@
 //   hello {version, sockets[], batches} ->
 //   fds {batch} x batches (descriptors) ->
 //                                       <- ready {pid, version}  (or refused {error})
+//   counters {seq, part, parts, series} ->   (what the old one counted; see below)
 //   go                                  ->   (the new one is main PID, writer, acceptor)
 //   draining {pid, connections, deadline_unix_ms} every second, until the old one exits
+//   counters {seq, part, parts, series} every second and at its exit
+//
+// `counters` are the counter and histogram series the old generation's scrape
+// shows (telemetry/carried_counters.h), split in parts: the new one adds a
+// complete set to its own series, so Prometheus counters never reset.
 //
 // A hello whose version differs from kHandoverVersion is refused: two
 // binaries that disagree on this exchange never hand over.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,7 +52,9 @@ struct HandoverMessage {
 };
 
 // Sends one message with `fds` attached (not taken over: the caller keeps them).
-Result<bool> sendHandoverMessage(int channel, const nlohmann::json& body, const std::vector<int>& fds = {});
+// `wait`: how long a full channel may hold the sender (forever when not given).
+Result<bool> sendHandoverMessage(int channel, const nlohmann::json& body, const std::vector<int>& fds = {},
+                                 std::optional<std::chrono::milliseconds> wait = std::nullopt);
 // The next message, waiting up to `timeout`; a failure on timeout, end of
 // channel or a packet that is not a JSON object.
 Result<HandoverMessage> receiveHandoverMessage(int channel, std::chrono::milliseconds timeout);

@@ -31,6 +31,7 @@
 #include "switchyard/daemon/metrics_view_builder.h"
 #include "switchyard/daemon/systemd_notifier.h"
 #include "switchyard/proxy/worker.h"
+#include "switchyard/telemetry/carried_counters.h"
 #include "switchyard/util/unique_fd.h"
 
 namespace switchyard::daemon {
@@ -71,6 +72,9 @@ public:
     // closes what it still serves within its shutdown_grace.
     void stopPredecessor();
     std::optional<DrainingGeneration> drainingGeneration() const { return predecessor_; }
+    // The new generation, once it said `ready`: waits for `go`, taking the
+    // counters the old one sends before it.
+    Result<bool> awaitGo(int channel, std::chrono::milliseconds timeout);
 
     // Retired generation: SIGTERM ends the drain (shutdown_grace still applies).
     static constexpr auto kDefaultTimeout = std::chrono::seconds(60);
@@ -82,6 +86,10 @@ private:
     void handOver(std::shared_ptr<Attempt> attempt, const nlohmann::json& ready);
     void drainTick();
     void readPredecessor();
+    // Retired: what this generation's scrape shows of counters, to the next one.
+    void sendCounters(int channel, std::chrono::milliseconds wait);
+    // New generation: one part of the predecessor's counters; a complete set is shown.
+    void takeCounters(const nlohmann::json& body);
     std::size_t openConnections() const;
 
     Parts parts_;
@@ -100,6 +108,11 @@ private:
     UniqueFd predecessorChannel_;
     std::optional<DrainingGeneration> predecessor_;
     boost::asio::steady_timer predecessorTimer_;
+    // Counters: the set being sent (retired) and the one arriving (new generation).
+    uint64_t countersSeq_ = 0;
+    telemetry::CarriedCounters incoming_;
+    uint64_t incomingSeq_ = 0;
+    std::size_t incomingParts_ = 0;
 };
 
 } // namespace switchyard::daemon

@@ -18,6 +18,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include "switchyard/telemetry/carried_counters.h"
 #include "switchyard/telemetry/metrics_view.h"
 
 namespace switchyard::telemetry {
@@ -36,6 +37,8 @@ public:
 
     void setView(MetricsViewPtr view);
     MetricsViewPtr view() const;
+    // What an older generation counted (`upgrade`): added to the series at every scrape.
+    void setCarried(std::shared_ptr<const CarriedCounters> carried);
 
     // Process metrics (CPU, memory, fds, start time) are on by default; tests
     // that compare exact text turn them off.
@@ -49,6 +52,7 @@ private:
     bool processMetrics_ = true;
     mutable std::mutex mutex_;
     MetricsViewPtr view_;
+    std::shared_ptr<const CarriedCounters> carried_;
 };
 
 // The text exposition of families (what /metrics serves); for tests and tools.

@@ -115,6 +115,8 @@ TEST_CASE("a hand-over message with a field of the wrong type is refused, not th
         {{"type", "ready"}, {"version", 1}},
         {{"type", "refused"}, {"error", nlohmann::json::array()}},
         {{"type", "draining"}, {"connections", "many"}},
+        {{"type", "counters"}, {"seq", 1}, {"part", 0}, {"parts", 1}, {"series", "all"}},
+        {{"type", "counters"}, {"seq", -1}, {"part", 0}, {"parts", 1}, {"series", nlohmann::json::array()}},
         {{"type", "hello"}, {"version", "1"}, {"sockets", nlohmann::json::array()}, {"batches", 0}},
         {{"type", "hello"}, {"version", 1}, {"sockets", nlohmann::json::array()}, {"batches", -1}},
     };
