@@ -72,10 +72,13 @@ Result<bool> ControlPlane::start() {
     }
     for (std::size_t i = 0; i < initial.services.size(); ++i) {
         ServiceEntry& service = initial.services.edit(i);
+        // Taking over: down stays down (and up stays up) until this process's own checks say otherwise.
+        if (healthSeed_) healthSeed_->applyTo(service);
         // Nothing was flowing before start: no pool starts out draining.
         for (auto& pool : service.pools) pool.lastEffectiveWeight = service.effectiveSplit().weight(pool.colour);
         updatePoolDrains(service, now);
     }
+    healthSeed_.reset();
     initial.revision = 1;
     // The restart count must reach the store, or a crash loop would never roll back.
     commit(std::move(initial), Order::PublishFirst, restarted, "restarting a rollout's window");

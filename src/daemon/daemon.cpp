@@ -244,14 +244,17 @@ int runDaemon(DaemonOptions options) {
     if (options.handoverFd >= 0) {
         handoverChannel = UniqueFd(options.handoverFd);
         ::fcntl(handoverChannel.get(), F_SETFD, FD_CLOEXEC);
-        auto sockets = receiveHello(handoverChannel.get(), std::chrono::seconds(10));
-        if (!sockets) {
-            log->error("cannot take over from the running generation: {}", sockets.errorText());
-            (void)sendHandoverMessage(handoverChannel.get(), {{"type", "refused"}, {"error", sockets.errorText()}});
+        auto hello = receiveHello(handoverChannel.get(), std::chrono::seconds(10));
+        if (!hello) {
+            log->error("cannot take over from the running generation: {}", hello.errorText());
+            (void)sendHandoverMessage(handoverChannel.get(), {{"type", "refused"}, {"error", hello.errorText()}});
             stopWorkers();
             return 1;
         }
-        adopted.emplace(std::move(sockets).value());
+        adopted.emplace(std::move(hello->sockets));
+        control::HealthSeed health;
+        for (const auto& part : hello->health) health.add(part);
+        control.setHealthSeed(std::move(health));
         // systemd's watchdog names the main PID, our parent until now: once we
         // are main, the pings are ours to send.
         if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == ::getppid())

@@ -65,7 +65,8 @@ bool wellFormed(const nlohmann::json& body) {
     const std::string& type = it->get_ref<const std::string&>();
     if (type == "hello")
         return is("version", &J::is_number_integer) && is("batches", &J::is_number_unsigned) &&
-               is("sockets", &J::is_array);
+               is("sockets", &J::is_array) && is("health_parts", &J::is_number_unsigned);
+    if (type == "health") return is("records", &J::is_array);
     if (type == "ready") return is("version", &J::is_string) && is("pid", &J::is_number_integer);
     if (type == "refused") return is("error", &J::is_string);
     if (type == "counters")
@@ -115,13 +116,15 @@ Result<HandoverMessage> receiveHandoverMessage(int channel, std::chrono::millise
     return out;
 }
 
-Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets) {
+Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets,
+                       const std::vector<nlohmann::json>& health) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& s : sockets)
         list.push_back({{"role", s.role}, {"service", s.service}, {"address", s.address}, {"worker", s.worker},
                         {"shared", s.shared}});
     const std::size_t batches = (sockets.size() + kMaxFdsPerMessage - 1) / kMaxFdsPerMessage;
-    nlohmann::json hello = {{"type", "hello"}, {"version", kHandoverVersion}, {"sockets", list}, {"batches", batches}};
+    nlohmann::json hello = {{"type", "hello"},     {"version", kHandoverVersion}, {"sockets", list},
+                            {"batches", batches}, {"health_parts", health.size()}};
     if (auto ok = sendHandoverMessage(channel, hello); !ok) return ok;
     for (std::size_t b = 0; b < batches; ++b) {
         std::vector<int> fds;
@@ -129,11 +132,13 @@ Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets) 
             fds.push_back(sockets[i].fd.get());
         if (auto ok = sendHandoverMessage(channel, {{"type", "fds"}, {"batch", b}}, fds); !ok) return ok;
     }
+    for (const auto& records : health)
+        if (auto ok = sendHandoverMessage(channel, {{"type", "health"}, {"records", records}}); !ok) return ok;
     return true;
 }
 
-Result<std::vector<HandoverSocket>> receiveHello(int channel, std::chrono::milliseconds timeout) {
-    using R = Result<std::vector<HandoverSocket>>;
+Result<Hello> receiveHello(int channel, std::chrono::milliseconds timeout) {
+    using R = Result<Hello>;
     auto hello = receiveHandoverMessage(channel, timeout);
     if (!hello) return R::failure(hello.errorText());
     const nlohmann::json& body = hello->body;
@@ -168,7 +173,15 @@ Result<std::vector<HandoverSocket>> receiveHello(int channel, std::chrono::milli
     }
     if (next != sockets.size())
         return R::failure(fmt::format("the hello announced {} descriptors, {} arrived", sockets.size(), next));
-    return sockets;
+    Hello out{std::move(sockets), {}};
+    const std::size_t healthParts = body.value("health_parts", std::size_t{0});
+    for (std::size_t p = 0; p < healthParts; ++p) {
+        auto part = receiveHandoverMessage(channel, timeout);
+        if (!part) return R::failure(part.errorText());
+        if (part->body.value("type", "") != "health") return R::failure("the hello announced health, another message came");
+        out.health.push_back(std::move(part->body["records"]));
+    }
+    return out;
 }
 
 UniqueFd AdoptedSockets::take(std::string_view role) {

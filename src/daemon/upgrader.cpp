@@ -30,6 +30,7 @@ constexpr std::size_t kKeptOutput = 64 * 1024;
 constexpr std::size_t kReportedLines = 20;
 // Counter series a hand-over message carries (a histogram's is ~20 numbers): well under its size limit.
 constexpr std::size_t kSeriesPerMessage = 400;
+constexpr std::size_t kHealthRecordsPerMessage = 1000;
 
 // The descriptor the new generation finds its hand-over channel at.
 constexpr int kChildChannelFd = 3;
@@ -257,7 +258,9 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             add("stderr", 2);
             // A child that already exited breaks the channel: its exit status and
             // last lines (seen on the next step) say more than EPIPE.
-            if (auto sent = sendHello(attempt->channel.get(), sockets); !sent)
+            // With the health this generation saw: the new one never routes to a backend known down.
+            const auto health = control::HealthSeed::records(parts_.control.state(), kHealthRecordsPerMessage);
+            if (auto sent = sendHello(attempt->channel.get(), sockets, health); !sent)
                 telemetry::logger("daemon")->warn("upgrade: {}", sent.errorText());
             telemetry::logger("daemon")->info("upgrade: started pid {}; {} socket(s) handed over", attempt->pid,
                                               sockets.size());

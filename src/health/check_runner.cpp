@@ -66,11 +66,13 @@ void CheckRunner::stop() {
     thread_.join();
 }
 
-void CheckRunner::add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay) {
-    net::post(context_, [this, backend = std::move(backend), check = std::move(check), firstDelay]() mutable {
+void CheckRunner::add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay,
+                      std::optional<bool> known) {
+    net::post(context_, [this, backend = std::move(backend), check = std::move(check), firstDelay, known]() mutable {
         const routing::BackendState* key = backend.get();
         if (targets_.contains(key)) return;
         auto target = std::make_shared<Target>(std::move(backend), std::move(check));
+        if (known) target->state.assume(*known);
         targets_.emplace(key, target);
         schedule(std::move(target), Clock::now() + firstDelay);
     });

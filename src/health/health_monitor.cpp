@@ -59,7 +59,9 @@ void HealthMonitor::start() {
         if (auto a = alive.lock(); a && *a && !stopped_) onPublished();
     });
     runner_->start();
+    starting_ = true;
     syncAll();
+    starting_ = false;
     dirtyAll_ = false;
     schedulePoll();
     std::size_t checked = 0;
@@ -96,7 +98,9 @@ void HealthMonitor::syncService(const control::ServiceEntry& service) {
             if (b.adminState == control::AdminState::Disabled || b.removing) continue;
             wanted.push_back(b.handle.get());
             if (std::find(had.backends.begin(), had.backends.end(), b.handle.get()) != had.backends.end()) continue;
-            runner_->add(b.handle, had.check, jitter(std::min(check.interval, kFirstCheckSpread)));
+            // At start, a backend already checked was checked by the previous generation (`upgrade`).
+            runner_->add(b.handle, had.check, jitter(std::min(check.interval, kFirstCheckSpread)),
+                         starting_ && b.checked ? std::optional<bool>(b.healthy) : std::nullopt);
         }
     for (const routing::BackendState* backend : had.backends)
         if (std::find(wanted.begin(), wanted.end(), backend) == wanted.end()) runner_->remove(backend);

@@ -17,6 +17,7 @@ from clients import close_times, connect, http_get, recv_exactly, wait_closed
 from daemon import metrics_daemon, service, start_socket_activated, switchyard_bin
 from netutil import free_address, split_address
 from notify_socket import NotifySocket
+from test_health import HttpHealthBackend, backend_of, status
 from test_metrics import ended, parse, scrape, total, value
 from waiters import wait_until
 
@@ -362,6 +363,34 @@ def test_counters_never_reset_across_the_upgrade(backends, switchyard, successor
     durations = "switchyard_upstream_connection_duration_seconds_count"
     assert total(final, durations, service="web") == total(base, durations, service="web") + made
     assert _proc_alive(new) and not _proc_alive(old)
+
+
+def test_the_new_generation_starts_from_the_health_the_old_one_saw(switchyard, successors):
+    good, sick = HttpHealthBackend("good"), HttpHealthBackend("sick")
+    sick.healthy = False
+    try:
+        # Checks far apart: the new generation's first round comes up to a second after it starts.
+        d = switchyard([service("web", free_address(), blue=[good.address, sick.address],
+                                health={"type": "http", "interval": "5s", "timeout": "1s", "rise": 2, "fall": 2,
+                                        "http": {"path": "/healthz", "expect_status": 200}})])
+        listen = d.listen()
+        wait_until(lambda: backend_of(status(d), sick.address)["health"] == "down", 5, 0.05, "sick down")
+        new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+        successors.append(new)
+        # Right after the hand-over: the down one is never routed to, the up one takes everything.
+        answers = [http_get(listen) for _ in range(40)]
+        assert answers == ["good"] * 40
+        svc = status(d)
+        assert backend_of(svc, sick.address)["health"] == "down"
+        assert backend_of(svc, sick.address)["last_failure"] == "HTTP status 503, expected 200"
+        assert backend_of(svc, good.address)["health"] == "up"
+        # Its own checks go on from there: down needs `rise` passes to come back.
+        sick.healthy = True
+        wait_until(lambda: backend_of(status(d), sick.address)["health"] == "up", 15, 0.1, "sick up again")
+        assert "sick" in {http_get(listen) for _ in range(20)}
+    finally:
+        good.stop()
+        sick.stop()
 
 
 def test_the_last_connections_close_spread_over_close_spread(backends, switchyard, successors):

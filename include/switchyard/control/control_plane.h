@@ -22,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "switchyard/config/config.h"
+#include "switchyard/control/health_seed.h"
 #include "switchyard/control/listener_set.h"
 #include "switchyard/control/master_state.h"
 #include "switchyard/control/state_store.h"
@@ -167,6 +168,8 @@ public:
     void setAdoptedListeners(ListenerSet::AdoptedLookup lookup) { listeners_.setAdopted(std::move(lookup)); }
     // Before start(): this process takes over from a running one (`upgrade`), it is no restart.
     void setTakingOver() { takingOver_ = true; }
+    // Before start(): the health the previous generation saw, for the first snapshot.
+    void setHealthSeed(HealthSeed seed) { healthSeed_ = std::move(seed); }
 
     // Socket activation: the inherited listening fd for a service, or -1.
     using InheritedListenerLookup = ListenerSet::InheritedLookup;
@@ -209,6 +212,7 @@ private:
     bool frozen_ = false;
     bool retired_ = false;
     bool takingOver_ = false;
+    std::optional<HealthSeed> healthSeed_;
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;

@@ -5,8 +5,9 @@
 // riding along by SCM_RIGHTS (at most kMaxFdsPerMessage a packet).
 //
 //   old                                   new (switchyard --handover-fd N)
-//   hello {version, sockets[], batches} ->
+//   hello {version, sockets[], batches, health_parts} ->
 //   fds {batch} x batches (descriptors) ->
+//   health {records} x health_parts     ->   (control/health_seed.h)
 //                                       <- ready {pid, version}  (or refused {error})
 //   counters {seq, part, parts, series} ->   (what the old one counted; see below)
 //   go                                  ->   (the new one is main PID, writer, acceptor)
@@ -73,10 +74,17 @@ private:
     std::vector<HandoverSocket> sockets_;
 };
 
-// The old side: hello, then the descriptors in batches.
-Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets);
-// The new side: the sockets with their descriptors, or why they cannot be
-// taken (another hand-over version, a broken channel).
-Result<std::vector<HandoverSocket>> receiveHello(int channel, std::chrono::milliseconds timeout);
+// What the new side takes from the old one before it starts.
+struct Hello {
+    std::vector<HandoverSocket> sockets;
+    std::vector<nlohmann::json> health;   // parts of control::HealthSeed records
+};
+
+// The old side: hello, then the descriptors in batches, then the health parts.
+Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets,
+                       const std::vector<nlohmann::json>& health = {});
+// The new side: the sockets with their descriptors and the health, or why
+// they cannot be taken (another hand-over version, a broken channel).
+Result<Hello> receiveHello(int channel, std::chrono::milliseconds timeout);
 
 } // namespace switchyard::daemon

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <string>
 #include <thread>
@@ -67,8 +68,10 @@ public:
     // Ends every loop and joins the thread; results not taken are dropped.
     void stop();
 
-    // Starts checking `backend` with `check`, the first time after `firstDelay`.
-    void add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay);
+    // Starts checking `backend` with `check`, the first time after `firstDelay`,
+    // from the verdict `known` if one is (CheckState::assume).
+    void add(routing::BackendHandle backend, CheckPtr check, std::chrono::milliseconds firstDelay,
+             std::optional<bool> known = std::nullopt);
     void remove(const routing::BackendState* backend);
     // A reload changed the check: the loop uses it from its next check on.
     void update(const routing::BackendState* backend, CheckPtr check);

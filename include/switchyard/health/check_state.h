@@ -22,6 +22,13 @@ public:
     // Records one check result under the current rise/fall.
     Change record(bool passed, uint32_t rise, uint32_t fall);
 
+    // Starts from a verdict known before (the previous generation's, `upgrade`):
+    // down needs `rise` passes to come up, up needs `fall` failures to go down.
+    void assume(bool healthy) {
+        healthy_ = healthy;
+        checked_ = true;
+    }
+
     bool healthy() const { return healthy_; }
     bool checked() const { return checked_; }
     // Failed checks in a row (0 after a pass).

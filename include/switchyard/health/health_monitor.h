@@ -78,6 +78,7 @@ private:
     // Services whose entries changed since the last evaluate (all of them after a reload).
     std::vector<std::string> dirty_;
     bool dirtyAll_ = true;
+    bool starting_ = false;   // the first sync: check loops start from the state's verdicts
     // What the poll looks at besides changed services: the workers' ejection
     // count last seen per service, and services with a backend ejected now.
     std::unordered_map<const routing::ServiceState*, uint64_t> tripsSeen_;

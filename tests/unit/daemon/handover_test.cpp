@@ -48,13 +48,16 @@ TEST_CASE("hello hands over more descriptors than fit one message, each with wha
     sent.push_back({"admin", "", "", 0, UniqueFd(::dup(sent[0].fd.get()))});
 
     // The receiver reads while the sender writes: the socket buffer holds only so much.
-    std::optional<Result<std::vector<HandoverSocket>>> received;
+    std::optional<Result<Hello>> received;
+    const std::vector<nlohmann::json> health = {nlohmann::json::array({{{"service", "svc0"}, {"panic", true}}}),
+                                                nlohmann::json::array()};
     std::thread reader([&] { received = receiveHello(channel.fresh.get(), std::chrono::seconds(5)); });
-    REQUIRE(sendHello(channel.old.get(), sent));
+    REQUIRE(sendHello(channel.old.get(), sent, health));
     reader.join();
     REQUIRE(received);
     REQUIRE(*received);
-    const auto& got = received->value();
+    CHECK(received->value().health == health);
+    const auto& got = received->value().sockets;
     REQUIRE(got.size() == sent.size());
     for (std::size_t i = 0; i < sent.size(); ++i) {
         INFO(i);
@@ -66,7 +69,7 @@ TEST_CASE("hello hands over more descriptors than fit one message, each with wha
         CHECK(sameFile(got[i].fd.get(), sent[i].fd.get()));
     }
 
-    AdoptedSockets adopted(std::move(received->value()));
+    AdoptedSockets adopted(std::move(received->value().sockets));
     UniqueFd worker1 = adopted.takeListener("svc7", "127.0.0.1:10007", 1);
     REQUIRE(worker1.valid());
     CHECK(sameFile(worker1.get(), sent[15].fd.get()));

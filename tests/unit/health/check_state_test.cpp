@@ -76,3 +76,15 @@ TEST_CASE("rise 1 and fall 1 follow every result", "[health][check_state]") {
     CHECK(s.record(false, 1, 1) == Change::WentDown);
     CHECK(s.record(true, 1, 1) == Change::WentUp);
 }
+
+TEST_CASE("a verdict assumed from the previous generation keeps its hysteresis", "[health][check_state]") {
+    CheckState down;
+    down.assume(false);
+    CHECK(down.record(true, 2, 3) == Change::None);   // one pass is not `rise`
+    CHECK_FALSE(down.healthy());
+    CHECK(down.record(true, 2, 3) == Change::WentUp);
+    CheckState up;
+    up.assume(true);
+    CHECK(up.record(false, 2, 3) == Change::None);   // not a first check: `fall` failures take it down
+    CHECK(up.healthy());
+}
