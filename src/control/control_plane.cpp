@@ -590,6 +590,13 @@ void ControlPlane::retire(routing::TimePoint deadline, std::chrono::milliseconds
     listeners_.stopAccepting();
     if (!snapshot_) return;
     snapshot_ = drainingEverything(*snapshot_, deadline, spread);
+    retiredSnapshot_ = snapshot_;
+    for (auto& w : workers_) w->publish(snapshot_);
+}
+
+void ControlPlane::applySuccessorDrains(const SuccessorDrains& drains) {
+    if (!retiredSnapshot_) return;
+    snapshot_ = withSuccessorDrains(*retiredSnapshot_, drains);
     for (auto& w : workers_) w->publish(snapshot_);
 }
 

@@ -104,9 +104,30 @@ routing::SnapshotPtr drainingEverything(const routing::RoutingSnapshot& snapshot
             for (auto& backend : pool.backends) {
                 backend.weight = 0;
                 backend.draining = true;
-                backend.drainDeadline = deadline;
+                backend.drainDeadline = std::min(backend.drainDeadline, deadline);
             }
         }
+        out->services.push_back(std::move(route));
+    }
+    return out;
+}
+
+routing::SnapshotPtr withSuccessorDrains(const routing::RoutingSnapshot& retired, const SuccessorDrains& drains) {
+    auto out = std::make_shared<routing::RoutingSnapshot>();
+    out->revision = retired.revision + 1;
+    for (std::size_t i = 0; i < retired.services.size(); ++i) {
+        const auto it = drains.find(retired.services[i].name);
+        if (it == drains.end() || it->second.backends.empty()) {
+            out->services.push_back(retired.services.ptr(i));
+            continue;
+        }
+        routing::ServiceRoute route = retired.services[i];
+        route.drainSpread = std::min(route.drainSpread, config::Duration(it->second.spread));
+        for (auto& pool : route.pools)
+            for (auto& backend : pool.backends)
+                for (const auto& [colour, key, deadline] : it->second.backends)
+                    if (colour == pool.colour && key == backend.handle->key)
+                        backend.drainDeadline = std::min(backend.drainDeadline, deadline);
         out->services.push_back(std::move(route));
     }
     return out;

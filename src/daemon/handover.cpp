@@ -72,6 +72,7 @@ bool wellFormed(const nlohmann::json& body) {
     if (type == "counters")
         return is("seq", &J::is_number_unsigned) && is("part", &J::is_number_unsigned) &&
                is("parts", &J::is_number_unsigned) && is("series", &J::is_array);
+    if (type == "drains") return is("reset", &J::is_array) && is("spreads", &J::is_object) && is("backends", &J::is_array);
     if (type == "draining") return is("connections", &J::is_number_integer) && is("deadline_unix_ms", &J::is_number_integer);
     return true;
 }

@@ -31,6 +31,7 @@ constexpr std::size_t kReportedLines = 20;
 // Counter series a hand-over message carries (a histogram's is ~20 numbers): well under its size limit.
 constexpr std::size_t kSeriesPerMessage = 400;
 constexpr std::size_t kHealthRecordsPerMessage = 1000;
+constexpr std::size_t kDrainsPerMessage = 2000;
 
 // The descriptor the new generation finds its hand-over channel at.
 constexpr int kChildChannelFd = 3;
@@ -122,7 +123,11 @@ struct Upgrader::Attempt {
 };
 
 Upgrader::Upgrader(Parts parts)
-    : parts_(std::move(parts)), timer_(parts_.context), predecessorTimer_(parts_.context) {}
+    : parts_(std::move(parts)), timer_(parts_.context), predecessorTimer_(parts_.context) {
+    parts_.control.onPublished([this](const control::MasterState&) {
+        if (predecessorChannel_.valid()) sendDrains(parts_.control.lastChanges().all);
+    });
+}
 
 Upgrader::~Upgrader() {
     timer_.cancel();
@@ -334,12 +339,14 @@ void Upgrader::drainTick() {
             [[maybe_unused]] auto w = ::write(2, buffer, static_cast<std::size_t>(n));
         }
     }
-    if (successor_.valid() && readable(successor_.get())) {
+    while (successor_.valid() && readable(successor_.get())) {
         auto message = receiveHandoverMessage(successor_.get(), std::chrono::milliseconds(0));
         const std::string type = message ? message->body.value("type", "") : "";
         if (type == "stop") {
             telemetry::logger("daemon")->info("upgrade: the new generation is stopping; closing this one's connections");
             drainDeadline_ = Clock::now();
+        } else if (type == "drains") {
+            takeDrains(message->body);
         } else if (type == "finish") {
             const config::UpgradeConfig& upgrade = parts_.control.config().upgrade;
             const auto spread = std::min(upgrade.closeSpread, upgrade.drainTimeout);
@@ -390,6 +397,7 @@ void Upgrader::drainTick() {
 void Upgrader::watchPredecessor(UniqueFd channel, int pid) {
     predecessorChannel_ = std::move(channel);
     predecessor_ = DrainingGeneration{pid, 0, 0};
+    sendDrains(true);   // what was draining when this generation started
     readPredecessor();
 }
 
@@ -432,6 +440,63 @@ void Upgrader::takeCounters(const json& body) {
     incoming_.addJson(body["series"]);
     if (++incomingParts_ == parts)
         parts_.metrics.collector()->setCarried(std::make_shared<telemetry::CarriedCounters>(std::exchange(incoming_, {})));
+}
+
+void Upgrader::sendDrains(bool all) {
+    const routing::SnapshotPtr& snapshot = parts_.control.snapshot();
+    if (!snapshot) return;
+    const control::ChangeSet& changes = parts_.control.lastChanges();
+    json reset = json::array();
+    json spreads = json::object();
+    json backends = json::array();
+    const auto add = [&](const routing::ServiceRoute& route) {
+        reset.push_back(route.name);
+        spreads[route.name] = route.drainSpread.count();
+        for (const auto& pool : route.pools)
+            for (const auto& b : pool.backends)
+                if (b.draining && b.drainDeadline != routing::kNoDeadline)
+                    backends.push_back({route.name, config::toString(pool.colour), b.handle->key,
+                                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            b.drainDeadline.time_since_epoch()).count()});
+    };
+    if (all || changes.all) {
+        for (const auto& route : snapshot->services) add(route);
+    } else {
+        for (std::size_t i : changes.services)
+            if (i < snapshot->services.size()) add(snapshot->services[i]);
+    }
+    if (reset.empty()) return;
+    // In parts (a message is bounded): the first resets, the others add. A
+    // second's wait at most for each: the old generation reads every 20 ms.
+    for (std::size_t from = 0; from == 0 || from < backends.size(); from += kDrainsPerMessage) {
+        json part = json::array();
+        for (std::size_t i = from; i < backends.size() && i < from + kDrainsPerMessage; ++i) part.push_back(backends[i]);
+        const json message = {{"type", "drains"},
+                              {"reset", from == 0 ? reset : json::array()},
+                              {"spreads", from == 0 ? spreads : json::object()},
+                              {"backends", std::move(part)}};
+        if (auto sent = sendHandoverMessage(predecessorChannel_.get(), message, {}, std::chrono::seconds(1)); !sent) {
+            telemetry::logger("daemon")->warn("upgrade: the draining generation misses a drain: {}", sent.errorText());
+            return;
+        }
+    }
+}
+
+void Upgrader::takeDrains(const json& body) {
+    for (const auto& name : body["reset"])
+        if (name.is_string()) successorDrains_.erase(name.get<std::string>());
+    for (const auto& [name, spread] : body["spreads"].items())
+        if (spread.is_number_unsigned()) successorDrains_[name].spread = std::chrono::milliseconds(spread.get<int64_t>());
+    for (const auto& b : body["backends"]) {
+        if (!b.is_array() || b.size() != 4 || !b[0].is_string() || !b[1].is_string() || !b[2].is_string() ||
+            !b[3].is_number_integer())
+            continue;
+        const config::Colour colour = b[1].get<std::string>() == "green" ? config::Colour::Green : config::Colour::Blue;
+        successorDrains_[b[0].get<std::string>()].backends.emplace_back(
+            colour, b[2].get<std::string>(), routing::TimePoint(std::chrono::milliseconds(b[3].get<int64_t>())));
+    }
+    std::erase_if(successorDrains_, [](const auto& entry) { return entry.second.backends.empty(); });
+    parts_.control.applySuccessorDrains(successorDrains_);
 }
 
 void Upgrader::stopPredecessor() {

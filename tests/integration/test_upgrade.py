@@ -393,6 +393,41 @@ def test_the_new_generation_starts_from_the_health_the_old_one_saw(switchyard, s
         sick.stop()
 
 
+def test_a_drain_after_the_hand_over_reaches_the_draining_generation(backends, switchyard, successors):
+    a, b = backends.echo(), backends.echo()
+    d = switchyard([service("web", free_address(), blue=[a.address, b.address], drain_timeout="1s",
+                            drain_spread="100ms")],
+                   extra={"upgrade": {"drain_timeout": "1h", "close_spread": "1s"}})
+    listen = d.listen()
+    # One long connection on each backend, both held by the old generation.
+    assert d.admin(f"backend web blue {b.address} weight=0")["ok"] is True
+    on_a = _echoing(listen)
+    assert d.admin(f"backend web blue {b.address} weight=100")["ok"] is True
+    assert d.admin(f"backend web blue {a.address} weight=0")["ok"] is True
+    on_b = _echoing(listen)
+    assert d.admin(f"backend web blue {a.address} weight=100")["ok"] is True
+    old = d.pid
+    new = _upgraded_pid(d.ctl("upgrade", timeout=30))
+    successors.append(new)
+    assert {_owner(c, listen, [old, new]) for c in (on_a, on_b)} == {old}
+
+    # The new generation drains a: the old one's connection to a closes by a's drain deadline, not in an hour.
+    drained_at = time.monotonic()
+    assert d.admin(f"backend web blue {a.address} drain")["ok"] is True
+    wait_closed(on_a, timeout=5)
+    assert time.monotonic() - drained_at < 2.5
+    on_a.close()
+    on_b.sendall(b"still\n")
+    assert recv_exactly(on_b, 6) == b"still\n"
+    assert _proc_alive(old)
+    # Disabling b (a back in service) closes the last one; the old generation then exits.
+    assert d.admin(f"backend web blue {a.address} enable")["ok"] is True
+    assert d.admin(f"backend web blue {b.address} disable")["ok"] is True
+    wait_closed(on_b, timeout=5)
+    on_b.close()
+    assert d.wait_exit(5) == 0
+
+
 def test_the_last_connections_close_spread_over_close_spread(backends, switchyard, successors):
     echo = backends.echo()
     d = switchyard([service("web", free_address(), blue=[echo.address])],

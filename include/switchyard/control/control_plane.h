@@ -25,6 +25,7 @@
 #include "switchyard/control/health_seed.h"
 #include "switchyard/control/listener_set.h"
 #include "switchyard/control/master_state.h"
+#include "switchyard/control/snapshot_builder.h"
 #include "switchyard/control/state_store.h"
 #include "switchyard/control/transitions.h"
 #include "switchyard/fleet/fleet_store.h"
@@ -164,6 +165,8 @@ public:
     // open connection closes by `deadline`, spread over `spread` before it.
     void retire(routing::TimePoint deadline, std::chrono::milliseconds spread);
     bool retired() const { return retired_; }
+    // Retired: the next generation's drains reach the connections this one still serves.
+    void applySuccessorDrains(const SuccessorDrains& drains);
     std::vector<ListenerSet::HandoverFd> handoverListeners() const { return listeners_.handoverFds(); }
     void setAdoptedListeners(ListenerSet::AdoptedLookup lookup) { listeners_.setAdopted(std::move(lookup)); }
     // Before start(): this process takes over from a running one (`upgrade`), it is no restart.
@@ -211,6 +214,7 @@ private:
     std::vector<std::function<void(const MasterState&)>> publishListeners_;
     bool frozen_ = false;
     bool retired_ = false;
+    routing::SnapshotPtr retiredSnapshot_;   // retire()'s, before the next generation's drains
     bool takingOver_ = false;
     std::optional<HealthSeed> healthSeed_;
     uint64_t saveFailures_ = 0;

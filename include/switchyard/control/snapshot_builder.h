@@ -3,6 +3,12 @@
 // MasterState -> RoutingSnapshot. Also where pool drains begin and end: a pool
 // whose effective weight falls to 0 starts draining; one that comes back stops.
 
+#include <chrono>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
 #include "switchyard/control/master_state.h"
 #include "switchyard/routing/routing_snapshot.h"
 
@@ -27,7 +33,23 @@ routing::SnapshotPtr buildSnapshot(const MasterState& state, const MasterState& 
 // A retiring generation (after `upgrade`): `snapshot` with every backend
 // draining to `deadline`, so each worker closes what is still open spread over
 // [deadline - spread, deadline] (proxy/drain_schedule.h) and routes nothing new.
+// A backend that already drained to an earlier deadline keeps it.
 routing::SnapshotPtr drainingEverything(const routing::RoutingSnapshot& snapshot, routing::TimePoint deadline,
                                         std::chrono::milliseconds spread);
+
+// The drains of the next generation (a backend drained, disabled or removed,
+// a pool leaving traffic after `upgrade`), by service: its drain_spread and
+// the deadline of each draining backend by pool and address key.
+struct ServiceDrains {
+    std::chrono::milliseconds spread{0};
+    std::vector<std::tuple<config::Colour, std::string, routing::TimePoint>> backends;
+};
+using SuccessorDrains = std::unordered_map<std::string, ServiceDrains>;
+
+// A retired generation's snapshot (drainingEverything) with the next
+// generation's drains: each backend closes by the earlier of the two
+// deadlines, as it would in that generation, and a service with such a drain
+// spreads its closes over the shorter of the two spreads.
+routing::SnapshotPtr withSuccessorDrains(const routing::RoutingSnapshot& retired, const SuccessorDrains& drains);
 
 } // namespace switchyard::control

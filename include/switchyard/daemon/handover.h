@@ -13,6 +13,12 @@
 //   go                                  ->   (the new one is main PID, writer, acceptor)
 //   draining {pid, connections, deadline_unix_ms} every second, until the old one exits
 //   counters {seq, part, parts, series} every second and at its exit
+//                                       <- drains {reset, spreads, backends} after a publish
+//
+// `drains`: the new generation's draining backends ([service, pool, address,
+// deadline]) of the services named in `reset`, whose earlier entries they
+// replace; deadlines in steady-clock milliseconds (CLOCK_MONOTONIC: one host).
+// The old generation closes its connections to them as the new one does.
 //
 // `counters` are the counter and histogram series the old generation's scrape
 // shows (telemetry/carried_counters.h), split in parts: the new one adds a

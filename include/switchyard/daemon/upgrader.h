@@ -90,6 +90,11 @@ private:
     void sendCounters(int channel, std::chrono::milliseconds wait);
     // New generation: one part of the predecessor's counters; a complete set is shown.
     void takeCounters(const nlohmann::json& body);
+    // New generation: the drains of the services a publish changed (all of them:
+    // `all`), so the predecessor's connections to them drain as this one's do.
+    void sendDrains(bool all);
+    // Retired: the next generation's drains, applied to this one's connections.
+    void takeDrains(const nlohmann::json& body);
     std::size_t openConnections() const;
 
     Parts parts_;
@@ -113,6 +118,8 @@ private:
     telemetry::CarriedCounters incoming_;
     uint64_t incomingSeq_ = 0;
     std::size_t incomingParts_ = 0;
+    // Retired: the next generation's drains, by service.
+    control::SuccessorDrains successorDrains_;
 };
 
 } // namespace switchyard::daemon

@@ -130,3 +130,32 @@ TEST_CASE("A retiring generation's snapshot drains every backend to one deadline
     CHECK_FALSE(snapshot->services[0].pool(config::Colour::Blue).backends[0].draining);
     CHECK(retiring->index == nullptr);   // workers look at every route again
 }
+
+TEST_CASE("The next generation's drains close a retired generation's backends by the earlier deadline",
+          "[control][snapshot]") {
+    MasterState state;
+    state.services.push_back(webEntry());
+    const auto now = routing::Clock::now();
+    const auto deadline = now + 1h;
+    auto retiring = drainingEverything(*buildSnapshot(state), deadline, 60s);
+    const auto soon = now + 30s;
+    SuccessorDrains drains;
+    drains["web"] = ServiceDrains{3s, {{config::Colour::Blue, "127.0.0.1:9001", soon},
+                                       {config::Colour::Green, "127.0.0.1:9001", now},       // not in green
+                                       {config::Colour::Blue, "127.0.0.1:9002", now + 2h}}};   // later: no change
+    drains["gone"] = ServiceDrains{1s, {{config::Colour::Blue, "127.0.0.1:9001", now}}};
+    const auto after = withSuccessorDrains(*retiring, drains);
+    const auto& web = after->services[0];
+    CHECK(web.drainSpread == 3s);
+    CHECK(web.pool(config::Colour::Blue).backends[0].drainDeadline == soon);
+    CHECK(web.pool(config::Colour::Blue).backends[1].drainDeadline == deadline);
+    CHECK(web.pool(config::Colour::Green).backends[0].drainDeadline == deadline);
+    CHECK(after->index == nullptr);
+    // Without drains (a backend enabled again), the retired snapshot's deadlines come back.
+    const auto none = withSuccessorDrains(*retiring, {});
+    CHECK(none->services.ptr(0) == retiring->services.ptr(0));
+    // A retirement after an earlier one (a second upgrade) keeps an earlier deadline.
+    const auto again = drainingEverything(*after, now + 2h, 1s);
+    CHECK(again->services[0].pool(config::Colour::Blue).backends[0].drainDeadline == soon);
+    CHECK(again->services[0].pool(config::Colour::Blue).backends[1].drainDeadline == deadline);
+}

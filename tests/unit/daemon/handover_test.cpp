@@ -119,6 +119,8 @@ TEST_CASE("a hand-over message with a field of the wrong type is refused, not th
         {{"type", "refused"}, {"error", nlohmann::json::array()}},
         {{"type", "draining"}, {"connections", "many"}},
         {{"type", "counters"}, {"seq", 1}, {"part", 0}, {"parts", 1}, {"series", "all"}},
+        {{"type", "drains"}, {"reset", "web"}, {"spreads", nlohmann::json::object()}, {"backends", nlohmann::json::array()}},
+        {{"type", "health"}, {"records", 1}},
         {{"type", "counters"}, {"seq", -1}, {"part", 0}, {"parts", 1}, {"series", nlohmann::json::array()}},
         {{"type", "hello"}, {"version", "1"}, {"sockets", nlohmann::json::array()}, {"batches", 0}},
         {{"type", "hello"}, {"version", 1}, {"sockets", nlohmann::json::array()}, {"batches", -1}},
