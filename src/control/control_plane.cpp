@@ -41,6 +41,11 @@ Result<bool> ControlPlane::start() {
     const auto log = telemetry::logger("control");
     if (fleet_)
         if (auto ok = fleet_->loadCredentials(); !ok) return ok;
+    // One writer per state file. Taking over (`upgrade`), the running
+    // generation holds it until the hand-over: becomeWriter() then.
+    if (store_ && !takingOver_)
+        if (auto locked = writerLock_.take(store_->where()); !locked)
+            return Result<bool>::failure(fmt::format("state: {}", locked.errorText()));
     MasterState initial;
     for (const auto& service : config_.services) initial.add(makeServiceEntry(service));
     if (store_) {
@@ -94,6 +99,10 @@ Outcome ControlPlane::commit(MasterState next, Order order, const std::vector<st
     if (retired_) return Outcome::success();
     const auto save = [&](const MasterState& state) -> Result<bool> {
         if (!store_ || toSave.empty()) return true;
+        // Taking over, before the hand-over: the running generation saved it all and is the writer.
+        if (beforeHandover_) return true;
+        if (!writerLock_.held())
+            return Result<bool>::failure("this process does not hold the state file's writer lock");
         std::vector<const ServiceEntry*> services;
         services.reserve(toSave.size());
         for (std::size_t i : toSave) services.push_back(&state.services[i]);
@@ -586,12 +595,19 @@ Result<bool> ControlPlane::freezeForUpgrade() {
 void ControlPlane::retire(routing::TimePoint deadline, std::chrono::milliseconds spread) {
     frozen_ = true;
     retired_ = true;
+    writerLock_.release();   // the next generation writes from now on
     housekeepingTimer_.cancel();
     listeners_.stopAccepting();
     if (!snapshot_) return;
     snapshot_ = drainingEverything(*snapshot_, deadline, spread);
     retiredSnapshot_ = snapshot_;
     for (auto& w : workers_) w->publish(snapshot_);
+}
+
+Result<bool> ControlPlane::becomeWriter() {
+    beforeHandover_ = false;
+    if (!store_) return true;
+    return writerLock_.take(store_->where());
 }
 
 void ControlPlane::applySuccessorDrains(const SuccessorDrains& drains) {

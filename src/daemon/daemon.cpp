@@ -410,6 +410,8 @@ int runDaemon(DaemonOptions options) {
             stopWorkers();
             return 1;
         }
+        // The previous generation let go of the state file's writer lock before it said go.
+        if (auto writer = control.becomeWriter(); !writer) log->error("state: {}; changes are not saved", writer.errorText());
         // Our own log lines went through the previous generation until now.
         if (UniqueFd output = adopted->take("stderr"); output.valid()) {
             ::dup2(output.get(), STDOUT_FILENO);

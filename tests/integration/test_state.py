@@ -13,7 +13,7 @@ import pytest
 
 from admin_raw import wait_checked
 from clients import http_get
-from daemon import service, switchyard_bin
+from daemon import run_switchyard, service, switchyard_bin
 from netutil import free_address
 from waiters import wait_until
 
@@ -370,3 +370,20 @@ def test_a_damaged_record_is_set_aside_and_its_service_goes_on_above_its_generat
     assert svc(d, "api")["split"] == {"blue": 0, "green": 100}
     (aside,) = glob.glob(str(record) + ".bad-*")
     assert aside in d.log()
+
+
+def test_a_second_daemon_on_the_same_state_file_refuses_to_start(backends, switchyard):
+    d, blue, green = web(backends, switchyard)
+    second = switchyard([service("api", free_address(), blue=[blue.address])], start=False,
+                        extra={"state_file": d.state_file})
+    out = run_switchyard("-c", str(second.config_path))
+    assert out.returncode == 1
+    assert (f"cannot start: state: {d.state_file} is in use by another switchyard (it holds {d.state_file}.lock); "
+            "two daemons must not share a state file: give each its own state_file") in out.stderr
+    # The running daemon is the one writer still.
+    assert d.admin("split web blue=20 green=80")["ok"] is True
+    assert d.saved_record("web")["split"] == {"blue": 20, "green": 80}
+    # Its lock goes with it: then the other one starts.
+    d.stop()
+    second.start()
+    assert second.admin("status")["ok"] is True

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from clients import close_times, connect, http_get, recv_exactly, wait_closed
-from daemon import metrics_daemon, service, start_socket_activated, switchyard_bin
+from daemon import metrics_daemon, run_switchyard, service, start_socket_activated, switchyard_bin
 from netutil import free_address, split_address
 from notify_socket import NotifySocket
 from test_health import HttpHealthBackend, backend_of, status
@@ -605,6 +605,12 @@ def test_the_state_goes_over_with_the_upgrade(backends, switchyard, successors):
     again = d.admin("split web blue=40 green=60")
     assert again["ok"] is True and again["generation"] == changed["generation"] + 1
     assert d.saved_record("web")["split"] == {"blue": 40, "green": 60}
+    # It holds the state file's writer lock now: a second daemon on that state file is refused.
+    d.wait_exit(5)
+    other = switchyard([service("api", free_address(), blue=[blue.address])], start=False,
+                       extra={"state_file": d.state_file})
+    out = run_switchyard("-c", str(other.config_path))
+    assert out.returncode == 1 and f"{d.state_file} is in use by another switchyard" in out.stderr
 
 
 def test_a_rollout_goes_on_across_the_upgrade(backends, switchyard, successors):

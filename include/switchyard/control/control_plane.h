@@ -28,6 +28,7 @@
 #include "switchyard/control/snapshot_builder.h"
 #include "switchyard/control/state_store.h"
 #include "switchyard/control/transitions.h"
+#include "switchyard/control/writer_lock.h"
 #include "switchyard/fleet/fleet_store.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/rollout/rollout_controller.h"
@@ -170,7 +171,10 @@ public:
     std::vector<ListenerSet::HandoverFd> handoverListeners() const { return listeners_.handoverFds(); }
     void setAdoptedListeners(ListenerSet::AdoptedLookup lookup) { listeners_.setAdopted(std::move(lookup)); }
     // Before start(): this process takes over from a running one (`upgrade`), it is no restart.
-    void setTakingOver() { takingOver_ = true; }
+    void setTakingOver() { takingOver_ = beforeHandover_ = true; }
+    // Taking over, once the previous generation handed over: takes the state
+    // file's writer lock (control/writer_lock.h); until then nothing is saved.
+    Result<bool> becomeWriter();
     // Before start(): the health the previous generation saw, for the first snapshot.
     void setHealthSeed(HealthSeed seed) { healthSeed_ = std::move(seed); }
 
@@ -217,6 +221,8 @@ private:
     routing::SnapshotPtr retiredSnapshot_;   // retire()'s, before the next generation's drains
     bool takingOver_ = false;
     std::optional<HealthSeed> healthSeed_;
+    WriterLock writerLock_;
+    bool beforeHandover_ = false;   // taking over, not the writer yet
     uint64_t saveFailures_ = 0;
     uint64_t reloadsOk_ = 0;
     uint64_t reloadsFailed_ = 0;
