@@ -32,8 +32,8 @@ Result<bool> ListenerSet::open(const config::ServiceConfig& service) {
             fds.push_back(std::move(fd));
         }
         if (!fds.empty())
-            telemetry::logger("control")->info("service {}: accepting on {} listener(s) the previous generation handed over",
-                                               service.name, fds.size());
+            telemetry::logger("control")->info("service {}: accepting on {} listener(s) {}", service.name, fds.size(),
+                                               adoptedFrom_);
     }
     for (std::size_t i = fds.size(); i < workers_.size(); ++i) {
         auto fd = proxy::openListenSocket(service.listen, /*reusePort=*/true);

@@ -232,7 +232,18 @@ int runDaemon(DaemonOptions options) {
     };
 
     control::ControlPlane control(context, config, workers, engine);
-    const InheritedSockets inherited = InheritedSockets::fromEnvironment();
+    InheritedSockets inherited = InheritedSockets::fromEnvironment();
+    // systemd's fd store gave back the listeners the last process kept there (a restart).
+    std::optional<AdoptedSockets> stored;
+    if (auto kept = inherited.takeStored(); !kept.empty()) {
+        stored.emplace(std::move(kept));
+        log->info("systemd's fd store gave back {} listener(s)", stored->size());
+        control.setAdoptedListeners(
+            [&stored](const config::ServiceConfig& s, std::size_t worker) {
+                return stored->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));
+            },
+            "kept in systemd's fd store");
+    }
     if (inherited.size() > 0) {
         control.setInheritedListeners([&inherited](const config::ServiceConfig& s) { return inherited.find(s); });
         for (const auto& name : inherited.unclaimed(config))
@@ -261,9 +272,11 @@ int runDaemon(DaemonOptions options) {
             ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
         log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), ::getppid());
         control.setTakingOver();
-        control.setAdoptedListeners([&adopted](const config::ServiceConfig& s, std::size_t worker) {
-            return adopted->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));
-        });
+        control.setAdoptedListeners(
+            [&adopted](const config::ServiceConfig& s, std::size_t worker) {
+                return adopted->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));
+            },
+            "the previous generation handed over");
     }
     // The admin socket (and ports) first: a second copy started by mistake is
     // refused here, before its SO_REUSEPORT listeners could take connections
@@ -368,6 +381,17 @@ int runDaemon(DaemonOptions options) {
         for (const auto& s : control.state().services) open += s.state ? s.state->active.load() : 0;
         return fmt::format("{} service(s), {} open connection(s), {} worker(s), engine {}, revision {}",
                            control.state().services.size(), open, count, engine, control.state().revision);
+    });
+    // Restarts keep the listeners (FileDescriptorStoreMax=): stored now, and again when a reload changes them.
+    {
+        std::vector<std::string> unclaimed;
+        if (stored)
+            for (const auto& [service, worker] : stored->leftListeners()) unclaimed.push_back(fdStoreName(service, worker));
+        notifier.storeListeners(control.handoverListeners(), unclaimed);
+        stored.reset();   // listeners nothing claimed (fewer workers, a service gone) close now
+    }
+    control.onPublished([&control, &notifier](const control::MasterState&) {
+        if (control.lastChanges().all && !control.retired()) notifier.storeListeners(control.handoverListeners());
     });
     Upgrader upgrader({context, control, adminServer, metrics, notifier, workers, binaryPath});
     executor.setDrainingGeneration([&upgrader] { return upgrader.drainingGeneration(); });

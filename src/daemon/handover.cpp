@@ -191,6 +191,13 @@ UniqueFd AdoptedSockets::take(std::string_view role) {
     return UniqueFd();
 }
 
+std::vector<std::pair<std::string, unsigned>> AdoptedSockets::leftListeners() const {
+    std::vector<std::pair<std::string, unsigned>> out;
+    for (const auto& s : sockets_)
+        if (s.role == "listener" && s.fd.valid()) out.emplace_back(s.service, s.worker);
+    return out;
+}
+
 UniqueFd AdoptedSockets::takeListener(std::string_view service, std::string_view address, unsigned worker) {
     // A shared socket serves every worker: each gets its own descriptor of it.
     for (auto& s : sockets_)

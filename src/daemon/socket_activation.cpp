@@ -1,8 +1,11 @@
 #include "switchyard/daemon/socket_activation.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
@@ -30,7 +33,31 @@ std::string boundAddress(int fd) {
     return {};
 }
 
+constexpr std::string_view kStorePrefix = "sy-listener-";
+
 } // namespace
+
+std::string fdStoreName(std::string_view service, unsigned worker) {
+    return fmt::format("{}{}-{}", kStorePrefix, worker, service);
+}
+
+std::vector<HandoverSocket> InheritedSockets::takeStored() {
+    std::vector<HandoverSocket> out;
+    std::erase_if(sockets_, [&out](const Socket& s) {
+        if (!s.name.starts_with(kStorePrefix)) return false;
+        // "sy-listener-<worker>-<service>"
+        const std::string_view rest = std::string_view(s.name).substr(kStorePrefix.size());
+        const std::size_t dash = rest.find('-');
+        unsigned worker = 0;
+        const auto [end, ec] = std::from_chars(rest.data(), rest.data() + std::min(dash, rest.size()), worker);
+        if (dash == std::string_view::npos || ec != std::errc() || end != rest.data() + dash) return false;
+        ::fcntl(s.fd, F_SETFD, FD_CLOEXEC);
+        ::fcntl(s.fd, F_SETFL, ::fcntl(s.fd, F_GETFL) | O_NONBLOCK);
+        out.push_back({"listener", std::string(rest.substr(dash + 1)), s.address, worker, UniqueFd(s.fd), false});
+        return true;
+    });
+    return out;
+}
 
 InheritedSockets InheritedSockets::fromEnvironment() {
     InheritedSockets result;

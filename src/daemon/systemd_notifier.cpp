@@ -5,8 +5,10 @@
 #include <cstring>
 #include <ctime>
 
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "switchyard/daemon/socket_activation.h"
 #include "switchyard/telemetry/logging.h"
 
 namespace switchyard::daemon {
@@ -74,6 +76,40 @@ void SystemdNotifier::stopping() {
 void SystemdNotifier::handOver(int pid) {
     notify("MAINPID=" + std::to_string(pid));
     stop();
+}
+
+void SystemdNotifier::storeListeners(const std::vector<control::ListenerSet::HandoverFd>& listeners,
+                                     const std::vector<std::string>& forget) {
+    if (!active_ || stopped_) return;
+    const auto log = telemetry::logger("daemon");
+    std::map<std::string, std::pair<int, ino_t>> now;
+    for (const auto& l : listeners) {
+        struct stat st {};
+        // Socket activation's shared sockets are systemd's own already.
+        if (l.shared || ::fstat(l.fd, &st) != 0) continue;
+        now[fdStoreName(l.service, l.worker)] = {l.fd, st.st_ino};
+    }
+    const auto remove = [this](const std::string& name) { notify("FDSTOREREMOVE=1\nFDNAME=" + name); };
+    for (const auto& name : forget) remove(name);
+    for (auto it = stored_.begin(); it != stored_.end();) {
+        const auto n = now.find(it->first);
+        if (n != now.end() && n->second.second == it->second) {
+            ++it;
+            continue;
+        }
+        remove(it->first);
+        it = stored_.erase(it);
+    }
+    for (const auto& [name, socket] : now) {
+        if (stored_.contains(name)) continue;
+        const std::string message = "FDSTORE=1\nFDNAME=" + name;
+        int fd = socket.first;
+        if (const int rc = ::sd_pid_notify_with_fds(0, 0, message.c_str(), &fd, 1); rc < 0) {
+            log->warn("cannot keep listener {} in systemd's fd store: {}", name, std::strerror(-rc));
+            continue;
+        }
+        stored_[name] = socket.second;
+    }
 }
 
 void SystemdNotifier::updateStatus() {

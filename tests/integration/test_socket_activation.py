@@ -13,8 +13,10 @@ import time
 import pytest
 
 from clients import http_get
-from daemon import service, start_socket_activated, switchyard_bin
+from daemon import service, start_socket_activated, start_with_fds, switchyard_bin
 from netutil import free_address, split_address
+from notify_socket import NotifySocket
+from test_upgrade import Prober
 from waiters import wait_until
 
 
@@ -103,3 +105,32 @@ def test_systemd_socket_activate_hands_the_socket_to_every_worker(backends, swit
             if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
                 listening.add(fields[9])
     assert listening == {inherited[len("socket:["):-1]}
+
+
+def test_restart_with_the_listeners_in_systemds_fd_store_refuses_no_connection(backends, switchyard):
+    """FileDescriptorStoreMax=: the daemon keeps its listeners in systemd's fd store; a restart
+    (stop, then start with what the store passes back) refuses nothing. The test plays systemd."""
+    notify = NotifySocket()
+    try:
+        echo = backends.echo()
+        address = free_address()
+        options = {"workers": 2, "shutdown_grace": "1s", "env": {"NOTIFY_SOCKET": notify.path}}
+        first = switchyard([service("web", address, blue=[echo.address])], **options)
+        wait_until(lambda: sorted(notify.stored()) == ["sy-listener-0-web", "sy-listener-1-web"], 5, 0.02,
+                   lambda: f"one stored listener per worker, got {notify.all()}")
+        prober = Prober(address)
+        prober.start()
+        wait_until(lambda: prober.ok >= 20, 10, 0.02, "probes before the restart")
+        first.stop()
+        stopped = prober.ok
+        second = switchyard([service("web", address, blue=[echo.address])], start=False, **options)
+        start_with_fds(second, notify.stored())
+        assert "web: accepting on 2 listener(s) kept in systemd's fd store" in second.log()
+        wait_until(lambda: prober.ok >= stopped + 30, 10, 0.02, "probes after the restart")
+        prober.finish()
+        assert prober.failures == [], prober.failures[:5]
+        # The second process stores the very same sockets (systemd keeps one of each).
+        assert sorted(notify.stored()) == ["sy-listener-0-web", "sy-listener-1-web"]
+        assert any(m.get("FDSTORE") == "1" for m in notify.from_pid(second.pid))
+    finally:
+        notify.close()

@@ -289,13 +289,20 @@ class SwitchyardDaemon:
 def start_socket_activated(d, listener):
     """Start daemon `d` with `listener` passed as fd 3 (named after the first service), the way
     systemd does."""
-    fd = listener.fileno()
-    name = d.services[0]["name"]
-    script = f'exec 3<&{fd}; LISTEN_FDS=1 LISTEN_PID=$$ LISTEN_FDNAMES={name} exec "$0" -c "$1"'
+    start_with_fds(d, {d.services[0]["name"]: listener.fileno()})
+
+
+def start_with_fds(d, named_fds):
+    """Start daemon `d` with the descriptors of `named_fds` ({name: fd}) passed from fd 3 on with
+    LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID, the way systemd passes sockets (and its fd store)."""
+    names, fds = list(named_fds), list(named_fds.values())
+    moves = "; ".join(f"exec {3 + i}<&{fd}" for i, fd in enumerate(fds))
+    script = (f'{moves}; LISTEN_FDS={len(fds)} LISTEN_PID=$$ LISTEN_FDNAMES={":".join(names)} '
+              'exec "$0" -c "$1"')
     d._stderr = open(d.stderr_path, "ab")
     d._stdout = open(d.stdout_path, "ab")
     d.proc = subprocess.Popen(["bash", "-c", script, switchyard_bin(), str(d.config_path)],
-                              pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=d._stdout,
+                              pass_fds=tuple(fds), stdin=subprocess.DEVNULL, stdout=d._stdout,
                               stderr=d._stderr, cwd=str(d.workdir), env={**os.environ, **(d.env or {})})
     d.wait_ready()
 

@@ -11,6 +11,8 @@ import threading
 class NotifySocket:
     """A datagram socket standing in for systemd's NOTIFY_SOCKET; collects messages."""
 
+    MAX_FDS = 16
+
     def __init__(self):
         # A short path: unix socket paths are limited to 107 bytes.
         self.dir = tempfile.mkdtemp(prefix="sy-notify-", dir="/tmp")
@@ -29,7 +31,8 @@ class NotifySocket:
     def _run(self):
         while not self._stop:
             try:
-                data, ancillary, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+                data, ancillary, _flags, _addr = self.sock.recvmsg(
+                    65536, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(4 * self.MAX_FDS))
             except socket.timeout:
                 continue
             except OSError:
@@ -38,6 +41,9 @@ class NotifySocket:
             for level, kind, value in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                     message["_pid"] = struct.unpack("iII", value[:12])[0]
+                elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    # FDSTORE=1: the descriptors are the test's now, as systemd's fd store holds them.
+                    message["_fds"] = list(struct.unpack("%di" % (len(value) // 4), value[:len(value) // 4 * 4]))
             with self._lock:
                 self.messages.append(message)
 
@@ -60,8 +66,24 @@ class NotifySocket:
         with self._lock:
             return list(self.messages)
 
+    def stored(self):
+        """systemd's fd store as the messages built it: {FDNAME: fd} (FDSTORE=1, FDSTOREREMOVE=1)."""
+        store = {}
+        for m in self.all():
+            if m.get("FDSTORE") == "1" and m.get("_fds"):
+                store.setdefault(m.get("FDNAME", "stored"), m["_fds"][0])
+            elif m.get("FDSTOREREMOVE") == "1":
+                store.pop(m.get("FDNAME"), None)
+        return store
+
     def close(self):
         self._stop = True
         self._thread.join(2)
         self.sock.close()
+        for m in self.all():
+            for fd in m.get("_fds", []):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)

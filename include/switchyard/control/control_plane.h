@@ -169,7 +169,10 @@ public:
     // Retired: the next generation's drains reach the connections this one still serves.
     void applySuccessorDrains(const SuccessorDrains& drains);
     std::vector<ListenerSet::HandoverFd> handoverListeners() const { return listeners_.handoverFds(); }
-    void setAdoptedListeners(ListenerSet::AdoptedLookup lookup) { listeners_.setAdopted(std::move(lookup)); }
+    // `from` says where they come from, for the log.
+    void setAdoptedListeners(ListenerSet::AdoptedLookup lookup, std::string from) {
+        listeners_.setAdopted(std::move(lookup), std::move(from));
+    }
     // Before start(): this process takes over from a running one (`upgrade`), it is no restart.
     void setTakingOver() { takingOver_ = beforeHandover_ = true; }
     // Taking over, once the previous generation handed over: takes the state

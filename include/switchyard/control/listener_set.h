@@ -28,7 +28,11 @@ public:
     // Upgrade: the listener a previous generation handed over for a service's
     // worker (an invalid fd when it handed none: that one is bound anew).
     using AdoptedLookup = std::function<UniqueFd(const config::ServiceConfig&, std::size_t worker)>;
-    void setAdopted(AdoptedLookup lookup) { adopted_ = std::move(lookup); }
+    // `from`: where they come from, for the log ("the previous generation handed over").
+    void setAdopted(AdoptedLookup lookup, std::string from) {
+        adopted_ = std::move(lookup);
+        adoptedFrom_ = std::move(from);
+    }
 
     // A listening socket as the next generation gets it (daemon/handover.h).
     struct HandoverFd {
@@ -51,6 +55,7 @@ private:
     std::vector<std::unique_ptr<proxy::Worker>>& workers_;
     InheritedLookup inherited_;
     AdoptedLookup adopted_;
+    std::string adoptedFrom_;
     // A duplicate of each worker's listener per service, kept for a hand-over:
     // the very socket (and its queue) goes to the next generation.
     struct Kept {

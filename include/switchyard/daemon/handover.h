@@ -75,6 +75,8 @@ public:
     // A service's listener for one worker, if it was handed over for the same address.
     UniqueFd takeListener(std::string_view service, std::string_view address, unsigned worker);
     std::size_t size() const { return sockets_.size(); }
+    // Listeners nobody took, as (service, worker).
+    std::vector<std::pair<std::string, unsigned>> leftListeners() const;
 
 private:
     std::vector<HandoverSocket> sockets_;

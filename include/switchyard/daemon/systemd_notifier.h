@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/types.h>
+
+#include "switchyard/control/listener_set.h"
 #include "switchyard/proxy/worker.h"
 
 namespace switchyard::daemon {
@@ -38,6 +42,13 @@ public:
     // upgrade: `pid` is systemd's main PID from now on (MAINPID=); this
     // process sends nothing more (the new one pings the watchdog).
     void handOver(int pid);
+    // Keeps the service listeners this daemon bound in systemd's fd store
+    // (FDSTORE=1, FDNAME=fdStoreName(); the unit needs FileDescriptorStoreMax=),
+    // so a restart gets them back and nothing is refused meanwhile. Only what
+    // changed since the last call is sent; a listener gone is removed
+    // (FDSTOREREMOVE=1), as are `forget` (stored names nothing claimed).
+    void storeListeners(const std::vector<control::ListenerSet::HandoverFd>& listeners,
+                        const std::vector<std::string>& forget = {});
     // Sends STATUS= now if it changed.
     void updateStatus();
     void stop();
@@ -66,6 +77,8 @@ private:
     bool warnedStuck_ = false;
     bool armed_ = false;
     bool stopped_ = false;
+    // What the fd store holds, by FDNAME: the socket's inode.
+    std::map<std::string, ino_t> stored_;
 };
 
 } // namespace switchyard::daemon
