@@ -1,5 +1,6 @@
 """Under a real systemd: a Debian 12 container (systemd-nspawn) runs switchyard.service as README's
-install steps set it up, and `switchyardctl upgrade` moves systemd's MainPID to the new process.
+install steps set it up, `switchyardctl upgrade` moves systemd's MainPID to the new process, and
+`systemctl restart` gives the next process its listeners back from systemd's fd store.
 
 Opt-in: set SWITCHYARD_NSPAWN_ROOTFS to a Debian 12 tree made with
 `debootstrap --include=systemd-sysv,dbus bookworm DIR` (the test never writes to it: the container
@@ -150,8 +151,15 @@ def test_systemd_follows_the_upgrade_in_a_debian_12_container(tmp_path, backends
         fresh.sendall(b"new\n")
         assert recv_exactly(fresh, 4) == b"new\n"
         fresh.close()
-        # A restart keeps systemd's view consistent too.
+        # A restart: systemd's fd store kept the listeners (FileDescriptorStoreMax= in the unit).
         box.run("systemctl", "restart", "switchyard")
         wait_until(lambda: box.main_pid() not in (0, before, new), 10, 0.1, "a new MainPID after restart")
+        wait_until(lambda: "web: accepting on" in (lambda j: j if "kept in systemd's fd store" in j else "")(
+            box.run("journalctl", "-u", "switchyard", "--no-pager", "-o", "cat").stdout), 10, 0.2,
+            "the restarted process to take its listeners from the fd store")
+        again = connect(listen)
+        again.sendall(b"again\n")
+        assert recv_exactly(again, 6) == b"again\n"
+        again.close()
     finally:
         box.stop()
