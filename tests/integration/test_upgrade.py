@@ -451,7 +451,7 @@ FAILING_BINARIES = {
     "hangs": ('case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600',
               "the new process was not ready within 2000 ms"),
     "other-version": ('[ "$1" = --handover-version ] && { echo 999; exit 0; }\nexec "$REAL" "$@"',
-                      "it speaks hand-over version '999', this daemon 1"),
+                      "it speaks hand-over version '999', this daemon 2"),
 }
 
 
@@ -515,7 +515,7 @@ def test_a_change_during_the_upgrade_is_refused_as_upgrading_then_succeeds(backe
 def test_handover_version_is_printed():
     out = subprocess.run([switchyard_bin(), "--handover-version"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0
-    assert out.stdout == "1\n"
+    assert out.stdout == "2\n"
 
 
 def test_a_second_upgrade_brings_the_draining_generation_forward(backends, switchyard, successors):

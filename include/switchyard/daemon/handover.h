@@ -40,7 +40,10 @@
 namespace switchyard::daemon {
 
 // `switchyard --handover-version` prints it.
-inline constexpr int kHandoverVersion = 1;
+// 2: the hello carries health, the old side sends counters before `go` and both
+// stream counters and drains while the old one drains (a version-1 binary
+// would take a health message for `go`).
+inline constexpr int kHandoverVersion = 2;
 inline constexpr std::size_t kMaxFdsPerMessage = 250;
 
 // One descriptor handed over and what it is.

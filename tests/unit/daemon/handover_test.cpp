@@ -86,7 +86,7 @@ TEST_CASE("a hello of another hand-over version is refused", "[daemon]") {
                                  {"batches", 0}}));
     auto received = receiveHello(channel.fresh.get(), std::chrono::seconds(1));
     REQUIRE_FALSE(received);
-    CHECK(received.errorText() == "the running daemon speaks hand-over version 2, this binary 1");
+    CHECK(received.errorText() == "the running daemon speaks hand-over version 3, this binary 2");
 }
 
 TEST_CASE("a broken or silent channel is an error, not a hang", "[daemon]") {
