@@ -382,14 +382,12 @@ int runDaemon(DaemonOptions options) {
         return fmt::format("{} service(s), {} open connection(s), {} worker(s), engine {}, revision {}",
                            control.state().services.size(), open, count, engine, control.state().revision);
     });
-    // Restarts keep the listeners (FileDescriptorStoreMax=): stored now, and again when a reload changes them.
-    {
-        std::vector<std::string> unclaimed;
-        if (stored)
-            for (const auto& [service, worker] : stored->leftListeners()) unclaimed.push_back(fdStoreName(service, worker));
-        notifier.storeListeners(control.handoverListeners(), unclaimed);
-        stored.reset();   // listeners nothing claimed (fewer workers, a service gone) close now
-    }
+    // Restarts keep the listeners (FileDescriptorStoreMax=): stored once this
+    // process is systemd's main PID (below), and again when a reload changes them.
+    std::vector<std::string> unclaimedStored;
+    if (stored)
+        for (const auto& [service, worker] : stored->leftListeners()) unclaimedStored.push_back(fdStoreName(service, worker));
+    stored.reset();   // listeners nothing claimed (fewer workers, a service gone) close now
     control.onPublished([&control, &notifier](const control::MasterState&) {
         if (control.lastChanges().all && !control.retired()) notifier.storeListeners(control.handoverListeners());
     });
@@ -461,6 +459,7 @@ int runDaemon(DaemonOptions options) {
         adopted.reset();   // sockets nothing claimed (a service no longer configured) close now
     }
     // Every listener is bound and the state file loaded by now.
+    notifier.storeListeners(control.handoverListeners(), unclaimedStored);
     notifier.ready();
     // Fleet mode: ready once the fleet's intent was read from etcd (docs/fleet.md);
     // until then the state file's copy is served, but a load balancer in front should wait.

@@ -203,6 +203,7 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
         assert {_owner(s.sock, listen, [old]) for s in streams} == {old}
 
         result = d.ctl("upgrade", "--timeout", "20s", timeout=40)
+        upgraded_at = time.time()
         new = _upgraded_pid(result)
         successors.append(new)
         assert new != old
@@ -233,7 +234,8 @@ def test_upgrade_keeps_every_connection_and_refuses_none(backends, switchyard, s
             g = d.admin("status")["draining_generation"]
             return g if g and g["pid"] == old and g["connections"] == 40 else None
         deadline = wait_until(draining, 5, 0.05, "the draining generation in status")["deadline_unix_ms"] / 1000
-        assert 25 < deadline - time.time() <= 30
+        # drain_timeout from the hand-over, just before the reply (measured from then: a loaded machine is slow below)
+        assert 27 < deadline - upgraded_at <= 30
         shown = d.ctl("status")
         assert f"draining generation: pid {old}, 40 connection(s) open" in shown.stdout
         # The metrics port went over too: the new generation answers on it, with the old one's drain.
