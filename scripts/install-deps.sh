@@ -25,6 +25,9 @@ packages=(
   debhelper dpkg-dev fakeroot lintian git jq
   # fleet mode's integration tests run a real etcd (tests/integration/test_fleet.py)
   etcd-server
+  # the package under a real systemd: a Debian 12 container booted by
+  # systemd-nspawn (tests/system/test_systemd_container.py)
+  systemd-container debootstrap
 )
 
 missing=()

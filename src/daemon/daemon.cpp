@@ -241,6 +241,7 @@ int runDaemon(DaemonOptions options) {
     // upgrade: the previous generation's sockets, taken instead of bound.
     UniqueFd handoverChannel;
     std::optional<AdoptedSockets> adopted;
+    int predecessor = -1;
     if (options.handoverFd >= 0) {
         handoverChannel = UniqueFd(options.handoverFd);
         ::fcntl(handoverChannel.get(), F_SETFD, FD_CLOEXEC);
@@ -252,11 +253,12 @@ int runDaemon(DaemonOptions options) {
             return 1;
         }
         adopted.emplace(std::move(sockets).value());
-        // systemd's watchdog names the main PID, our parent until now: once we
-        // are main, the pings are ours to send.
-        if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == ::getppid())
+        predecessor = predecessorPid(handoverChannel.get());
+        // systemd's watchdog names the main PID, our predecessor until now: once
+        // we are main, the pings are ours to send.
+        if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == predecessor)
             ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
-        log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), ::getppid());
+        log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), predecessor);
         control.setTakingOver();
         control.setAdoptedListeners([&adopted](const config::ServiceConfig& s, std::size_t worker) {
             return adopted->takeListener(s.name, s.listen.toString(), static_cast<unsigned>(worker));
@@ -423,7 +425,7 @@ int runDaemon(DaemonOptions options) {
                 log->error("{}", ok.errorText());
             }
         }
-        upgrader.watchPredecessor(std::move(handoverChannel), ::getppid());
+        upgrader.watchPredecessor(std::move(handoverChannel), predecessor);
         adopted.reset();   // sockets nothing claimed (a service no longer configured) close now
     }
     // Every listener is bound and the state file loaded by now.

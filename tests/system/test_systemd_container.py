@@ -1,0 +1,140 @@
+"""The Debian package under a real systemd: a Debian 12 container booted by
+systemd-nspawn, the package installed with dpkg as README's install steps say,
+the service started with systemctl. Checks what only systemd itself can judge:
+after `switchyardctl upgrade` systemd's MainPID is the new process, the new
+process keeps the watchdog fed, `systemctl reload` and `systemctl stop` act on it,
+and open connections survive the upgrade.
+
+Needs root, systemd-nspawn (systemd-container), debootstrap and the package:
+SWITCHYARD_DEB=path/to/switchyard_*.deb. scripts/test.sh runs it after building
+the package; the Debian tree is cached under SWITCHYARD_ROOTFS_CACHE
+(default /var/cache/switchyard-tests).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "support"))
+
+from backends import EchoBackend  # noqa: E402
+from clients import connect, exchange  # noqa: E402
+from container import Container  # noqa: E402
+from daemon import service, to_yaml  # noqa: E402
+from netutil import free_address  # noqa: E402
+from waiters import wait_until  # noqa: E402
+
+DEB = os.environ.get("SWITCHYARD_DEB", "")
+CACHE = os.environ.get("SWITCHYARD_ROOTFS_CACHE", "/var/cache/switchyard-tests")
+
+missing = [tool for tool in ("systemd-nspawn", "debootstrap", "nsenter", "dpkg-deb") if not shutil.which(tool)]
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="systemd-nspawn needs root"),
+    pytest.mark.skipif(bool(missing), reason=f"not installed: {', '.join(missing)}"),
+    pytest.mark.skipif(not os.path.isfile(DEB), reason="SWITCHYARD_DEB names no package file"),
+]
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory):
+    made = subprocess.run(["bash", str(HERE / "make-rootfs.sh"), DEB, CACHE],
+                          capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, f"make-rootfs.sh exited {made.returncode}:\n{made.stderr}"
+    tree = made.stdout.strip()
+    logs = tmp_path_factory.mktemp("container")
+    pkg_dir = Path(DEB).resolve().parent
+    box = Container(tree, f"sy-test-{os.getpid()}", logs / "console.log", binds=[(pkg_dir, "/mnt/pkg")])
+    try:
+        box.wait_booted()
+        box.run("dpkg", "-i", f"/mnt/pkg/{Path(DEB).name}", timeout=120)
+        yield box
+    finally:
+        box.stop()
+
+
+def _service_config(listen, metrics, backend_address):
+    return to_yaml({
+        "admin": {"socket": "/run/switchyard/admin.sock", "socket_mode": "0660"},
+        "metrics": {"listen": metrics},
+        "state_file": "/var/lib/switchyard/state.json",
+        "workers": 2,
+        "shutdown_grace": "2s",
+        "upgrade": {"drain_timeout": "30s", "close_spread": "1s"},
+        "services": [service("web", listen, blue=[backend_address])],
+    }) + "\n"
+
+
+def _main_pid(box):
+    return int(box.unit_property("switchyard.service", "MainPID"))
+
+
+def _journal(box):
+    return box.run("journalctl", "--no-pager", "-o", "short-monotonic", "-n", "60",
+                   "-u", "switchyard.service", check=False).stdout
+
+
+def _alive_in(box, pid):
+    return box.run("test", "-d", f"/proc/{pid}", check=False).returncode == 0
+
+
+def test_systemd_follows_an_upgrade_to_the_new_process(container):
+    box = container
+    echo = EchoBackend()
+    listen = free_address()
+    try:
+        box.write("/etc/switchyard/switchyard.yaml", _service_config(listen, free_address(), echo.address))
+        box.run("systemctl", "start", "switchyard.service", timeout=60)
+        assert box.unit_property("switchyard.service", "ActiveState") == "active"
+        old = _main_pid(box)
+        assert old > 0
+
+        held = [connect(listen) for _ in range(20)]
+        for i, s in enumerate(held):
+            assert exchange(s, f"before {i}\n".encode()) == f"before {i}\n".encode()
+
+        upgraded = box.run("switchyardctl", "upgrade", "--timeout", "30s", timeout=60)
+        assert upgraded.stdout.startswith("upgraded: pid "), upgraded.stdout
+        new = int(upgraded.stdout.split()[2])
+        assert new != old
+
+        # systemd itself names the new process the service's main PID.
+        assert wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
+        assert box.unit_property("switchyard.service", "ActiveState") == "active"
+
+        # The connections the old process holds go on; new ones reach the backend.
+        for i, s in enumerate(held):
+            assert exchange(s, f"after {i}\n".encode()) == f"after {i}\n".encode()
+        with connect(listen) as fresh:
+            assert exchange(fresh, b"fresh\n") == b"fresh\n"
+
+        # The old process exits once its last connection is closed.
+        for s in held:
+            s.close()
+        wait_until(lambda: not _alive_in(box, old), 10, 0.05, "the old generation to exit")
+
+        # WatchdogSec=10s: the new process must feed the watchdog, or systemd
+        # kills it and restarts the service. Past one full period: same PID, no restart.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            assert _main_pid(box) == new
+            time.sleep(0.5)
+        assert box.unit_property("switchyard.service", "NRestarts") == "0"
+        assert box.unit_property("switchyard.service", "ActiveState") == "active"
+
+        # ExecReload and ExecStop act on the new main process.
+        box.run("systemctl", "reload", "switchyard.service", timeout=60)
+        assert _main_pid(box) == new
+        box.run("systemctl", "stop", "switchyard.service", timeout=60)
+        assert box.unit_property("switchyard.service", "ActiveState") == "inactive", _journal(box)
+        assert box.unit_property("switchyard.service", "Result") == "success", _journal(box)
+        assert not _alive_in(box, new)
+    finally:
+        box.run("systemctl", "stop", "switchyard.service", check=False)
+        echo.stop()
