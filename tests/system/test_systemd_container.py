@@ -107,6 +107,10 @@ def test_systemd_follows_an_upgrade_to_the_new_process(container):
         # systemd itself names the new process the service's main PID.
         assert wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
         assert box.unit_property("switchyard.service", "ActiveState") == "active"
+        # ... and a child of its own: systemd can wait for it on stop (a main PID
+        # that is not its child gets SIGKILL with the rest of the unit at once).
+        assert int(box.run("ps", "-o", "ppid=", "-p", str(new)).stdout) == 1, _journal(box)
+        assert "not our child" not in _journal(box)
 
         # The connections the old process holds go on; new ones reach the backend.
         for i, s in enumerate(held):
