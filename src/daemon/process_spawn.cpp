@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <linux/sched.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -73,18 +73,16 @@ Result<SpawnedProcess> spawnChild(const std::vector<std::string>& argv, int outp
 Result<SpawnedProcess> spawnSibling(const std::vector<std::string>& argv, int output, int channel, int channelAt) {
     auto args = argvOf(argv);
     int pidfd = -1;
-    clone_args clone{};
-    clone.flags = CLONE_PARENT | CLONE_PIDFD;
-    clone.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-    // exit_signal stays 0: with CLONE_PARENT the child inherits ours (SIGCHLD to our parent).
-    const long pid = ::syscall(SYS_clone3, &clone, sizeof clone);
+    // clone, not clone3: systemd's SystemCallFilter answers clone3 with ENOSYS.
+    // The pidfd lands at the third argument (parent_tid) on x86-64 and arm64 alike;
+    // the exit signal comes from ours under CLONE_PARENT (SIGCHLD to our parent).
+    const long pid = ::syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD, nullptr, &pidfd, nullptr, nullptr);
     if (pid == 0) execInClone(args.data(), output, channel, channelAt);
     if (pid < 0)
-        return Result<SpawnedProcess>::failure(fmt::format("cannot start {}: clone3: {}", argv[0], std::strerror(errno)));
-    UniqueFd exited(pidfd);   // pidfds are close-on-exec
+        return Result<SpawnedProcess>::failure(fmt::format("cannot start {}: clone: {}", argv[0], std::strerror(errno)));
     // execve failing leaves exit status 127, which only our parent sees: the
     // caller learns of the exit from the pidfd and reports the child's output.
-    return SpawnedProcess{static_cast<pid_t>(pid), false, std::move(exited)};
+    return SpawnedProcess{static_cast<pid_t>(pid), false, UniqueFd(pidfd)};   // pidfds are close-on-exec
 }
 
 } // namespace
@@ -100,8 +98,8 @@ void killSpawned(SpawnedProcess& process) {
     if (process.ownChild) {
         ::kill(process.pid, SIGKILL);
         ::waitpid(process.pid, nullptr, 0);
-    } else if (process.exited.valid()) {
-        ::syscall(SYS_pidfd_send_signal, process.exited.get(), SIGKILL, nullptr, 0);
+    } else if (::syscall(SYS_pidfd_send_signal, process.exited.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
+        ::kill(process.pid, SIGKILL);   // no pidfd_send_signal (a seccomp filter): by PID, not yet reaped
     }
     process.pid = -1;
     process.exited.reset();
