@@ -75,9 +75,16 @@ def _main_pid(box):
     return int(box.unit_property("switchyard.service", "MainPID"))
 
 
-def _journal(box):
-    return box.run("journalctl", "--no-pager", "-o", "short-monotonic", "-n", "60",
-                   "-u", "switchyard.service", check=False).stdout
+def _journal(box, after=None):
+    """The unit's journal (the last 60 lines), or what it got after the cursor `after`."""
+    args = ["journalctl", "--no-pager", "-o", "short-monotonic", "-u", "switchyard.service"]
+    args += [f"--after-cursor={after}"] if after else ["-n", "60"]
+    return box.run(*args, check=False).stdout
+
+
+def _journal_cursor(box):
+    shown = box.run("journalctl", "--no-pager", "-n", "0", "--show-cursor", "-u", "switchyard.service").stdout
+    return shown.strip().rsplit("-- cursor: ", 1)[1]
 
 
 def _parent_in(box, pid):
@@ -145,6 +152,41 @@ def test_systemd_follows_an_upgrade_to_the_new_process(container):
         assert box.unit_property("switchyard.service", "ActiveState") == "inactive", _journal(box)
         assert box.unit_property("switchyard.service", "Result") == "success", _journal(box)
         assert not _alive_in(box, new)
+    finally:
+        box.run("systemctl", "stop", "switchyard.service", check=False)
+        echo.stop()
+
+
+def test_systemctl_stop_during_a_drain_lets_both_generations_finish(container):
+    box = container
+    echo = EchoBackend()
+    listen = free_address()
+    try:
+        box.write("/etc/switchyard/switchyard.yaml", _service_config(listen, free_address(), echo.address))
+        box.run("systemctl", "start", "switchyard.service", timeout=60)
+        old = _main_pid(box)
+        held = [connect(listen) for _ in range(5)]
+        for s in held:
+            assert exchange(s, b"ping\n") == b"ping\n"
+        new = int(box.run("switchyardctl", "upgrade", "--timeout", "30s", timeout=60).stdout.split()[2])
+        wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
+        assert _alive_in(box, old)   # still draining the held connections
+
+        # KillMode=mixed: SIGTERM to the main process only; whatever is left of
+        # the unit once it exits gets SIGKILL. The new generation must not exit
+        # before the draining one has closed its connections in its own grace.
+        started = time.monotonic()
+        cursor = _journal_cursor(box)
+        box.run("systemctl", "stop", "switchyard.service", timeout=60)
+        journal = _journal(box, after=cursor)
+        assert "SIGKILL" not in journal, journal
+        assert box.unit_property("switchyard.service", "Result") == "success", journal
+        assert not _alive_in(box, old) and not _alive_in(box, new)
+        # shutdown_grace is 2s: the held connections were closed, in time, with a FIN.
+        for s in held:
+            s.settimeout(1)
+            assert s.recv(1) == b""
+        assert time.monotonic() - started < 10
     finally:
         box.run("systemctl", "stop", "switchyard.service", check=False)
         echo.stop()
