@@ -97,96 +97,96 @@ def _alive_in(box, pid):
     return box.run("test", "-d", f"/proc/{pid}", check=False).returncode == 0
 
 
-def test_systemd_follows_an_upgrade_to_the_new_process(container):
-    box = container
+@pytest.fixture
+def started(container):
+    """switchyard.service started in the container in front of an echo backend
+    on the host: yields its listen address; stops the service afterwards."""
     echo = EchoBackend()
     listen = free_address()
     try:
-        box.write("/etc/switchyard/switchyard.yaml", _service_config(listen, free_address(), echo.address))
-        box.run("systemctl", "start", "switchyard.service", timeout=60)
-        assert box.unit_property("switchyard.service", "ActiveState") == "active"
-        old = _main_pid(box)
-        assert old > 0
+        container.write("/etc/switchyard/switchyard.yaml", _service_config(listen, free_address(), echo.address))
+        container.run("systemctl", "start", "switchyard.service", timeout=60)
+        assert container.unit_property("switchyard.service", "ActiveState") == "active"
+        yield listen
+    finally:
+        container.run("systemctl", "stop", "switchyard.service", check=False)
+        echo.stop()
 
-        held = [connect(listen) for _ in range(20)]
-        for i, s in enumerate(held):
-            assert exchange(s, f"before {i}\n".encode()) == f"before {i}\n".encode()
 
-        upgraded = box.run("switchyardctl", "upgrade", "--timeout", "30s", timeout=60)
-        assert upgraded.stdout.startswith("upgraded: pid "), upgraded.stdout
-        new = int(upgraded.stdout.split()[2])
-        assert new != old
+def test_systemd_follows_an_upgrade_to_the_new_process(container, started):
+    box, listen = container, started
+    old = _main_pid(box)
+    assert old > 0
 
-        # systemd itself names the new process the service's main PID.
-        assert wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
-        assert box.unit_property("switchyard.service", "ActiveState") == "active"
-        # ... and a child of its own: systemd can wait for it on stop (a main PID
-        # that is not its child gets SIGKILL with the rest of the unit at once).
-        assert _parent_in(box, new) == 1, _journal(box)
-        assert "not our child" not in _journal(box)
+    held = [connect(listen) for _ in range(20)]
+    for i, s in enumerate(held):
+        assert exchange(s, f"before {i}\n".encode()) == f"before {i}\n".encode()
 
-        # The connections the old process holds go on; new ones reach the backend.
-        for i, s in enumerate(held):
-            assert exchange(s, f"after {i}\n".encode()) == f"after {i}\n".encode()
-        with connect(listen) as fresh:
-            assert exchange(fresh, b"fresh\n") == b"fresh\n"
+    upgraded = box.run("switchyardctl", "upgrade", "--timeout", "30s", timeout=60)
+    assert upgraded.stdout.startswith("upgraded: pid "), upgraded.stdout
+    new = int(upgraded.stdout.split()[2])
+    assert new != old
 
-        # The old process exits once its last connection is closed.
-        for s in held:
-            s.close()
-        wait_until(lambda: not _alive_in(box, old), 10, 0.05, "the old generation to exit")
+    # systemd itself names the new process the service's main PID.
+    assert wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
+    assert box.unit_property("switchyard.service", "ActiveState") == "active"
+    # ... and a child of its own: systemd can wait for it on stop (a main PID
+    # that is not its child gets SIGKILL with the rest of the unit at once).
+    assert _parent_in(box, new) == 1, _journal(box)
+    assert "not our child" not in _journal(box)
 
-        # WatchdogSec=10s: the new process must feed the watchdog, or systemd
-        # kills it and restarts the service. Past one full period: same PID, no restart.
-        deadline = time.monotonic() + 12
-        while time.monotonic() < deadline:
-            assert _main_pid(box) == new
-            time.sleep(0.5)
-        assert box.unit_property("switchyard.service", "NRestarts") == "0"
-        assert box.unit_property("switchyard.service", "ActiveState") == "active"
+    # The connections the old process holds go on; new ones reach the backend.
+    for i, s in enumerate(held):
+        assert exchange(s, f"after {i}\n".encode()) == f"after {i}\n".encode()
+    with connect(listen) as fresh:
+        assert exchange(fresh, b"fresh\n") == b"fresh\n"
 
-        # ExecReload and ExecStop act on the new main process.
-        box.run("systemctl", "reload", "switchyard.service", timeout=60)
+    # The old process exits once its last connection is closed.
+    for s in held:
+        s.close()
+    wait_until(lambda: not _alive_in(box, old), 10, 0.05, "the old generation to exit")
+
+    # WatchdogSec=10s: the new process must feed the watchdog, or systemd
+    # kills it and restarts the service. Past one full period: same PID, no restart.
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline:
         assert _main_pid(box) == new
-        box.run("systemctl", "stop", "switchyard.service", timeout=60)
-        assert box.unit_property("switchyard.service", "ActiveState") == "inactive", _journal(box)
-        assert box.unit_property("switchyard.service", "Result") == "success", _journal(box)
-        assert not _alive_in(box, new)
-    finally:
-        box.run("systemctl", "stop", "switchyard.service", check=False)
-        echo.stop()
+        time.sleep(0.5)
+    assert box.unit_property("switchyard.service", "NRestarts") == "0"
+    assert box.unit_property("switchyard.service", "ActiveState") == "active"
+
+    # ExecReload and ExecStop act on the new main process.
+    box.run("systemctl", "reload", "switchyard.service", timeout=60)
+    assert _main_pid(box) == new
+    box.run("systemctl", "stop", "switchyard.service", timeout=60)
+    assert box.unit_property("switchyard.service", "ActiveState") == "inactive", _journal(box)
+    assert box.unit_property("switchyard.service", "Result") == "success", _journal(box)
+    assert not _alive_in(box, new)
 
 
-def test_systemctl_stop_during_a_drain_lets_both_generations_finish(container):
-    box = container
-    echo = EchoBackend()
-    listen = free_address()
-    try:
-        box.write("/etc/switchyard/switchyard.yaml", _service_config(listen, free_address(), echo.address))
-        box.run("systemctl", "start", "switchyard.service", timeout=60)
-        old = _main_pid(box)
-        held = [connect(listen) for _ in range(5)]
-        for s in held:
-            assert exchange(s, b"ping\n") == b"ping\n"
-        new = int(box.run("switchyardctl", "upgrade", "--timeout", "30s", timeout=60).stdout.split()[2])
-        wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
-        assert _alive_in(box, old)   # still draining the held connections
+def test_systemctl_stop_during_a_drain_lets_both_generations_finish(container, started):
+    box, listen = container, started
+    old = _main_pid(box)
+    held = [connect(listen) for _ in range(5)]
+    for s in held:
+        assert exchange(s, b"ping\n") == b"ping\n"
+    new = int(box.run("switchyardctl", "upgrade", "--timeout", "30s", timeout=60).stdout.split()[2])
+    wait_until(lambda: _main_pid(box) == new, 5, 0.05, "MainPID to be the new process")
+    assert _alive_in(box, old)   # still draining the held connections
 
-        # KillMode=mixed: SIGTERM to the main process only; whatever is left of
-        # the unit once it exits gets SIGKILL. The new generation must not exit
-        # before the draining one has closed its connections in its own grace.
-        started = time.monotonic()
-        cursor = _journal_cursor(box)
-        box.run("systemctl", "stop", "switchyard.service", timeout=60)
-        journal = _journal(box, after=cursor)
-        assert "SIGKILL" not in journal, journal
-        assert box.unit_property("switchyard.service", "Result") == "success", journal
-        assert not _alive_in(box, old) and not _alive_in(box, new)
-        # shutdown_grace is 2s: the held connections were closed, in time, with a FIN.
-        for s in held:
-            s.settimeout(1)
-            assert s.recv(1) == b""
-        assert time.monotonic() - started < 10
-    finally:
-        box.run("systemctl", "stop", "switchyard.service", check=False)
-        echo.stop()
+    # KillMode=mixed: SIGTERM to the main process only; whatever is left of
+    # the unit once it exits gets SIGKILL. The new generation must not exit
+    # before the draining one has closed its connections in its own grace.
+    stop_sent = time.monotonic()
+    cursor = _journal_cursor(box)
+    box.run("systemctl", "stop", "switchyard.service", timeout=60)
+    journal = _journal(box, after=cursor)
+    assert "SIGKILL" not in journal, journal
+    assert box.unit_property("switchyard.service", "Result") == "success", journal
+    assert not _alive_in(box, old) and not _alive_in(box, new)
+    # shutdown_grace is 2s: the held connections were closed, in time, with a FIN.
+    for s in held:
+        s.settimeout(1)
+        assert s.recv(1) == b""
+        s.close()
+    assert time.monotonic() - stop_sent < 10
