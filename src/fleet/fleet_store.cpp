@@ -24,8 +24,7 @@ using std::chrono::milliseconds;
 constexpr milliseconds kBackoffFirst{100};
 constexpr milliseconds kBackoffMax{5000};
 
-int64_t appliedOf(const std::string& value) {
-    const auto j = nlohmann::json::parse(value, nullptr, false);
+int64_t appliedOf(const nlohmann::json& j) {
     if (!j.is_object()) return 0;
     const auto it = j.find("applied");
     return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
@@ -84,13 +83,30 @@ void FleetStore::linkChanged(bool* part, bool up, std::string why) {
     });
 }
 
-void FleetStore::deliver(std::vector<RemoteIntent> intents, std::map<std::string, std::optional<int64_t>> members,
+void FleetStore::deliver(std::vector<RemoteIntent> intents, MemberValues members, std::optional<std::string> driver,
                          bool full) {
-    net::post(control_, [this, intents = std::move(intents), members = std::move(members), full] {
-        if (full) members_.clear();
-        for (const auto& [instance, applied] : members) {
-            if (applied) members_[instance] = *applied;
+    net::post(control_, [this, intents = std::move(intents), members = std::move(members), driver = std::move(driver),
+                         full] {
+        if (full)   // a member missing from a full read is gone
+            for (auto it = members_.begin(); it != members_.end();) {
+                if (members.contains(it->first)) {
+                    ++it;
+                    continue;
+                }
+                if (callbacks_.onMember) callbacks_.onMember(it->first, nullptr);
+                it = members_.erase(it);
+            }
+        for (const auto& [instance, value] : members) {
+            if (value) members_[instance] = appliedOf(*value);
             else members_.erase(instance);   // its lease ended: gone, not converged
+            if (callbacks_.onMember) callbacks_.onMember(instance, value ? &*value : nullptr);
+        }
+        if (driver && *driver != driver_) {
+            driver_ = *driver;
+            const auto log = telemetry::logger("fleet");
+            if (driver_ == config_.instance) log->info("this member drives the fleet's rollouts now");
+            else if (driver_.empty()) log->info("no member drives the fleet's rollouts now (election open)");
+            else log->info("{} drives the fleet's rollouts", driver_);
         }
         for (const auto& i : intents) {
             modRevisions_[i.service] = i.deleted ? 0 : i.modRevision;
@@ -104,12 +120,22 @@ void FleetStore::deliver(std::vector<RemoteIntent> intents, std::map<std::string
 net::awaitable<void> FleetStore::watchLoop() {
     const auto log = telemetry::logger("fleet");
     milliseconds backoff = kBackoffFirst;
+    const std::string driverAt = driverKey(config_.prefix);
     const auto classify = [&](const KeyValue& kv, bool deleted, std::vector<RemoteIntent>& intents,
-                          std::map<std::string, std::optional<int64_t>>& members) {
+                              MemberValues& members, std::optional<std::string>& driver) {
         if (auto service = serviceOfKey(config_.prefix, kv.key))
             intents.push_back({*service, deleted ? std::string() : kv.value, kv.modRevision, deleted});
         else if (auto member = memberOfKey(config_.prefix, kv.key))
-            members[*member] = deleted ? std::nullopt : std::optional<int64_t>(appliedOf(kv.value));
+            members[*member] = deleted ? std::nullopt
+                                       : std::optional<nlohmann::json>(nlohmann::json::parse(kv.value, nullptr, false));
+        else if (kv.key == driverAt)
+            driver = deleted ? std::string() : kv.value;
+    };
+    // The driver key changed hands: memberLoop campaigns when it is free.
+    const auto noteDriver = [&](const std::optional<std::string>& driver) {
+        if (!driver) return;
+        driverHolder_ = *driver;
+        if (driverHolder_.empty()) memberWake_.cancel();
     };
     for (;;) {
         // A full read, then a watch from just after it: nothing in between is missed.
@@ -123,9 +149,11 @@ net::awaitable<void> FleetStore::watchLoop() {
                 RangeAnswer range = parseRange(read.body);
                 revision = range.revision;
                 std::vector<RemoteIntent> intents;
-                std::map<std::string, std::optional<int64_t>> members;
-                for (const auto& kv : range.kvs) classify(kv, false, intents, members);
-                deliver(std::move(intents), std::move(members), true);
+                MemberValues members;
+                std::optional<std::string> driver = std::string();   // absent from a full read: nobody
+                for (const auto& kv : range.kvs) classify(kv, false, intents, members, driver);
+                noteDriver(driver);
+                deliver(std::move(intents), std::move(members), std::move(driver), true);
             } catch (const std::exception& e) {
                 ok = false;
                 why = e.what();
@@ -147,10 +175,12 @@ net::awaitable<void> FleetStore::watchLoop() {
                             linkChanged(&watchUp_, true, {});
                         }
                         std::vector<RemoteIntent> intents;
-                        std::map<std::string, std::optional<int64_t>> members;
-                        for (const auto& e : m.events) classify(e.kv, e.deleted, intents, members);
-                        if (!intents.empty() || !members.empty())
-                            deliver(std::move(intents), std::move(members), false);
+                        MemberValues members;
+                        std::optional<std::string> driver;
+                        for (const auto& e : m.events) classify(e.kv, e.deleted, intents, members, driver);
+                        noteDriver(driver);
+                        if (!intents.empty() || !members.empty() || driver)
+                            deliver(std::move(intents), std::move(members), std::move(driver), false);
                         return true;
                     } catch (const std::exception& e) {
                         why = e.what();
@@ -182,17 +212,26 @@ net::awaitable<void> FleetStore::memberLoop() {
             } catch (const std::exception&) {
             }
         int64_t published = -1;
+        uint64_t countersPublished = 0;
         auto lastKeepAlive = std::chrono::steady_clock::now();
         if (lease != 0) linkChanged(&leaseUp_, true, {});
         while (lease != 0) {
             const int64_t want = toPublish_.load();
-            if (want != published) {
-                const std::string value = nlohmann::json{{"applied", want}}.dump();
+            const uint64_t counters = countersVersion_;
+            if (want != published || counters != countersPublished) {
+                nlohmann::json value{{"applied", want}};
+                if (!counters_.empty()) value["pools"] = counters_;
                 CallResult put =
-                    co_await client_->call("/v3/kv/put", putRequest(key, value, lease), config_.dialTimeout);
+                    co_await client_->call("/v3/kv/put", putRequest(key, value.dump(), lease), config_.dialTimeout);
                 if (!put.ok) break;
                 published = want;
+                countersPublished = counters;
                 continue;   // another publish may have come meanwhile
+            }
+            // One driver for the fleet's rollouts: the member whose campaign creates the key.
+            if (driverHolder_.empty() && watchUp_) {
+                if (!co_await campaign(lease)) break;
+                continue;
             }
             if (std::chrono::steady_clock::now() - lastKeepAlive >= every) {
                 CallResult kept = co_await client_->call("/v3/lease/keepalive", leaseKeepAliveRequest(lease),
@@ -255,6 +294,30 @@ void FleetStore::propose(const std::string& service, std::string value, int64_t 
             finish(std::move(r));
         },
         net::detached);
+}
+
+net::awaitable<bool> FleetStore::campaign(int64_t lease) {
+    const std::string key = driverKey(config_.prefix);
+    CallResult answer =
+        co_await client_->call("/v3/kv/txn", campaignTxnRequest(key, config_.instance, lease), config_.dialTimeout);
+    if (!answer.ok) co_return false;
+    try {
+        const TxnAnswer txn = parseTxn(answer.body);
+        // Won: the key is ours while the lease lives. Lost: it names the winner.
+        // (The watch tells the control thread either way.)
+        driverHolder_ = txn.succeeded ? config_.instance : txn.current ? txn.current->value : std::string();
+    } catch (const std::exception&) {
+        co_return false;
+    }
+    co_return true;
+}
+
+void FleetStore::publishCounters(nlohmann::json pools) {
+    net::post(io_, [this, pools = std::move(pools)]() mutable {
+        counters_ = std::move(pools);
+        ++countersVersion_;
+        memberWake_.cancel();
+    });
 }
 
 void FleetStore::publishApplied(int64_t revision) {
