@@ -521,39 +521,40 @@ rollout::Now ControlPlane::rolloutNowOf(const ServiceEntry& service) const {
 }
 
 void ControlPlane::observeFleetMember(const std::string& instance, const nlohmann::json* value) {
-    if (!value) {
-        fleetSli_.forget(instance);
-        return;
-    }
-    const auto pools = value->find("pools");
-    if (pools == value->end() || !pools->is_object()) return;
-    for (const auto& [service, both] : pools->items()) {
-        try {
-            rollout::PoolSamples samples;
-            for (auto colour : config::kColours)
-                samples[config::index(colour)] = rollout::sampleFrom(both.at(config::toString(colour)));
-            fleetSli_.observe(instance, service, samples);
-        } catch (const std::exception& e) {
-            telemetry::logger("fleet")->debug("{}: counters of {} unusable: {}", instance, service, e.what());
+    std::map<std::string, rollout::PoolSamples> services;
+    const auto pools = value ? value->find("pools") : nlohmann::json::const_iterator{};
+    if (value && pools != value->end() && pools->is_object())
+        for (const auto& [service, both] : pools->items()) {
+            try {
+                rollout::PoolSamples samples;
+                for (auto colour : config::kColours)
+                    samples[config::index(colour)] = rollout::sampleFrom(both.at(config::toString(colour)));
+                services.emplace(service, samples);
+            } catch (const std::exception& e) {
+                telemetry::logger("fleet")->debug("{}: counters of {} unusable: {}", instance, service, e.what());
+            }
         }
-    }
+    fleetSli_.observe(instance, services);   // gone (null), or services no longer listed: their counts stay
 }
 
 bool ControlPlane::fleetRolloutTurn() {
-    // Every member publishes its counters (once a second) while a rollout runs: the driver sums them.
+    // Every member publishes its counters while a rollout runs (at once when one starts or
+    // ends, then once a second): the driver sums them.
     const auto now = routing::Clock::now();
-    if (now >= nextCountersPublish_) {
+    std::vector<std::string> running;
+    for (const ServiceEntry& s : state_.services)
+        if (s.rolloutActive()) running.push_back(s.config.name);
+    if (running != countersPublished_ || (!running.empty() && now >= nextCountersPublish_)) {
         nextCountersPublish_ = now + std::chrono::seconds(1);
         nlohmann::json pools = nlohmann::json::object();
-        for (const ServiceEntry& s : state_.services) {
-            if (!s.rolloutActive()) continue;
-            const rollout::Now local = rolloutNow(s);
-            nlohmann::json& both = pools[s.config.name];
+        for (const auto& name : running) {
+            const rollout::Now local = rolloutNow(*state_.find(name));
+            nlohmann::json& both = pools[name];
             for (auto colour : config::kColours)
                 both[config::toString(colour)] = rollout::sampleJson(local.samples[config::index(colour)]);
         }
-        if (!pools.empty() || countersPublished_) fleet_->publishCounters(pools);
-        countersPublished_ = !pools.empty();
+        fleet_->publishCounters(std::move(pools));
+        countersPublished_ = std::move(running);
     }
     // Without etcd nothing is decided on partial data: the step holds.
     const bool driving = fleet_->driving();

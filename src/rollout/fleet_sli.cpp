@@ -14,10 +14,24 @@ void accumulate(PoolSample& into, const PoolSample& more) {
 
 namespace {
 
-void accumulate(PoolSamples& into, const PoolSamples& more) {
-    for (std::size_t i = 0; i < into.size(); ++i) accumulate(into[i], more[i]);
+// `into` += (`latest` - `first`): what a member counted since its first sample.
+void accumulateSince(PoolSamples& into, const PoolSamples& first, const PoolSamples& latest) {
+    for (std::size_t i = 0; i < into.size(); ++i) {
+        const PoolSample& f = first[i];
+        const PoolSample& l = latest[i];
+        PoolSample d;
+        d.attempts = l.attempts - f.attempts;
+        d.failures = l.failures >= f.failures ? l.failures - f.failures : 0;
+        d.earlyCloses = l.earlyCloses >= f.earlyCloses ? l.earlyCloses - f.earlyCloses : 0;
+        d.connections = l.connections - f.connections;
+        d.ejections = l.ejections >= f.ejections ? l.ejections - f.ejections : 0;
+        d.connect = l.connect.minus(f.connect);
+        d.ttfb = l.ttfb.minus(f.ttfb);
+        accumulate(into[i], d);
+    }
 }
 
+// Counters that went back: the member restarted (they start again from zero).
 bool wentBack(const PoolSamples& before, const PoolSamples& now) {
     for (std::size_t i = 0; i < before.size(); ++i)
         if (now[i].attempts < before[i].attempts || now[i].connections < before[i].connections) return true;
@@ -26,26 +40,37 @@ bool wentBack(const PoolSamples& before, const PoolSamples& now) {
 
 } // namespace
 
-void FleetSli::observe(const std::string& instance, const std::string& service, const PoolSamples& samples) {
-    auto [it, added] = latest_.try_emplace({instance, service}, samples);
-    if (added) return;
-    // Counters that went back: the member restarted; its earlier life still counts.
-    if (wentBack(it->second, samples)) accumulate(retired_[service], it->second);
-    it->second = samples;
+void FleetSli::retire(const std::string& service, const Counted& c) {
+    accumulateSince(retired_[service], c.first, c.latest);
 }
 
-void FleetSli::forget(const std::string& instance) {
-    for (auto it = latest_.lower_bound({instance, {}}); it != latest_.end() && it->first.first == instance;) {
-        accumulate(retired_[it->first.second], it->second);
-        it = latest_.erase(it);
+void FleetSli::observe(const std::string& instance, const std::map<std::string, PoolSamples>& services) {
+    for (auto it = members_.lower_bound({instance, {}}); it != members_.end() && it->first.first == instance;) {
+        if (services.contains(it->first.second)) {
+            ++it;
+            continue;
+        }
+        retire(it->first.second, it->second);   // no longer published: keeps what it counted
+        it = members_.erase(it);
+    }
+    for (const auto& [service, samples] : services) {
+        auto [it, added] = members_.try_emplace({instance, service}, Counted{samples, samples});
+        if (added) continue;
+        Counted& c = it->second;
+        if (wentBack(c.latest, samples)) {
+            retire(service, c);
+            c.first = PoolSamples{};   // a new life counts from zero
+        }
+        c.latest = samples;
     }
 }
 
 PoolSamples FleetSli::sum(const std::string& service, const std::string& self, const PoolSamples& selfNow) const {
     PoolSamples total = selfNow;
-    if (const auto r = retired_.find(service); r != retired_.end()) accumulate(total, r->second);
-    for (const auto& [key, samples] : latest_)
-        if (key.second == service && key.first != self) accumulate(total, samples);
+    if (const auto r = retired_.find(service); r != retired_.end())
+        for (std::size_t i = 0; i < total.size(); ++i) accumulate(total[i], r->second[i]);
+    for (const auto& [key, counted] : members_)
+        if (key.second == service && key.first != self) accumulateSince(total, counted.first, counted.latest);
     return total;
 }
 

@@ -17,6 +17,7 @@ import pytest
 from clients import http_get
 from daemon import service, switchyard_bin
 from netutil import free_port
+from test_rollout import Load, ResettingBackend
 from waiters import wait_until
 
 ETCD = "/usr/bin/etcd"
@@ -313,12 +314,125 @@ def test_a_single_instance_moved_into_a_fleet_brings_its_intent(backends, switch
     assert "became the fleet's first record" in a.log()
 
 
-def test_rollouts_are_refused_in_fleet_mode(pair):
-    a, _ = pair
-    reply = a.admin("rollout web to=green steps=10,50,100 hold=1s")
-    assert reply["ok"] is False
-    assert reply["code"] == "refused"
-    assert "not available in fleet mode" in reply["error"]
+def driver_of(d):
+    return fleet_of(d).get("driver")
+
+
+def rollout_of(d):
+    return web(d)["rollout"] or {}
+
+
+def driving_pair(switchyard, etcd, blue, green_a, green_b):
+    """A elected as the rollout driver before B joins, so the test knows who judges."""
+    a = member(switchyard, etcd, "lb-a", blue, green_a)
+    wait_store(a)
+    wait_until(lambda: driver_of(a) == "lb-a", 10, 0.02, "A to be elected the rollout driver")
+    b = member(switchyard, etcd, "lb-b", blue, green_b)
+    wait_store(b)
+    wait_until(lambda: driver_of(b) == "lb-a", 10, 0.02, "B to see A drive")
+    return a, b
+
+
+def test_a_rollout_driven_by_a_killed_member_is_continued_by_another_within_the_lease_ttl(backends, switchyard,
+                                                                                            etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a, b = driving_pair(switchyard, etcd, blue, green, green)
+    load = Load(b.listen())
+    try:
+        reply = a.admin("rollout web to=green steps=10,50,100 hold=2s min_connections=5 max_error_rate=0.2")
+        assert reply["ok"] is True, reply
+        wait_until(lambda: rollout_of(b).get("state") == "running", 5, 0.01, "B to apply the rollout")
+        assert web(b)["split"] == {"blue": 90, "green": 10}
+        time.sleep(0.5)   # mid-step: half a second into a 2 s hold
+        killed = time.monotonic()
+        a.kill()
+        wait_until(lambda: driver_of(b) == "lb-b", 2 + 2, 0.01, "B to take over driving")
+        takeover = time.monotonic() - killed
+        wait_until(lambda: rollout_of(b).get("step") == 2, 2 + 2 + 2, 0.02, "B to continue the recorded step")
+        continued = time.monotonic() - killed
+        wait_until(lambda: rollout_of(b).get("state") == "promoted", 15, 0.05, "B to promote")
+    finally:
+        load.stop()
+    print(f"driver killed -> B drives after {takeover * 1000:.0f} ms, B takes step 2 after {continued * 1000:.0f} ms "
+          f"(lease_ttl 2 s, hold 2 s)")
+    assert takeover <= 2 + 1.0
+    r = rollout_of(b)
+    assert [s["verdict"] for s in r["history"]] == ["passed", "passed", "passed"]
+    assert r["history"][0]["restarts"] == 0
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert load.errors == 0
+    assert "this member judges the fleet's rollouts from now on" in b.log()
+
+
+def test_gates_judge_the_sli_summed_over_every_member(backends, switchyard, etcd):
+    """A drives; A's green answers every request, B's green resets a third: A's share alone passes
+    max_error_rate, the fleet's does not."""
+    blue, green_a = backends.name("blue-1"), backends.name("green-a")
+    green_b = ResettingBackend("green-b", every=3)
+    backends.started.append(green_b)
+    a, b = driving_pair(switchyard, etcd, blue, green_a, green_b)
+    loads = [Load(a.listen()), Load(b.listen())]
+    try:
+        reply = a.admin("rollout web to=green steps=50,100 hold=2s min_connections=20 max_error_rate=0.05")
+        assert reply["ok"] is True, reply
+        wait_until(lambda: rollout_of(a).get("state") == "rolled_back", 15, 0.05, "the gate to roll back")
+        wait_until(lambda: rollout_of(b).get("state") == "rolled_back", 5, 0.02, "B to apply the rollback")
+    finally:
+        for load in loads:
+            load.stop()
+    assert driver_of(a) == "lb-a"
+    r = rollout_of(a)
+    first = r["history"][0]
+    assert first["verdict"] == "failed", r
+    gate = next(g for g in first["gates"] if g["gate"] == "max_error_rate")
+    assert gate["verdict"] == "fail" and gate["observed"] > 0.05, first
+    # Every error came through B (A's green never failed), yet A's gate counted them.
+    assert green_b.resets > 0
+    assert first["target"]["errors"] > 0
+    assert "max_error_rate" in r["reason"]
+    for d in (a, b):
+        assert web(d)["split"] == {"blue": 100, "green": 0}
+    assert rollout_of(b)["id"] == r["id"]
+
+
+def test_rollout_status_and_abort_work_from_a_member_that_does_not_drive(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a, b = driving_pair(switchyard, etcd, blue, green, green)
+    reply = b.admin("rollout web to=green steps=10,100 hold=30s min_connections=5")
+    assert reply["ok"] is True, reply
+    wait_until(lambda: rollout_of(a).get("state") == "running", 5, 0.01, "A to apply B's rollout")
+    status_b = b.admin("rollout-status web")
+    assert status_b["ok"] is True and status_b["rollout"]["state"] == "running"
+    assert status_b["rollout"]["percent"] == 10
+    aborted = b.admin("rollout-abort web")
+    assert aborted["ok"] is True, aborted
+    wait_until(lambda: rollout_of(a).get("state") == "aborted", 5, 0.01, "A to apply the abort")
+    for d in (a, b):
+        assert web(d)["split"] == {"blue": 100, "green": 0}
+
+
+def test_a_rollout_step_holds_while_etcd_is_down(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a, b = driving_pair(switchyard, etcd, blue, green, green)
+    load = Load(a.listen())
+    try:
+        reply = a.admin("rollout web to=green steps=10,100 hold=1s min_connections=5")
+        assert reply["ok"] is True, reply
+        wait_until(lambda: rollout_of(b).get("state") == "running", 5, 0.01, "B to apply the rollout")
+        etcd.kill()
+        wait_store(a, "unavailable")
+        time.sleep(2.5)   # well past the 1 s hold: nothing may be decided meanwhile
+        for d in (a, b):
+            r = rollout_of(d)
+            assert (r["state"], r["step"]) == ("running", 1), r
+            assert web(d)["split"] == {"blue": 90, "green": 10}
+        refused = a.admin("rollout-pause web")
+        assert refused["ok"] is False and refused["code"] == "store_unavailable", refused
+        etcd.start()
+        wait_until(lambda: rollout_of(b).get("state") == "promoted", 20, 0.05, "the rollout to go on once etcd is back")
+    finally:
+        load.stop()
+    assert web(b)["split"] == {"blue": 0, "green": 100}
 
 
 def test_ctl_wait_returns_once_every_live_member_applied_the_change(pair):

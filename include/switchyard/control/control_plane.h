@@ -233,7 +233,7 @@ private:
     bool fleetDriving_ = false;                                // this member drove the last rollout turn
     std::vector<std::string> rolloutProposals_;                // services with a step on its way to etcd
     routing::TimePoint nextCountersPublish_{};
-    bool countersPublished_ = false;                           // the last publish held counters
+    std::vector<std::string> countersPublished_;               // services whose counters were published last
 };
 
 // What a service's rollout is fed now: the time and both pools' counter samples.

@@ -1,11 +1,15 @@
 #pragma once
 
-// A fleet's SLIs for rollout gates (docs/fleet.md "Rollouts"): every member
-// publishes its pools' cumulative counters, and the sum over the members is
-// one cumulative sample that the rollout machine windows like a single
-// instance's. The sum never goes backwards: a member that left (its lease
-// ended) keeps its last counts in it, and so does a member's earlier life when
-// it restarted (its counters start again from zero). Control thread only.
+// A fleet's SLIs for rollout gates (docs/fleet.md "Rollouts"): while a
+// service has a rollout, every member publishes that service's cumulative pool
+// counters, and the sum over the members is one cumulative sample that the
+// rollout machine windows like a single instance's.
+//
+// A member counts from the first sample it published for the service (what it
+// did before is not the rollout's). The sum never goes backwards: a member
+// that left (its lease ended) or stopped publishing the service keeps what it
+// counted in the sum, and so does a member's earlier life when it restarted.
+// Control thread only.
 
 #include <array>
 #include <map>
@@ -23,17 +27,24 @@ void accumulate(PoolSample& into, const PoolSample& more);
 
 class FleetSli {
 public:
-    // What `instance` published for `service` (cumulative, both pools).
-    void observe(const std::string& instance, const std::string& service, const PoolSamples& samples);
-    // `instance` is gone: its last counts stay in every sum.
-    void forget(const std::string& instance);
-    // The fleet's cumulative samples of `service`: every member's latest, with
-    // `self`'s taken from `selfNow` (live, not its published copy).
+    // Everything `instance` publishes now: service -> its cumulative samples.
+    void observe(const std::string& instance, const std::map<std::string, PoolSamples>& services);
+    // `instance` is gone: what it counted stays in every sum.
+    void forget(const std::string& instance) { observe(instance, {}); }
+    // The fleet's cumulative samples of `service`: what every other member
+    // counted, plus `selfNow` (this member's own, live rather than its published copy).
     PoolSamples sum(const std::string& service, const std::string& self, const PoolSamples& selfNow) const;
 
 private:
-    std::map<std::pair<std::string, std::string>, PoolSamples> latest_;   // (instance, service)
-    std::map<std::string, PoolSamples> retired_;                          // by service
+    struct Counted {
+        PoolSamples first;    // the first sample of this life: counting starts there
+        PoolSamples latest;
+    };
+    // What a member counted so far (latest - first) goes to retired_.
+    void retire(const std::string& service, const Counted& c);
+
+    std::map<std::pair<std::string, std::string>, Counted> members_;   // (instance, service)
+    std::map<std::string, PoolSamples> retired_;                       // by service
 };
 
 } // namespace switchyard::rollout
