@@ -24,7 +24,10 @@ packages=(
   # JSON reading of config/deploy-pipeline.sh and the bash completion.
   debhelper dpkg-dev fakeroot lintian git jq
   # fleet mode's integration tests run a real etcd (tests/integration/test_fleet.py)
-  etcd-server
+  # and make its TLS certificates with the openssl command
+  etcd-server openssl
+  # TLS to etcd (fleet mode's https:// endpoints) via Boost.Asio's ssl layer
+  libssl-dev
 )
 
 missing=()

@@ -12,6 +12,7 @@
 
 #include "switchyard/fleet/etcd_client.h"
 #include "switchyard/fleet/etcd_codec.h"
+#include "switchyard/fleet/etcd_tls.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/util/secret_file.h"
 
@@ -42,6 +43,11 @@ FleetStore::~FleetStore() {
 }
 
 Result<bool> FleetStore::loadCredentials() {
+    if (config_.tls()) {
+        auto tls = makeEtcdTlsContext(config_);
+        if (!tls) return Result<bool>(tls.errors());
+        client_->setTls(std::move(tls).value());
+    }
     if (config_.user.empty()) return true;
     auto password = readSecretFile(config_.passwordFile, "fleet.password_file", 4096);
     if (!password) return Result<bool>(password.errors());

@@ -70,7 +70,8 @@ public:
     FleetStore(const FleetStore&) = delete;
     FleetStore& operator=(const FleetStore&) = delete;
 
-    // Reads fleet.password_file (when fleet.user is set); a bad file is a start-up error.
+    // Reads fleet.password_file (when fleet.user is set) and the TLS files (with
+    // https:// endpoints); a bad file is a start-up error.
     Result<bool> loadCredentials();
     void start();
 
