@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import threading
@@ -103,6 +104,59 @@ class Cluster:
     def kill(self):
         for m in self.members:
             m.kill()
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def make_ca(workdir, name):
+    """A CA (EC P-256, valid a day): returns the paths of its certificate and key."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "1", "-subj", f"/CN={name}", cwd=workdir)
+    return workdir / f"{name}.pem", workdir / f"{name}.key"
+
+
+def make_cert(workdir, ca, name, san="IP:127.0.0.1"):
+    """A certificate for `name` signed by `ca`, good for a server and a client, its key chmod 600."""
+    (workdir / f"{name}.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=workdir)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext", cwd=workdir)
+    (workdir / f"{name}.key").chmod(0o600)
+    return workdir / f"{name}.pem", workdir / f"{name}.key"
+
+
+class TlsEtcd(Etcd):
+    """One etcd member serving clients over TLS only, asking each for a certificate of `ca`."""
+
+    def __init__(self, workdir, ca, server):
+        super().__init__(workdir)
+        self.ca, self.server = ca, server
+        self.url = f"https://127.0.0.1:{self.client_port}"
+
+    def launch(self):
+        cmd = [ETCD, "--name", self.name, "--data-dir", str(self.workdir / f"etcd-{self.name}"),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+               "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
+               "--cert-file", str(self.server[0]), "--key-file", str(self.server[1]),
+               "--trusted-ca-file", str(self.ca[0]), "--client-cert-auth",
+               "--logger", "zap", "--log-level", "warn"]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"etcd exited with {self.proc.returncode}:\n{self.log_path.read_text()[-2000:]}")
+        context = ssl.create_default_context(cafile=str(self.ca[0]))
+        context.load_cert_chain(str(self.server[0]), str(self.server[1]))
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=0.5, context=context) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except OSError:
+            return False
 
 
 @pytest.fixture
@@ -611,3 +665,64 @@ def test_a_password_file_others_can_read_is_refused_at_start(backends, switchyar
     assert result.returncode == 2
     assert f"fleet.password_file {pw}: mode 0644 lets group or others read or change it; run chmod 600" in result.stderr
     assert "whatever-password" not in result.stderr
+
+
+def tls_member(switchyard, etcd, name, blue, green, ca_file, cert):
+    d = member(switchyard, etcd, name, blue, green, start=False)
+    d.config["fleet"].update({"ca_file": str(ca_file), "cert_file": str(cert[0]), "key_file": str(cert[1])})
+    d.write_config()
+    d.start()
+    return d
+
+
+def test_tls_to_etcd_with_a_client_certificate_and_a_wrong_ca_refused(backends, switchyard, tmp_path):
+    ca = make_ca(tmp_path, "fleet-ca")
+    other_ca = make_ca(tmp_path, "other-ca")
+    server = make_cert(tmp_path, ca, "etcd-server")
+    client = make_cert(tmp_path, ca, "lb-client")
+    etcd = TlsEtcd(tmp_path, ca, server).start()
+    try:
+        blue, green = backends.name("blue-1"), backends.name("green-1")
+        a = tls_member(switchyard, etcd, "lb-a", blue, green, ca[0], client)
+        b = tls_member(switchyard, etcd, "lb-b", blue, green, ca[0], client)
+        wait_store(a)
+        wait_store(b)
+        reply = a.admin("cutover web green")
+        assert reply["ok"] is True, reply
+        wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to apply A's change over TLS")
+        assert http_get(b.listen()) == "green-1"
+        # etcd's certificate is not signed by the CA this member trusts: never reachable, says why.
+        c = tls_member(switchyard, etcd, "lb-c", blue, green, other_ca[0], client)
+        wait_until(lambda: "TLS handshake failed" in c.log(), 5, 0.05, "the handshake failure to be logged")
+        assert "certificate verify failed" in c.log()
+        assert fleet_of(c)["store"] == "unavailable"
+        assert c.admin("cutover web green")["code"] == "store_unavailable"
+        key = client[1].read_text().strip().splitlines()[1]
+        for d in (a, b, c):
+            assert key not in d.log()
+    finally:
+        etcd.kill()
+
+
+def test_an_unusable_tls_file_is_refused_at_start_naming_the_key_and_file(backends, switchyard, etcd, tmp_path):
+    ca = make_ca(tmp_path, "fleet-ca")
+    client = make_cert(tmp_path, ca, "lb-client")
+    not_a_ca = tmp_path / "not-a-ca.pem"
+    not_a_ca.write_text("hello\n")
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    a.config["fleet"].update({"etcd": [etcd.url.replace("http://", "https://")], "ca_file": str(not_a_ca),
+                              "cert_file": str(client[0]), "key_file": str(client[1])})
+    a.write_config()
+    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 2
+    assert f"fleet.ca_file {not_a_ca}: not a usable CA certificate file (PEM)" in result.stderr
+    a.config["fleet"]["ca_file"] = str(ca[0])
+    client[1].chmod(0o644)
+    a.write_config()
+    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 2
+    assert f"fleet.key_file {client[1]}: mode 0644 lets group or others read or change it" in result.stderr
+    assert "PRIVATE KEY" not in result.stderr
