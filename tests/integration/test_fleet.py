@@ -577,6 +577,34 @@ def test_losing_quorum_refuses_changes_keeps_serving_and_recovers(backends, swit
     assert http_get(a.listen()) == "blue-1"
 
 
+def test_a_member_partitioned_from_etcd_serves_on_refuses_changes_and_converges_when_back(backends, switchyard,
+                                                                                          cluster):
+    """A talks only to etcd member 1, B only to member 2; member 1 stops, the cluster keeps its quorum."""
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    n1, n2, _ = cluster.members
+    a = member(switchyard, n1, "lb-a", blue, green)
+    b = member(switchyard, n2, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    n1.kill()
+    wait_store(a, "unavailable", timeout=15)
+    assert http_get(a.listen()) == "blue-1"
+    refused = a.admin("cutover web green")
+    assert refused["ok"] is False and refused["code"] == "store_unavailable", refused
+    # B's side still has a quorum (two of three): it takes changes, after an election if n1 led.
+    reply = change_accepted(b, "cutover web green")
+    assert http_get(b.listen()) == "green-1"
+    assert fleet_of(b)["store"] == "ok"
+    assert web(a)["split"] == {"blue": 100, "green": 0}
+    assert http_get(a.listen()) == "blue-1"
+    n1.launch()
+    wait_until(n1.healthy, 20, 0.05, "etcd n1 to be healthy again")
+    wait_store(a, "ok", timeout=15)
+    wait_until(lambda: web(a)["generation"] == reply["generation"], 10, 0.02, "A to converge on B's change")
+    assert http_get(a.listen()) == "green-1"
+    wait_until(lambda: fleet_of(a)["converged"] and fleet_of(b)["converged"], 10, 0.05, "the fleet to converge")
+
+
 def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
     a, b = pair
     reply = a.admin("cutover web green")
