@@ -1,6 +1,7 @@
 #include "switchyard/fleet/fleet_store.h"
 
 #include <algorithm>
+#include <future>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -38,6 +39,20 @@ FleetStore::FleetStore(net::io_context& control, config::FleetConfig config, Cal
       client_(std::make_unique<EtcdClient>(io_, config_.etcd, config_.dialTimeout)), memberWake_(io_) {}
 
 FleetStore::~FleetStore() {
+    // A clean stop gives the lease back: the member leaves the list, and the rollout driver's
+    // key goes with it, at once rather than after lease_ttl (bounded: etcd may be away).
+    if (const int64_t lease = lease_.load(); thread_.joinable() && lease != 0) {
+        std::promise<void> revoked;
+        auto done = revoked.get_future();
+        net::co_spawn(
+            io_,
+            [this, lease, &revoked]() -> net::awaitable<void> {
+                co_await client_->call("/v3/lease/revoke", leaseRevokeRequest(lease), milliseconds(500));
+                revoked.set_value();
+            },
+            net::detached);
+        done.wait_for(std::chrono::seconds(1));
+    }
     io_.stop();   // thread-safe; the coroutines are dropped with the io_context
     if (thread_.joinable()) thread_.join();
 }
@@ -217,6 +232,7 @@ net::awaitable<void> FleetStore::memberLoop() {
                 lease = parseLease(granted.body).id;
             } catch (const std::exception&) {
             }
+        lease_.store(lease);
         int64_t published = -1;
         uint64_t countersPublished = 0;
         auto lastKeepAlive = std::chrono::steady_clock::now();

@@ -376,8 +376,11 @@ def rollout_of(d):
     return web(d)["rollout"] or {}
 
 
-def driving_pair(switchyard, etcd, blue, green_a, green_b):
-    """A elected as the rollout driver before B joins, so the test knows who judges."""
+def driving_pair(backends, switchyard, etcd, green_b=None):
+    """A elected as the rollout driver before B joins, so the test knows who judges. Both share
+    blue-1; A's green is green-1, B's too unless `green_b` is given."""
+    blue, green_a = backends.name("blue-1"), backends.name("green-1")
+    green_b = green_b or green_a
     a = member(switchyard, etcd, "lb-a", blue, green_a)
     wait_store(a)
     wait_until(lambda: driver_of(a) == "lb-a", 10, 0.02, "A to be elected the rollout driver")
@@ -387,15 +390,20 @@ def driving_pair(switchyard, etcd, blue, green_a, green_b):
     return a, b
 
 
+def start_rollout(sender, other, command):
+    """`command` sent to `sender`, accepted, and the rollout running on `other` too."""
+    reply = sender.admin(command)
+    assert reply["ok"] is True, reply
+    wait_until(lambda: rollout_of(other).get("state") == "running", 5, 0.01, "the other member to apply the rollout")
+    return reply
+
+
 def test_a_rollout_driven_by_a_killed_member_is_continued_by_another_within_the_lease_ttl(backends, switchyard,
                                                                                             etcd):
-    blue, green = backends.name("blue-1"), backends.name("green-1")
-    a, b = driving_pair(switchyard, etcd, blue, green, green)
+    a, b = driving_pair(backends, switchyard, etcd)
     load = Load(b.listen())
     try:
-        reply = a.admin("rollout web to=green steps=10,50,100 hold=2s min_connections=5 max_error_rate=0.2")
-        assert reply["ok"] is True, reply
-        wait_until(lambda: rollout_of(b).get("state") == "running", 5, 0.01, "B to apply the rollout")
+        start_rollout(a, b, "rollout web to=green steps=10,50,100 hold=2s min_connections=5 max_error_rate=0.2")
         assert web(b)["split"] == {"blue": 90, "green": 10}
         time.sleep(0.5)   # mid-step: half a second into a 2 s hold
         killed = time.monotonic()
@@ -418,13 +426,30 @@ def test_a_rollout_driven_by_a_killed_member_is_continued_by_another_within_the_
     assert "this member judges the fleet's rollouts from now on" in b.log()
 
 
+def test_a_member_stopped_cleanly_gives_its_lease_back_at_once(backends, switchyard, etcd):
+    """With lease_ttl 10s, a SIGTERM'd driver is replaced, and unlisted, well before its lease would expire."""
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    members = []
+    for name in ("lb-a", "lb-b"):
+        d = member(switchyard, etcd, name, blue, green, start=False)
+        d.config["fleet"]["lease_ttl"] = "10s"
+        d.write_config()
+        d.start()
+        wait_store(d)
+        wait_until(lambda: driver_of(d) == "lb-a", 10, 0.02, "A to drive")
+        members.append(d)
+    a, b = members
+    a.stop()
+    wait_until(lambda: driver_of(b) == "lb-b", 2, 0.02, "B to drive once A gave its lease back")
+    assert [m["instance"] for m in fleet_of(b)["members"]] == ["lb-b"]
+
+
 def test_gates_judge_the_sli_summed_over_every_member(backends, switchyard, etcd):
     """A drives; A's green answers every request, B's green resets a third: A's share alone passes
     max_error_rate, the fleet's does not."""
-    blue, green_a = backends.name("blue-1"), backends.name("green-a")
     green_b = ResettingBackend("green-b", every=3)
     backends.started.append(green_b)
-    a, b = driving_pair(switchyard, etcd, blue, green_a, green_b)
+    a, b = driving_pair(backends, switchyard, etcd, green_b)
     loads = [Load(a.listen()), Load(b.listen())]
     try:
         reply = a.admin("rollout web to=green steps=50,100 hold=2s min_connections=20 max_error_rate=0.05")
@@ -450,11 +475,8 @@ def test_gates_judge_the_sli_summed_over_every_member(backends, switchyard, etcd
 
 
 def test_rollout_status_and_abort_work_from_a_member_that_does_not_drive(backends, switchyard, etcd):
-    blue, green = backends.name("blue-1"), backends.name("green-1")
-    a, b = driving_pair(switchyard, etcd, blue, green, green)
-    reply = b.admin("rollout web to=green steps=10,100 hold=30s min_connections=5")
-    assert reply["ok"] is True, reply
-    wait_until(lambda: rollout_of(a).get("state") == "running", 5, 0.01, "A to apply B's rollout")
+    a, b = driving_pair(backends, switchyard, etcd)
+    start_rollout(b, a, "rollout web to=green steps=10,100 hold=30s min_connections=5")
     status_b = b.admin("rollout-status web")
     assert status_b["ok"] is True and status_b["rollout"]["state"] == "running"
     assert status_b["rollout"]["percent"] == 10
@@ -466,13 +488,10 @@ def test_rollout_status_and_abort_work_from_a_member_that_does_not_drive(backend
 
 
 def test_a_rollout_step_holds_while_etcd_is_down(backends, switchyard, etcd):
-    blue, green = backends.name("blue-1"), backends.name("green-1")
-    a, b = driving_pair(switchyard, etcd, blue, green, green)
+    a, b = driving_pair(backends, switchyard, etcd)
     load = Load(a.listen())
     try:
-        reply = a.admin("rollout web to=green steps=10,100 hold=1s min_connections=5")
-        assert reply["ok"] is True, reply
-        wait_until(lambda: rollout_of(b).get("state") == "running", 5, 0.01, "B to apply the rollout")
+        start_rollout(a, b, "rollout web to=green steps=10,100 hold=1s min_connections=5")
         etcd.kill()
         wait_store(a, "unavailable")
         time.sleep(2.5)   # well past the 1 s hold: nothing may be decided meanwhile
@@ -625,6 +644,15 @@ def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
     wait_until(lambda: web(b)["generation"] == again["generation"], 5, 0.02, "B to apply the next change")
 
 
+def check_refused(d):
+    """`switchyard --check` on `d`'s config as it is now: refused with exit 2."""
+    d.write_config()
+    result = subprocess.run([switchyard_bin(), "-c", str(d.config_path), "--check"], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 2, result.stdout + result.stderr
+    return result
+
+
 def enable_auth(etcd, user, password, prefix):
     """root (required before auth can be enabled) and `user`, who may read and write `prefix` only."""
     b64 = lambda text: base64.b64encode(text.encode()).decode()
@@ -687,10 +715,7 @@ def test_a_password_file_others_can_read_is_refused_at_start(backends, switchyar
     blue, green = backends.name("blue-1"), backends.name("green-1")
     a = member(switchyard, etcd, "lb-a", blue, green, start=False)
     a.config["fleet"].update({"user": "lb", "password_file": str(pw)})
-    a.write_config()
-    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
-                            timeout=10)
-    assert result.returncode == 2
+    result = check_refused(a)
     assert f"fleet.password_file {pw}: mode 0644 lets group or others read or change it; run chmod 600" in result.stderr
     assert "whatever-password" not in result.stderr
 
@@ -741,16 +766,10 @@ def test_an_unusable_tls_file_is_refused_at_start_naming_the_key_and_file(backen
     a = member(switchyard, etcd, "lb-a", blue, green, start=False)
     a.config["fleet"].update({"etcd": [etcd.url.replace("http://", "https://")], "ca_file": str(not_a_ca),
                               "cert_file": str(client[0]), "key_file": str(client[1])})
-    a.write_config()
-    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
-                            timeout=10)
-    assert result.returncode == 2
+    result = check_refused(a)
     assert f"fleet.ca_file {not_a_ca}: not a usable CA certificate file (PEM)" in result.stderr
     a.config["fleet"]["ca_file"] = str(ca[0])
     client[1].chmod(0o644)
-    a.write_config()
-    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
-                            timeout=10)
-    assert result.returncode == 2
+    result = check_refused(a)
     assert f"fleet.key_file {client[1]}: mode 0644 lets group or others read or change it" in result.stderr
     assert "PRIVATE KEY" not in result.stderr

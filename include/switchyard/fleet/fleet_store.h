@@ -119,6 +119,7 @@ private:
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::unique_ptr<EtcdClient> client_;
     std::thread thread_;
+    std::atomic<int64_t> lease_{0};       // the member's lease now (0: none); revoked on a clean stop
     std::atomic<int64_t> toPublish_{0};   // the revision memberLoop should publish next
     boost::asio::steady_timer memberWake_;   // memberLoop sleeps on it; publishApplied() wakes it
     // fleet thread
