@@ -672,6 +672,8 @@ void ControlPlane::retire(routing::TimePoint deadline, std::chrono::milliseconds
     retired_ = true;
     housekeepingTimer_.cancel();
     listeners_.stopAccepting();
+    // The next generation is the fleet's member now (same instance name, its own lease).
+    if (fleet_) fleet_->leave();
     if (!snapshot_) return;
     snapshot_ = drainingEverything(*snapshot_, deadline, spread);
     for (auto& w : workers_) w->publish(snapshot_);

@@ -224,7 +224,7 @@ net::awaitable<void> FleetStore::memberLoop() {
     const milliseconds every =
         std::max(milliseconds(200), std::chrono::duration_cast<milliseconds>(config_.leaseTtl) / 3);
     milliseconds backoff = kBackoffFirst;
-    for (;;) {
+    while (!leaving_) {
         CallResult granted =
             co_await client_->call("/v3/lease/grant", leaseGrantRequest(ttlSeconds), config_.dialTimeout);
         int64_t lease = 0;
@@ -238,6 +238,11 @@ net::awaitable<void> FleetStore::memberLoop() {
         auto lastKeepAlive = std::chrono::steady_clock::now();
         if (lease != 0) linkChanged(&leaseUp_, true, {});
         while (lease != 0) {
+            if (leaving_) {   // leave(): no member record, no driver key, from now on
+                co_await client_->call("/v3/lease/revoke", leaseRevokeRequest(lease), config_.dialTimeout);
+                lease_.store(0);
+                co_return;
+            }
             const int64_t want = toPublish_.load();
             const uint64_t counters = countersVersion_;
             if (want != published || counters != countersPublished) {
@@ -332,6 +337,13 @@ net::awaitable<bool> FleetStore::campaign(int64_t lease) {
         co_return false;
     }
     co_return true;
+}
+
+void FleetStore::leave() {
+    net::post(io_, [this] {
+        leaving_ = true;
+        memberWake_.cancel();
+    });
 }
 
 void FleetStore::publishCounters(nlohmann::json pools) {

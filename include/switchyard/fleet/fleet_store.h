@@ -95,6 +95,9 @@ public:
                  std::function<void(ProposeResult)> done);
     // Publishes the revision this member applied (under its lease).
     void publishApplied(int64_t revision);
+    // This process stops being a member (an upgrade's old generation): its lease is
+    // revoked, so it leaves the list and, if it drove rollouts, another member drives.
+    void leave();
     // Publishes this member's pool counters (service -> {blue, green}) with it.
     void publishCounters(nlohmann::json pools);
 
@@ -125,6 +128,7 @@ private:
     // fleet thread
     bool watchUp_ = false;
     bool leaseUp_ = false;
+    bool leaving_ = false;
     std::string driverHolder_;          // as the watch (or a campaign) last saw it
     nlohmann::json counters_;           // what publishCounters() asked for
     uint64_t countersVersion_ = 0;
