@@ -151,10 +151,12 @@ void serviceStatus(JsonWriter& w, const control::ServiceEntry& service, const ro
     w.endObject();
     w.field("panic", service.panic);
     w.key("rollout");
-    if (service.rollout)
-        w.raw(rollout::statusJson(*service.rollout, control ? control->rolloutNowOf(service) : control::rolloutNow(service))
-                  .dump());
-    else w.null();
+    if (service.rollout) {
+        const rollout::Now fed = control ? control->rolloutNowOf(service) : control::rolloutNow(service);
+        w.raw(rollout::statusJson(*service.rollout, fed).dump());
+    } else {
+        w.null();
+    }
     w.key("pools").beginObject();
     for (auto colour : config::kColours) {
         w.key(config::toString(colour));

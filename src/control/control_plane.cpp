@@ -302,7 +302,8 @@ void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& int
 // --- operator changes ---
 
 Outcome ControlPlane::setSplit(const std::string& name, config::Split split, const ChangeGuard& guard) {
-    return change(name, guard, [&](ServiceEntry& s) { return transitions::split(s, split, guard, "split", rolloutNowOf(s)); });
+    return change(name, guard,
+                  [&](ServiceEntry& s) { return transitions::split(s, split, guard, "split", rolloutNowOf(s)); });
 }
 
 Outcome ControlPlane::cutover(const std::string& name, config::Colour colour, const ChangeGuard& guard) {
@@ -607,7 +608,8 @@ void ControlPlane::rolloutTick() {
             const bool warn = result.event == rollout::Event::RolledBack || result.event == rollout::Event::Suspended;
             const Outcome o = change(name, {}, takeStep);
             if (o.ok && o.code == kPendingCode) awaitRolloutProposal(name, result.message, warn);
-            else if (!o.ok) log->warn("{}: not recorded in the fleet's store, judged again next turn: {}", name, o.message);
+            else if (!o.ok)
+                log->warn("{}: not recorded in the fleet's store, judged again next turn: {}", name, o.message);
             continue;
         }
         switch (result.event) {
