@@ -32,7 +32,7 @@ bool closedHere(const error_code& ec) {
 } // namespace
 
 AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex)
-    : worker_(worker), client_(std::move(client)), upstream_(worker.context()),
+    : worker_(worker), client_(std::move(client)), upstream_(worker.context()), idleTimer_(worker.context()),
       core_(worker.sessionContext(), id, serviceIndex) {}
 
 void AsioSession::close(CloseReason reason) {
@@ -44,6 +44,7 @@ void AsioSession::closeSockets() {
     error_code ignored;
     client_.close(ignored);
     upstream_.close(ignored);
+    idleTimer_.cancel();
 }
 
 void AsioSession::perform(const SessionAction& a) {
@@ -51,10 +52,8 @@ void AsioSession::perform(const SessionAction& a) {
     switch (a.kind) {
     case Kind::ShutdownWrite:
         socketOf(sinkOf(a.direction)).shutdown(tcp::socket::shutdown_send, ignored);
-        if (a.moveTimer && idleTimer_) {
-            idleRearm_ = true;
-            idleTimer_->cancel();
-        }
+        if (a.thenClose) idleTimer_.cancel();   // the last wait: its end ends the session
+        else if (a.moveTimer) armIdle(a.at);
         return;
     case Kind::Close:
         if (a.reset) resetOnClose(socketOf(a.resetSide).native_handle());
@@ -64,11 +63,14 @@ void AsioSession::perform(const SessionAction& a) {
     }
 }
 
-net::awaitable<void> AsioSession::run() {
-    // The session's end is counted however the coroutine ends.
+net::awaitable<bool> AsioSession::run() {
+    // The session's end is counted however the set-up ends (an exception too).
     struct Finish {
         SessionCore& core;
-        ~Finish() { core.finish(); }
+        bool relaying = false;
+        ~Finish() {
+            if (!relaying) core.finish();
+        }
     } finish{core_};
     SessionAction a = core_.on(SessionEvent::accepted(client_.native_handle()));
     error_code ec;
@@ -82,12 +84,16 @@ net::awaitable<void> AsioSession::run() {
         // The PROXY header goes first, before any client byte (and with the bytes
         // that came in with an accepted header); a backend that fails it skips the relay.
         if (a.kind == Kind::SendPreamble) a = co_await sendPreamble();
-        if (a.kind == Kind::Relay)
-            co_await ((pump(Direction::ClientToBackend) && pump(Direction::BackendToClient)) || watchIdle(a.at));
+        if (a.kind == Kind::Relay) {
+            finish.relaying = true;
+            startRelay(a.at);
+            co_return true;
+        }
     }
     perform(a);
     core_.finish();
     closeSockets();
+    co_return false;
 }
 
 net::awaitable<SessionAction> AsioSession::readHeaderBytes() {
@@ -142,16 +148,61 @@ net::awaitable<SessionAction> AsioSession::connect(const SessionAction& attempt)
     co_return core_.on(SessionEvent::connectFailed(ec.value()));
 }
 
+void AsioSession::startRelay(routing::TimePoint idleDeadline) {
+    armIdle(idleDeadline);   // a wait in flight from the start: nothing below can end the session early
+    pump(Direction::ClientToBackend);
+    pump(Direction::BackendToClient);
+}
+
+void AsioSession::completed() {
+    if (pending_ > 0 || !core_.closing()) return;
+    core_.finish();
+    closeSockets();
+    worker_.sessionEnded(core_.id());   // frees this
+}
+
+void AsioSession::waitThen(tcp::socket& socket, tcp::socket::wait_type wait, Direction direction, Step next) {
+    ++pending_;
+    socket.async_wait(wait, [this, direction, next](const error_code& ec) {
+        --pending_;
+        if (ec) finishDirection(direction, ec);
+        else (this->*next)(direction);
+        completed();
+    });
+}
+
+void AsioSession::armIdle(routing::TimePoint at) {
+    ++pending_;
+    idleTimer_.expires_at(at);   // a wait for a later deadline ends with operation_aborted
+    idleTimer_.async_wait([this](const error_code& ec) {
+        --pending_;
+        if (!ec && !core_.closing()) {
+            // Reads moved the deadline on without touching the timer: re-armed only now.
+            const SessionAction a = core_.on(SessionEvent::timerFired(std::chrono::steady_clock::now()));
+            if (a.kind == Kind::ArmTimer) armIdle(a.at);
+            else perform(a);
+        }
+        completed();
+    });
+}
+
 void AsioSession::finishDirection(Direction direction, const error_code& ec) {
+    releasePipe(direction);
     if (!ec || ec == net::error::eof)
         perform(core_.on(SessionEvent::eof(direction, std::chrono::steady_clock::now())));
     else if (!closedHere(ec))
         perform(core_.on(SessionEvent::failed(sourceOf(direction))));
-    // An error on one side ends both: closing cancels the other direction.
-    if (core_.closing()) closeSockets();
+    else
+        closeSockets();   // an error on one side ends both: closing cancels the other direction
 }
 
-net::awaitable<void> AsioSession::pump(Direction direction) {
+void AsioSession::writeFailed(Direction direction, const error_code& ec) {
+    // The receiving side failed: that side is the one that reset.
+    if (!closedHere(ec)) perform(core_.on(SessionEvent::failed(sinkOf(direction))));
+    finishDirection(direction, net::error::operation_aborted);
+}
+
+void AsioSession::pump(Direction direction) {
     tcp::socket& from = socketOf(sourceOf(direction));
     tcp::socket& to = socketOf(sinkOf(direction));
     error_code ec;
@@ -162,105 +213,91 @@ net::awaitable<void> AsioSession::pump(Direction direction) {
         const std::size_t n = from.read_some(net::buffer(buffer.data(), buffer.size()), ec);
         if (ec == net::error::would_block || ec == net::error::try_again) {
             buffer.release();
-            co_await from.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
-            if (ec) break;
-            continue;
+            waitThen(from, tcp::socket::wait_read, direction, &AsioSession::pump);
+            return;
         }
         if (ec) break;
         core_.noteRead(direction, n, n == buffer.size(), std::chrono::steady_clock::now());
-        // Write first too: the socket usually takes it all, and the async path
-        // (reactor, completion handler, coroutine resume) is only for the rest.
+        // Write first too: the socket usually takes it all, and the reactor is only for the rest.
         std::size_t written = to.write_some(net::buffer(buffer.data(), n), ec);
         if (ec == net::error::would_block || ec == net::error::try_again) {
             written = 0;
             ec = {};
         }
-        if (!ec && written < n)
-            co_await net::async_write(to, net::buffer(buffer.data() + written, n - written),
-                                      net::redirect_error(net::use_awaitable, ec));
         if (ec) {
-            // The receiving side failed: that side is the one that reset.
-            if (!closedHere(ec)) perform(core_.on(SessionEvent::failed(sinkOf(direction))));
-            ec = net::error::operation_aborted;
-            break;
+            writeFailed(direction, ec);
+            return;
         }
-        if (core_.takeBulkTurn(direction) && worker_.pipes()) {
-            buffer.release();
-            // Without a pipe, the core asks again after the next two whole buffers.
-            if (std::optional<SplicePipe> pipe = worker_.pipes()->acquire(worker_.openSessions())) {
-                const bool backToBuffers = co_await splicePump(direction, std::move(*pipe), ec);
-                if (!backToBuffers) break;
-            }
+        if (written < n) {
+            Flow& f = flow(direction);
+            f.buffer = std::move(buffer);
+            ++pending_;
+            net::async_write(to, net::buffer(f.buffer.data() + written, n - written),
+                             [this, direction](const error_code& ec, std::size_t) {
+                                 --pending_;
+                                 flow(direction).buffer.release();
+                                 if (ec) writeFailed(direction, ec);
+                                 else if (!toSplice(direction)) pump(direction);
+                                 completed();
+                             });
+            return;
         }
+        buffer.release();
+        if (toSplice(direction)) return;
     }
     finishDirection(direction, ec);
 }
 
-net::awaitable<bool> AsioSession::splicePump(Direction direction, SplicePipe pipe, error_code& ec) {
+bool AsioSession::toSplice(Direction direction) {
+    SplicePipePool* pool = worker_.pipes();
+    if (!pool || !core_.takeBulkTurn(direction)) return false;
+    // Without a pipe, the core asks again after the next two whole buffers.
+    std::optional<SplicePipe>& pipe = flow(direction).pipe;
+    pipe = pool->acquire(worker_.openSessions());
+    if (!pipe) return false;
+    splice(direction);
+    return true;
+}
+
+void AsioSession::releasePipe(Direction direction) {
+    std::optional<SplicePipe>& pipe = flow(direction).pipe;
+    if (!pipe) return;
+    worker_.pipes()->release(std::move(*pipe));
+    pipe.reset();
+}
+
+void AsioSession::splice(Direction direction) {
     tcp::socket& from = socketOf(sourceOf(direction));
     tcp::socket& to = socketOf(sinkOf(direction));
+    SplicePipe& pipe = *flow(direction).pipe;
     for (;;) {
         while (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(to.native_handle());
             if (out.kind == SpliceResult::Kind::Failed) {
+                releasePipe(direction);
                 perform(core_.on(SessionEvent::failed(sinkOf(direction))));   // the receiving side failed
-                ec = net::error::operation_aborted;
-                break;
+                return;
             }
             if (out.bytes > 0) core_.noteSinkProgress(std::chrono::steady_clock::now());
             if (pipe.bytes() == 0) break;
-            co_await to.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
-            if (ec) break;
+            waitThen(to, tcp::socket::wait_write, direction, &AsioSession::splice);
+            return;
         }
-        if (ec) break;
         const SpliceResult in = pipe.fill(from.native_handle());
-        if (in.kind == SpliceResult::Kind::WouldBlock) {
-            co_await from.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
-            if (ec) break;
-            continue;
-        }
-        if (in.kind == SpliceResult::Kind::EndOfStream) {
-            ec = net::error::eof;
+        switch (in.kind) {
+        case SpliceResult::Kind::Moved:
+            core_.noteSpliced(direction, in.bytes, std::chrono::steady_clock::now());
             break;
+        case SpliceResult::Kind::WouldBlock: waitThen(from, tcp::socket::wait_read, direction, &AsioSession::splice); return;
+        case SpliceResult::Kind::EndOfStream: finishDirection(direction, net::error::eof); return;
+        case SpliceResult::Kind::NotSpliceable:   // the pipe is empty here: back to buffers
+            releasePipe(direction);
+            pump(direction);
+            return;
+        case SpliceResult::Kind::Failed:
+            finishDirection(direction, error_code(in.error, boost::system::system_category()));
+            return;
         }
-        if (in.kind == SpliceResult::Kind::NotSpliceable) {   // the pipe is empty here
-            worker_.pipes()->release(std::move(pipe));
-            co_return true;
-        }
-        if (in.kind == SpliceResult::Kind::Failed) {
-            ec = error_code(in.error, boost::system::system_category());
-            break;
-        }
-        core_.noteSpliced(direction, in.bytes, std::chrono::steady_clock::now());
-    }
-    worker_.pipes()->release(std::move(pipe));
-    co_return false;
-}
-
-net::awaitable<void> AsioSession::watchIdle(routing::TimePoint deadline) {
-    net::steady_timer timer(worker_.context());
-    idleTimer_ = &timer;
-    struct Forget {
-        AsioSession& s;
-        ~Forget() { s.idleTimer_ = nullptr; }
-    } forget{*this};
-    for (;;) {
-        timer.expires_at(deadline);
-        error_code ec;
-        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-        if (ec) {
-            // A half-close asked for an earlier deadline; anything else: the relay ended first.
-            const auto state = co_await net::this_coro::cancellation_state;
-            if (idleRearm_ && state.cancelled() == net::cancellation_type::none) {
-                idleRearm_ = false;
-                deadline = core_.idleDeadline();
-                continue;
-            }
-            co_return;
-        }
-        const SessionAction a = core_.on(SessionEvent::timerFired(std::chrono::steady_clock::now()));
-        if (a.kind != Kind::ArmTimer) co_return;   // idle: ending this watch ends the pumps
-        deadline = a.at;
     }
 }
 

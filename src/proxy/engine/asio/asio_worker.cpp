@@ -166,7 +166,8 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
         const uint64_t id = core_.nextSessionId();
         AsioSession& session =
             core_.add(std::make_unique<AsioSession>(*this, std::move(socket), id, listener->serviceIndex));
-        net::co_spawn(context_, session.run(), [this, id](std::exception_ptr e) {
+        // A session that reached its relay ends from the relay's callbacks.
+        net::co_spawn(context_, session.run(), [this, id](std::exception_ptr e, bool relaying) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -174,7 +175,7 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
                     telemetry::logger("proxy")->error("conn {}: ended by exception: {}", id, ex.what());
                 }
             }
-            sessionEnded(id);
+            if (e || !relaying) sessionEnded(id);
         });
         if (!listener->acceptor.is_open()) co_return;
     }

@@ -1,17 +1,21 @@
 #pragma once
 
 // One proxied connection on the Asio (epoll) engine: a driver of SessionCore
-// (session_core.h has the states and the decisions). Coroutines here only move
-// bytes: read the PROXY header, connect, write the preamble, pump each
-// direction (buffers, or splice for bulk flows), wait for the idle deadline;
-// each reports what happened to the core and performs the action it answers.
-// The coroutine frame and this object own both sockets; nothing is shared
-// with other threads.
+// (session_core.h has the states and the decisions). It only moves bytes,
+// reports what happened to the core and performs the action it answers.
+// Setting up (PROXY header, connect with its timeout, preamble) is one
+// coroutine; the relay is callbacks, one chain per direction (read first,
+// wait only on EAGAIN; buffers, or splice for bulk flows) and the idle timer,
+// so an idle connection holds no coroutine frame and no buffer: two socket
+// waits and one timer wait. `pending_` counts those; the last one to complete
+// once the core is Closing ends the session. Nothing is shared with other threads.
 
 #include <cstdint>
+#include <optional>
 
 #include <boost/asio.hpp>
 
+#include "switchyard/proxy/buffer_pool.h"
 #include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/session_core.h"
 #include "switchyard/proxy/splice_pipe.h"
@@ -29,7 +33,9 @@ public:
     AsioSession(const AsioSession&) = delete;
     AsioSession& operator=(const AsioSession&) = delete;
 
-    net::awaitable<void> run();
+    // Sets the session up; true once the relay runs (its callbacks end the
+    // session: AsioWorker::sessionEnded), false when it ended here.
+    net::awaitable<bool> run();
 
     // Ends the session from outside (drain deadline, shutdown): closing the
     // sockets cancels whatever the coroutines wait on.
@@ -46,26 +52,40 @@ private:
     net::awaitable<SessionAction> readHeaderBytes();
     net::awaitable<SessionAction> connect(const SessionAction& attempt);
     net::awaitable<SessionAction> sendPreamble();
-    net::awaitable<void> pump(Direction direction);
-    // A bulk direction relayed by splice(2) through `pipe` until it ends; the
-    // pipe goes back to the worker's pool. Sets `ec` as pump's reads would.
-    // True: the flow must go on through buffers (bytes splice will not take).
-    net::awaitable<bool> splicePump(Direction direction, SplicePipe pipe, boost::system::error_code& ec);
-    net::awaitable<void> watchIdle(routing::TimePoint deadline);
+    struct Flow {
+        BufferPool::Lease buffer;          // held only while a write waits for room
+        std::optional<SplicePipe> pipe;    // while the direction relays by splice
+    };
+    using Step = void (AsioSession::*)(Direction);
+
+    void startRelay(routing::TimePoint idleDeadline);
+    // Buffer relay of one direction until it blocks, ends or turns to splice.
+    void pump(Direction direction);
+    // After a whole write: a bulk flow moves to splice when a pipe is spare (true).
+    bool toSplice(Direction direction);
+    // Splice relay (socket -> pipe -> socket) of one direction until it blocks or ends.
+    void splice(Direction direction);
+    // Waits for `socket` to be ready, then goes on with `next`.
+    void waitThen(tcp::socket& socket, tcp::socket::wait_type wait, Direction direction, Step next);
+    void writeFailed(Direction direction, const boost::system::error_code& ec);
+    void armIdle(routing::TimePoint at);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
+    // The end of every relay callback: the last one after closing ends the session (frees this).
+    void completed();
     void perform(const SessionAction& action);
     tcp::socket& socketOf(Side side) { return side == Side::Client ? client_ : upstream_; }
-    // Closing the sockets ends both pumps and the idle watch.
+    Flow& flow(Direction d) { return flows_[indexOf(d)]; }
+    void releasePipe(Direction direction);
+    // Closing the sockets (and the idle timer) ends every wait.
     void closeSockets();
 
     AsioWorker& worker_;
     tcp::socket client_;
     tcp::socket upstream_;
+    net::steady_timer idleTimer_;
     SessionCore core_;
-    // The idle watch's timer while it waits; a half-close cancels it
-    // (idleRearm_) so that it re-arms for the earlier deadline.
-    net::steady_timer* idleTimer_ = nullptr;
-    bool idleRearm_ = false;
+    Flow flows_[2];
+    uint16_t pending_ = 0;   // relay waits in flight
 };
 
 } // namespace switchyard::proxy::asio_engine
