@@ -21,18 +21,6 @@ SessionAction actionOf(SessionAction::Kind kind) {
 
 } // namespace
 
-const char* toString(SessionState state) {
-    switch (state) {
-    case SessionState::Accepted: return "accepted";
-    case SessionState::Header: return "header";
-    case SessionState::Connecting: return "connecting";
-    case SessionState::Preamble: return "preamble";
-    case SessionState::Relaying: return "relaying";
-    case SessionState::Closing: return "closing";
-    }
-    return "?";
-}
-
 SessionCore::SessionCore(SessionContext& worker, uint64_t id, std::size_t serviceIndex)
     : worker_(worker), id_(id), serviceIndex_(static_cast<uint32_t>(serviceIndex)) {}
 
@@ -63,7 +51,7 @@ SessionAction SessionCore::on(const SessionEvent& e) {
     // What was in flight when the session closed completes with errors: nothing changes.
     if (closing()) return {};
     switch (e.kind) {
-    case Kind::Accepted: return state_ == SessionState::Accepted ? onAccepted(e.err) : SessionAction{};
+    case Kind::Accepted: return state_ == SessionState::Accepted ? onAccepted(e.fd) : SessionAction{};
     case Kind::HeaderBytes: return state_ == SessionState::Header ? onHeaderBytes(e.data) : SessionAction{};
     case Kind::HeaderEnded:
         if (state_ != SessionState::Header) return {};

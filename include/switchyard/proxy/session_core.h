@@ -64,11 +64,9 @@ struct SessionContext {
 
 enum class SessionState : uint8_t { Accepted, Header, Connecting, Preamble, Relaying, Closing };
 
-const char* toString(SessionState state);
-
 struct SessionEvent {
     enum class Kind : uint8_t {
-        Accepted,       // clientFd: only looked at by getpeername/getsockname
+        Accepted,       // fd: the client socket, only for getpeername/getsockname
         HeaderBytes,    // bytes read while the PROXY header is awaited
         HeaderEnded,    // the client's EOF (err 0) or a read error while awaiting it
         ConnectOk,
@@ -84,11 +82,16 @@ struct SessionEvent {
     Side side = Side::Client;
     CloseReason reason = CloseReason::Shutdown;
     int err = 0;
+    int fd = -1;
     std::size_t bytes = 0;
     std::span<const uint8_t> data;
     SteadyTime now{};
 
-    static SessionEvent accepted(int clientFd) { return of(Kind::Accepted).withErr(clientFd); }
+    static SessionEvent accepted(int clientFd) {
+        SessionEvent e = of(Kind::Accepted);
+        e.fd = clientFd;
+        return e;
+    }
     static SessionEvent headerBytes(std::span<const uint8_t> data) {
         SessionEvent e = of(Kind::HeaderBytes);
         e.data = data;
