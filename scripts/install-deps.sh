@@ -23,8 +23,14 @@ packages=(
   # scripts/build-deb.sh (the Debian package and its lintian check) and the
   # JSON reading of config/deploy-pipeline.sh and the bash completion.
   debhelper dpkg-dev fakeroot lintian git jq
+  # TLS to etcd (fleet mode's https:// endpoints) via Boost.Asio's ssl layer, and the
+  # openssl command test_fleet.py makes its etcd's certificates with
+  libssl-dev openssl
   # fleet mode's integration tests run a real etcd (tests/integration/test_fleet.py)
   etcd-server
+  # the package under a real systemd: a Debian 12 container booted by
+  # systemd-nspawn (tests/system/test_systemd_container.py)
+  systemd-container debootstrap
 )
 
 missing=()

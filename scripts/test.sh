@@ -3,11 +3,12 @@
 # warnings as errors, run the Catch2 unit tests and the pytest integration
 # tests, then the reliability passes (docs/testing.md): the unit and
 # integration tests under ASan+UBSan and under TSan, each fuzz target for a
-# short bounded time, a 2-minute soak, and the Debian package with lintian
-# (scripts/build-deb.sh). Ends with one plain line
+# short bounded time, a 2-minute soak, the Debian package with lintian
+# (scripts/build-deb.sh), and that package installed and upgraded under a real
+# systemd in a Debian 12 container (tests/system/). Ends with one plain line
 # "N passed, N failed[, N skipped]".
 # Works unattended (CI=true, no stdin); exits non-zero on any failure.
-# SWITCHYARD_TEST_SKIP="asan tsan fuzz soak deb" leaves those passes out (counted as skipped).
+# SWITCHYARD_TEST_SKIP="asan tsan fuzz soak deb container" leaves those passes out (counted as skipped).
 #
 # --quick: a contributor's inner loop (a few minutes): the unit tests and the
 # integration suite on the default engine only; no fuzz corpus replay, no epoll
@@ -283,6 +284,14 @@ if want deb; then
     passed=$((passed + 1))
   else
     echo "test.sh: the Debian package failed to build or has lintian errors" >&2; failed=$((failed + 1))
+  fi
+  # That package under a real systemd, in a booted Debian 12 container
+  # (tests/system/): MainPID follows an upgrade, the watchdog, reload and stop.
+  deb=$(ls "$logdir"/deb/switchyard_*.deb 2>/dev/null | head -1)
+  if [ -n "$deb" ] && want container; then
+    export SWITCHYARD_DEB="$deb"
+    run_integration systemd-container "" "" tests/system
+    unset SWITCHYARD_DEB
   fi
 fi
 

@@ -31,8 +31,8 @@ rollout::RolloutPlan planFrom(const RolloutRequest& r) {
     return p;
 }
 
-json rolloutJson(const control::ServiceEntry& s) {
-    return s.rollout ? rollout::statusJson(*s.rollout, control::rolloutNow(s)) : json(nullptr);
+json rolloutJson(const control::ControlPlane& control, const control::ServiceEntry& s) {
+    return s.rollout ? rollout::statusJson(*s.rollout, control.rolloutNowOf(s)) : json(nullptr);
 }
 
 } // namespace
@@ -67,7 +67,7 @@ json CommandExecutor::rolloutReply(const control::Outcome& outcome, const std::s
         return reply;
     }
     if (outcome.ok)
-        if (const control::ServiceEntry* s = control_.state().find(service)) reply["rollout"] = rolloutJson(*s);
+        if (const control::ServiceEntry* s = control_.state().find(service)) reply["rollout"] = rolloutJson(control_, *s);
     return reply;
 }
 

@@ -108,7 +108,8 @@ void poolStatus(JsonWriter& w, const control::ServiceEntry& service, const routi
 
 } // namespace
 
-void serviceStatus(JsonWriter& w, const control::ServiceEntry& service, const routing::ServiceRoute& route) {
+void serviceStatus(JsonWriter& w, const control::ServiceEntry& service, const routing::ServiceRoute& route,
+                   const control::ControlPlane* control) {
     const auto now = routing::Clock::now();
     const auto& c = service.config;
     const routing::ServiceState& st = *service.state;
@@ -150,8 +151,12 @@ void serviceStatus(JsonWriter& w, const control::ServiceEntry& service, const ro
     w.endObject();
     w.field("panic", service.panic);
     w.key("rollout");
-    if (service.rollout) w.raw(rollout::statusJson(*service.rollout, control::rolloutNow(service)).dump());
-    else w.null();
+    if (service.rollout) {
+        const rollout::Now fed = control ? control->rolloutNowOf(service) : control::rolloutNow(service);
+        w.raw(rollout::statusJson(*service.rollout, fed).dump());
+    } else {
+        w.null();
+    }
     w.key("pools").beginObject();
     for (auto colour : config::kColours) {
         w.key(config::toString(colour));
@@ -185,6 +190,9 @@ std::string statusReportText(const control::ControlPlane& control, std::string_v
         w.key("fleet").beginObject();
         w.field("instance", fleet->config().instance);
         w.field("store", fleet->available() ? "ok" : "unavailable");
+        w.key("driver");   // the member that judges the fleet's rollouts
+        if (fleet->driver().empty()) w.null();
+        else w.value(fleet->driver());
         w.field("generation", newest);
         w.key("members").beginArray();
         for (const auto& [instance, applied] : fleet->members()) {
@@ -211,10 +219,10 @@ std::string statusReportText(const control::ControlPlane& control, std::string_v
     w.key("services").beginArray();
     if (!service.empty()) {
         if (const std::size_t i = state.indexOf(service); i != routing::ServiceIndex::kNone)
-            serviceStatus(w, state.services[i], snapshot.services[i]);
+            serviceStatus(w, state.services[i], snapshot.services[i], &control);
     } else {
         for (std::size_t i = 0; i < state.services.size(); ++i)
-            serviceStatus(w, state.services[i], snapshot.services[i]);
+            serviceStatus(w, state.services[i], snapshot.services[i], &control);
     }
     w.endArray();
     w.endObject();

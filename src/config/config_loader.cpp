@@ -669,17 +669,15 @@ void Loader::loadLog(const Val& v, LogConfig& out) {
         word(f, {{"text", AccessLogFormat::Text}, {"json", AccessLogFormat::Json}}, out.accessLogFormat);
 }
 
-// http://host:port[/]: the etcd v3 JSON gateway. TLS is not built yet (docs/fleet.md).
+// http://host:port[/] or https://host:port[/]: the etcd v3 JSON gateway.
 bool Loader::etcdEndpoint(const Val& v, EtcdEndpoint& out) {
     std::string text;
     if (!scalar(v, "an etcd URL like http://10.0.0.5:2379", text)) return false;
-    constexpr std::string_view scheme = "http://";
-    if (text.starts_with("https://")) {
-        report(v.mark, v.path, quoted(text) + ": TLS to etcd is not supported yet; use http:// on a trusted network");
-        return false;
-    }
+    out.tls = text.starts_with("https://");
+    const std::string_view scheme = out.tls ? "https://" : "http://";
     if (!text.starts_with(scheme)) {
-        report(v.mark, v.path, "expected an etcd URL like http://10.0.0.5:2379, got " + quoted(text));
+        report(v.mark, v.path, "expected an etcd URL like http://10.0.0.5:2379 or https://10.0.0.5:2379, got " +
+                                   quoted(text));
         return false;
     }
     std::string rest = text.substr(scheme.size());
@@ -712,7 +710,8 @@ bool Loader::etcdEndpoint(const Val& v, EtcdEndpoint& out) {
 }
 
 void Loader::loadFleet(const Val& v, FleetConfig& out) {
-    MapView m(*this, v, {"etcd", "prefix", "instance", "lease_ttl", "dial_timeout", "user", "password_file"});
+    MapView m(*this, v, {"etcd", "prefix", "instance", "lease_ttl", "dial_timeout", "user", "password_file", "ca_file",
+                         "cert_file", "key_file"});
     if (!m.valid()) return;
     for (auto required : {"etcd", "prefix"})
         if (!m.get(required)) report(m.mark(), m.path(), std::string("missing required key '") + required + "'");
@@ -779,6 +778,16 @@ void Loader::loadFleet(const Val& v, FleetConfig& out) {
     if (password && !user) report(password.mark, password.path, "fleet.password_file needs fleet.user");
     if (auto t = m.get("dial_timeout"))
         durationBetween(t, std::chrono::milliseconds(100), std::chrono::seconds(30), "100ms and 30s", out.dialTimeout);
+    // TLS files: their content is checked when the daemon starts (and by --check).
+    Val ca = m.get("ca_file"), cert = m.get("cert_file"), key = m.get("key_file");
+    if (ca) absolutePath(ca, false, out.caFile);
+    if (cert) absolutePath(cert, false, out.certFile);
+    if (key) absolutePath(key, false, out.keyFile);
+    if (cert && !key) report(cert.mark, cert.path, "fleet.cert_file needs fleet.key_file");
+    if (key && !cert) report(key.mark, key.path, "fleet.key_file needs fleet.cert_file");
+    for (const Val* file : {&ca, &cert, &key})
+        if (*file && !out.etcd.empty() && !out.tls())
+            report(file->mark, file->path, "TLS files are used only with https:// etcd endpoints");
 }
 
 void Loader::loadService(const Val& v, ServiceConfig& out) {

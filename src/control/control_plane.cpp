@@ -9,6 +9,7 @@
 #include "switchyard/config/config_loader.h"
 #include "switchyard/control/overrides.h"
 #include "switchyard/control/snapshot_builder.h"
+#include "switchyard/rollout/rollout_json.h"
 #include "switchyard/rollout/sli_window.h"
 #include "switchyard/telemetry/logging.h"
 
@@ -32,6 +33,9 @@ ControlPlane::ControlPlane(boost::asio::io_context& context, config::Config conf
             applyFleetIntents(intents);
             if (full) importToFleet(intents);
             if (full && fleetSynced_) std::exchange(fleetSynced_, nullptr)();
+        };
+        callbacks.onMember = [this](const std::string& instance, const nlohmann::json* value) {
+            observeFleetMember(instance, value);
         };
         fleet_ = std::make_unique<fleet::FleetStore>(context_, config_.fleet, std::move(callbacks));
     }
@@ -64,8 +68,11 @@ Result<bool> ControlPlane::start() {
     for (std::size_t i = 0; i < initial.services.size(); ++i) {
         if (!initial.services[i].rolloutActive()) continue;
         ServiceEntry& service = initial.services.edit(i);
-        const rollout::TickResult result = takingOver_ ? rollout::onHandover(*service.rollout, rolloutNow(service))
-                                                       : rollout::onRestart(*service.rollout, rolloutNow(service));
+        // A fleet member's restart counts for nothing either: the fleet's driver judges the
+        // step, and the record etcd holds replaces this cached one at the first sync.
+        const bool restart = !takingOver_ && !fleet_;
+        const rollout::TickResult result = restart ? rollout::onRestart(*service.rollout, rolloutNow(service))
+                                                   : rollout::onHandover(*service.rollout, rolloutNow(service));
         restarted.push_back(i);
         if (result.event == rollout::Event::RolledBack) {
             applyRolloutSplit(service);
@@ -286,6 +293,9 @@ void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& int
         MergeReport report;
         ServiceEntry updated =
             transitions::withIntent(&old, *config, intent, transitions::IntentSource::Fleet, report, now);
+        // The record carries the step, not the window: this member's own window goes on.
+        if (updated.rollout)
+            rollout::adoptWindow(*updated.rollout, old.rollout ? &*old.rollout : nullptr, rolloutNowOf(old));
         log->info("{}: the fleet's intent (etcd revision {}) applied: generation {}, split blue={} green={}",
                   remote.service, remote.modRevision, updated.generation, updated.split.blue, updated.split.green);
         next.services.edit(i) = std::move(updated);
@@ -304,17 +314,18 @@ void ControlPlane::applyFleetIntents(const std::vector<fleet::RemoteIntent>& int
 // --- operator changes ---
 
 Outcome ControlPlane::setSplit(const std::string& name, config::Split split, const ChangeGuard& guard) {
-    return change(name, guard, [&](ServiceEntry& s) { return transitions::split(s, split, guard, "split", rolloutNow(s)); });
+    return change(name, guard,
+                  [&](ServiceEntry& s) { return transitions::split(s, split, guard, "split", rolloutNowOf(s)); });
 }
 
 Outcome ControlPlane::cutover(const std::string& name, config::Colour colour, const ChangeGuard& guard) {
     return change(name, guard, [&](ServiceEntry& s) {
-        return transitions::split(s, transitions::cutoverSplit(s, colour), guard, "cutover", rolloutNow(s));
+        return transitions::split(s, transitions::cutoverSplit(s, colour), guard, "cutover", rolloutNowOf(s));
     });
 }
 
 Outcome ControlPlane::rollback(const std::string& name, const ChangeGuard& guard) {
-    return change(name, guard, [&](ServiceEntry& s) { return transitions::rollback(s, guard, rolloutNow(s)); });
+    return change(name, guard, [&](ServiceEntry& s) { return transitions::rollback(s, guard, rolloutNowOf(s)); });
 }
 
 Outcome ControlPlane::setBackendWeight(const std::string& name, config::Colour colour, const config::Endpoint& address,
@@ -353,7 +364,7 @@ Outcome ControlPlane::setPoolOffline(const std::string& name, config::Colour col
 Outcome ControlPlane::reset(const std::string& name, const ChangeGuard& guard) {
     const config::ServiceConfig* cfg = config_.findService(name);
     if (!cfg) return Outcome::failure("no_such_service", fmt::format("no service named '{}'", name));
-    return change(name, guard, [&](ServiceEntry& s) { return transitions::reset(s, *cfg, guard, rolloutNow(s)); });
+    return change(name, guard, [&](ServiceEntry& s) { return transitions::reset(s, *cfg, guard, rolloutNowOf(s)); });
 }
 
 // --- reload ---
@@ -505,33 +516,114 @@ rollout::Signals rolloutSignals(const ServiceEntry& service) {
 
 Outcome ControlPlane::startRollout(const std::string& name, const rollout::RolloutPlan& plan,
                                    const ChangeGuard& guard) {
-    // Not built for a fleet yet: one driver (an etcd election) and gates on the SLIs summed
-    // over every member are missing, and a rollback on one member would stay its own.
-    if (fleet_)
-        return Outcome::failure("refused", "progressive rollouts are not available in fleet mode yet (docs/fleet.md); "
-                                           "use split and cutover, which apply on every member");
     return change(name, guard,
-                  [&](ServiceEntry& s) { return transitions::startRollout(s, plan, guard, rolloutNow(s)); });
+                  [&](ServiceEntry& s) { return transitions::startRollout(s, plan, guard, rolloutNowOf(s)); });
 }
 
 Outcome ControlPlane::rolloutAction(const std::string& name, rollout::Action action, const ChangeGuard& guard) {
     // rollout-abort is a rollback: traffic first, so a full disk never keeps a bad target in traffic.
     const Order order = action == rollout::Action::Abort ? Order::PublishFirst : Order::SaveFirst;
     return change(name, guard,
-                  [&](ServiceEntry& s) { return transitions::rolloutAction(s, action, guard, rolloutNow(s)); }, order);
+                  [&](ServiceEntry& s) { return transitions::rolloutAction(s, action, guard, rolloutNowOf(s)); }, order);
+}
+
+rollout::Now ControlPlane::rolloutNowOf(const ServiceEntry& service) const {
+    rollout::Now now = rolloutNow(service);
+    if (fleet_) now.samples = fleetSli_.sum(service.config.name, fleet_->config().instance, now.samples);
+    return now;
+}
+
+void ControlPlane::observeFleetMember(const std::string& instance, const nlohmann::json* value) {
+    std::map<std::string, rollout::PoolSamples> services;
+    const auto pools = value ? value->find("pools") : nlohmann::json::const_iterator{};
+    if (value && pools != value->end() && pools->is_object())
+        for (const auto& [service, both] : pools->items()) {
+            try {
+                rollout::PoolSamples samples;
+                for (auto colour : config::kColours)
+                    samples[config::index(colour)] = rollout::sampleFrom(both.at(config::toString(colour)));
+                services.emplace(service, samples);
+            } catch (const std::exception& e) {
+                telemetry::logger("fleet")->debug("{}: counters of {} unusable: {}", instance, service, e.what());
+            }
+        }
+    fleetSli_.observe(instance, services);   // gone (null), or services no longer listed: their counts stay
+}
+
+bool ControlPlane::fleetRolloutTurn() {
+    // Every member publishes its counters while a rollout runs (at once when one starts or
+    // ends, then once a second): the driver sums them.
+    const auto now = routing::Clock::now();
+    std::vector<std::string> running;
+    for (const ServiceEntry& s : state_.services)
+        if (s.rolloutActive()) running.push_back(s.config.name);
+    if (running != countersPublished_ || (!running.empty() && now >= nextCountersPublish_)) {
+        nextCountersPublish_ = now + std::chrono::seconds(1);
+        nlohmann::json pools = nlohmann::json::object();
+        for (const auto& name : running) {
+            const rollout::Now local = rolloutNow(*state_.find(name));
+            nlohmann::json& both = pools[name];
+            for (auto colour : config::kColours)
+                both[config::toString(colour)] = rollout::sampleJson(local.samples[config::index(colour)]);
+        }
+        fleet_->publishCounters(std::move(pools));
+        countersPublished_ = std::move(running);
+    }
+    // Without etcd nothing is decided on partial data: the step holds.
+    const bool driving = fleet_->driving();
+    if (driving && !fleetDriving_)
+        telemetry::logger("rollout")->info("this member judges the fleet's rollouts from now on");
+    fleetDriving_ = driving;
+    return driving;
+}
+
+void ControlPlane::awaitRolloutProposal(const std::string& service, std::string message, bool warn) {
+    std::shared_ptr<PendingChange> pending = takePendingChange();
+    if (!pending) return;
+    rolloutProposals_.push_back(service);
+    pending->done.async_wait([this, pending, service, message = std::move(message), warn](const auto&) {
+        std::erase(rolloutProposals_, service);
+        const auto log = telemetry::logger("rollout");
+        if (pending->outcome && pending->outcome->ok) {
+            if (warn) log->warn("{}: {}", service, message);
+            else log->info("{}: {}", service, message);
+        } else {
+            log->warn("{}: not recorded in the fleet's store, judged again next turn: {}", service,
+                      pending->outcome ? pending->outcome->message : std::string("no answer"));
+        }
+    });
 }
 
 void ControlPlane::rolloutTick() {
     if (frozen_) return;   // the next generation takes the step (deadlines are absolute in the state)
+    if (fleet_ && !fleetRolloutTurn()) return;
     const auto log = telemetry::logger("rollout");
     std::vector<std::string> names;
     for (const auto& s : state_.services)
-        if (s.rolloutActive()) names.push_back(s.config.name);
+        if (s.rolloutActive() && std::find(rolloutProposals_.begin(), rolloutProposals_.end(), s.config.name) ==
+                                     rolloutProposals_.end())
+            names.push_back(s.config.name);
     for (const auto& name : names) {
         const ServiceEntry* current = state_.find(name);
         if (!current || !current->rolloutActive()) continue;
         rollout::Rollout next = *current->rollout;
-        const rollout::TickResult result = rollout::tick(next, rolloutNow(*current), rolloutSignals(*current));
+        const rollout::TickResult result = rollout::tick(next, rolloutNowOf(*current), rolloutSignals(*current));
+        if (result.event == rollout::Event::None) continue;
+        const Transition takeStep = [&](ServiceEntry& s) {
+            s.rollout = next;
+            applyRolloutSplit(s);
+            return Outcome::success();
+        };
+        if (fleet_) {
+            // Every verdict is the fleet's: one compare-and-swap on the service's record,
+            // which every member (this one too) then applies.
+            const bool warn = result.event == rollout::Event::RolledBack || result.event == rollout::Event::Suspended;
+            const Outcome o = change(name, {}, takeStep);
+            if (o.ok && o.code == kPendingCode) awaitRolloutProposal(name, result.message, warn);
+            else if (!o.ok)
+                log->warn("{}: not recorded in the fleet's store, judged again next turn: {}", name, o.message);
+            continue;
+        }
         switch (result.event) {
         case rollout::Event::None:
             break;
@@ -542,11 +634,7 @@ void ControlPlane::rolloutTick() {
                                       [&](const auto& e) { return e.first == name; });
             const auto now = routing::Clock::now();
             if (retry != rolloutRetryAt_.end() && now < retry->second) break;
-            const Outcome o = change(name, {}, [&](ServiceEntry& s) {
-                s.rollout = next;
-                applyRolloutSplit(s);
-                return Outcome::success();
-            });
+            const Outcome o = change(name, {}, takeStep);
             if (!o.ok) {
                 // Holding the step is safe; stepping forward unsaved is not (a restart would forget it).
                 log->error("{}: step not taken, retrying in 5s: {}", name, o.message);
@@ -577,6 +665,7 @@ void ControlPlane::rolloutTick() {
     }
 }
 
+
 // --- upgrade ---
 
 Result<bool> ControlPlane::freezeForUpgrade() {
@@ -598,6 +687,8 @@ void ControlPlane::retire(routing::TimePoint deadline, std::chrono::milliseconds
     writerLock_.release();   // the next generation writes from now on
     housekeepingTimer_.cancel();
     listeners_.stopAccepting();
+    // The next generation is the fleet's member now (same instance name, its own lease).
+    if (fleet_) fleet_->leave();
     if (!snapshot_) return;
     snapshot_ = drainingEverything(*snapshot_, deadline, spread);
     retiredSnapshot_ = snapshot_;

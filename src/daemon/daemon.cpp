@@ -62,6 +62,10 @@ public:
 
     // Runs first when stopping begins (the metrics listener's /ready turns 503).
     void onBegin(std::function<void()> hook) { onBegin_ = std::move(hook); }
+    // Something else this process must outlive, within the same grace: a
+    // draining older generation. Under systemd (KillMode=mixed) whatever is
+    // left of the unit once the main process exits gets SIGKILL.
+    void outlive(std::function<bool()> stillRunning) { outlive_ = std::move(stillRunning); }
 
     void begin() {
         const auto log = telemetry::logger("daemon");
@@ -93,7 +97,8 @@ private:
     void poll() {
         const std::size_t left = open();
         const bool allStopped = stoppedWorkers_->load() == workers_.size();
-        if ((left == 0 && allStopped) || std::chrono::steady_clock::now() >= deadline_) {
+        const bool othersDone = !outlive_ || !outlive_();
+        if ((left == 0 && allStopped && othersDone) || std::chrono::steady_clock::now() >= deadline_) {
             if (left > 0) telemetry::logger("daemon")->warn("shutdown_grace over: closing {} connection(s)", left);
             for (auto& w : workers_) w->closeAllSessions();
             admin_.stop();
@@ -118,6 +123,7 @@ private:
     SystemdNotifier& notifier_;
     std::shared_ptr<std::atomic<std::size_t>> stoppedWorkers_ = std::make_shared<std::atomic<std::size_t>>(0);
     std::function<void()> onBegin_;
+    std::function<bool()> outlive_;
 };
 
 void waitForSignals(net::signal_set& signals, control::ControlPlane& control, Shutdown& shutdown,
@@ -252,6 +258,7 @@ int runDaemon(DaemonOptions options) {
     // upgrade: the previous generation's sockets, taken instead of bound.
     UniqueFd handoverChannel;
     std::optional<AdoptedSockets> adopted;
+    int predecessor = -1;
     if (options.handoverFd >= 0) {
         handoverChannel = UniqueFd(options.handoverFd);
         ::fcntl(handoverChannel.get(), F_SETFD, FD_CLOEXEC);
@@ -266,11 +273,12 @@ int runDaemon(DaemonOptions options) {
         control::HealthSeed health;
         for (const auto& part : hello->health) health.add(part);
         control.setHealthSeed(std::move(health));
-        // systemd's watchdog names the main PID, our parent until now: once we
-        // are main, the pings are ours to send.
-        if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == ::getppid())
+        predecessor = predecessorPid(handoverChannel.get());
+        // systemd's watchdog names the main PID, our predecessor until now: once
+        // we are main, the pings are ours to send.
+        if (const char* watched = std::getenv("WATCHDOG_PID"); watched && std::atol(watched) == predecessor)
             ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
-        log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), ::getppid());
+        log->info("taking over {} socket(s) from the running generation (pid {})", adopted->size(), predecessor);
         control.setTakingOver();
         control.setAdoptedListeners(
             [&adopted](const config::ServiceConfig& s, std::size_t worker) {
@@ -412,6 +420,7 @@ int runDaemon(DaemonOptions options) {
         metrics.setReady(false);
         upgrader.stopPredecessor();   // a draining older generation ends with this one
     });
+    shutdown.outlive([&upgrader] { return upgrader.drainingGeneration().has_value(); });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
     signals.add(SIGUSR1);
     waitForSignals(signals, control, shutdown, notifier);
@@ -455,7 +464,7 @@ int runDaemon(DaemonOptions options) {
             if (auto ok = metrics.start(*config.metrics.listen, adoptedMetrics.release()); !ok)
                 log->error("{}", ok.errorText());
         }
-        upgrader.watchPredecessor(std::move(handoverChannel), ::getppid());
+        upgrader.watchPredecessor(std::move(handoverChannel), predecessor);
         adopted.reset();   // sockets nothing claimed (a service no longer configured) close now
     }
     // Every listener is bound and the state file loaded by now.

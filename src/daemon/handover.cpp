@@ -209,4 +209,11 @@ UniqueFd AdoptedSockets::takeListener(std::string_view service, std::string_view
     return UniqueFd();
 }
 
+int predecessorPid(int channel) {
+    ucred peer{};
+    socklen_t length = sizeof peer;
+    if (::getsockopt(channel, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) return -1;
+    return peer.pid;
+}
+
 } // namespace switchyard::daemon

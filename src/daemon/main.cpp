@@ -10,6 +10,7 @@
 #include "switchyard/config/config_loader.h"
 #include "switchyard/daemon/build_info.h"
 #include "switchyard/daemon/daemon.h"
+#include "switchyard/fleet/etcd_tls.h"
 #include "switchyard/util/secret_file.h"
 #include "switchyard/daemon/handover.h"
 
@@ -100,6 +101,13 @@ int main(int argc, char** argv) {
             if (loaded->admin.tcp) {
                 if (auto token = switchyard::admin::loadAdminToken(loaded->admin.tokenFile); !token) {
                     std::fprintf(stderr, "%s: admin.token_file: %s\n", configPath.c_str(), token.errorText().c_str());
+                    std::fprintf(stderr, "switchyard: %s: configuration is invalid\n", configPath.c_str());
+                    return 2;
+                }
+            }
+            if (loaded->fleet.tls()) {
+                if (auto tls = switchyard::fleet::makeEtcdTlsContext(loaded->fleet); !tls) {
+                    std::fprintf(stderr, "%s: %s\n", configPath.c_str(), tls.errorText().c_str());
                     std::fprintf(stderr, "switchyard: %s: configuration is invalid\n", configPath.c_str());
                     return 2;
                 }

@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,9 +14,8 @@
 
 #include "switchyard/admin/command_executor.h"
 #include "switchyard/daemon/handover.h"
+#include "switchyard/daemon/process_spawn.h"
 #include "switchyard/telemetry/logging.h"
-
-extern char** environ;
 
 namespace switchyard::daemon {
 namespace {
@@ -35,37 +33,6 @@ constexpr std::size_t kDrainsPerMessage = 2000;
 
 // The descriptor the new generation finds its hand-over channel at.
 constexpr int kChildChannelFd = 3;
-
-// Starts `argv` with stdout and stderr on `output` and, when `channel` is
-// given, that at kChildChannelFd. Nothing else is inherited: a socket the
-// engine accepted without close-on-exec must not stay open in the child (its
-// client would never see it close).
-Result<pid_t> spawn(const std::vector<std::string>& argv, int output, int channel = -1) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, output, 1);
-    posix_spawn_file_actions_adddup2(&actions, output, 2);
-    if (channel >= 0) posix_spawn_file_actions_adddup2(&actions, channel, kChildChannelFd);
-    posix_spawn_file_actions_addclosefrom_np(&actions, channel >= 0 ? kChildChannelFd + 1 : kChildChannelFd);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    sigset_t all;
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) return Result<pid_t>::failure(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
-    return pid;
-}
 
 std::string describeExit(int status) {
     if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
@@ -115,7 +82,7 @@ struct Upgrader::Attempt {
     std::chrono::milliseconds timeout{0};
     Clock::time_point deadline;
     Phase phase = Phase::Version;
-    pid_t pid = -1;
+    SpawnedProcess process;
     UniqueFd output;   // the child's stdout and stderr
     std::string text;  // what it wrote (the tail)
     UniqueFd channel;
@@ -163,18 +130,14 @@ void Upgrader::upgrade(const admin::Command& command, std::function<void(json)> 
     if (::pipe2(pipeFds, O_CLOEXEC | O_NONBLOCK) != 0) return fail(attempt, fmt::format("pipe: {}", std::strerror(errno)));
     UniqueFd writeEnd(pipeFds[1]);
     attempt->output = UniqueFd(pipeFds[0]);
-    auto pid = spawn({attempt->binary, "--handover-version"}, writeEnd.get());
-    if (!pid) return fail(attempt, pid.errorText());
-    attempt->pid = *pid;
+    auto spawned = spawnProcess({attempt->binary, "--handover-version"}, writeEnd.get());
+    if (!spawned) return fail(attempt, spawned.errorText());
+    attempt->process = std::move(*spawned);
     step(attempt);
 }
 
 void Upgrader::fail(std::shared_ptr<Attempt> attempt, const std::string& why) {
-    if (attempt->pid > 0) {
-        ::kill(attempt->pid, SIGKILL);
-        ::waitpid(attempt->pid, nullptr, 0);
-        attempt->pid = -1;
-    }
+    killSpawned(attempt->process);
     std::string message = fmt::format("upgrade to {} failed: {}", attempt->binary, why);
     const std::string lines = lastLines(attempt->text);
     telemetry::logger("daemon")->error("{}; this generation goes on unchanged", message);
@@ -203,8 +166,15 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
         // A closed channel: the child is on its way out; its exit status says more.
     }
     int status = 0;
-    if (const pid_t ended = ::waitpid(attempt->pid, &status, WNOHANG); ended == attempt->pid) {
-        attempt->pid = -1;
+    bool ended = false;
+    if (attempt->process.ownChild) {
+        ended = ::waitpid(attempt->process.pid, &status, WNOHANG) == attempt->process.pid;
+    } else {
+        ended = readable(attempt->process.exited.get());   // our parent reaps it; its status is not ours to see
+        status = -1;
+    }
+    if (ended) {
+        attempt->process = SpawnedProcess{};
         for (ssize_t n; (n = ::read(attempt->output.get(), buffer, sizeof buffer)) > 0;)
             attempt->text.append(buffer, static_cast<std::size_t>(n));
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -221,9 +191,10 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             if (::pipe2(pipeFds, O_CLOEXEC | O_NONBLOCK) != 0) return fail(attempt, std::strerror(errno));
             UniqueFd writeEnd(pipeFds[1]);
             attempt->output = UniqueFd(pipeFds[0]);
-            auto pid = spawn({attempt->binary, "--check", "-c", parts_.control.config().sourcePath}, writeEnd.get());
-            if (!pid) return fail(attempt, pid.errorText());
-            attempt->pid = *pid;
+            auto spawned = spawnProcess({attempt->binary, "--check", "-c", parts_.control.config().sourcePath},
+                                        writeEnd.get());
+            if (!spawned) return fail(attempt, spawned.errorText());
+            attempt->process = std::move(*spawned);
             break;
         }
         case Attempt::Phase::Check: {
@@ -241,11 +212,12 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             UniqueFd writeEnd(pipeFds[1]);
             attempt->output = UniqueFd(pipeFds[0]);
             attempt->phase = Attempt::Phase::Starting;
-            auto pid = spawn({attempt->binary, "-c", parts_.control.config().sourcePath, "--handover-fd",
-                              std::to_string(kChildChannelFd)},
-                             writeEnd.get(), childEnd.get());
-            if (!pid) return fail(attempt, pid.errorText());
-            attempt->pid = *pid;
+            // Under systemd, a sibling: the service manager's own child (process_spawn.h).
+            auto spawned = spawnProcess({attempt->binary, "-c", parts_.control.config().sourcePath, "--handover-fd",
+                                         std::to_string(kChildChannelFd)},
+                                        writeEnd.get(), childEnd.get(), kChildChannelFd, parts_.notifier.active());
+            if (!spawned) return fail(attempt, spawned.errorText());
+            attempt->process = std::move(*spawned);
             childEnd.reset();
             std::vector<HandoverSocket> sockets;
             const auto add = [&sockets](std::string role, int fd, std::string service = {}, std::string address = {},
@@ -267,11 +239,12 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
             const auto health = control::HealthSeed::records(parts_.control.state(), kHealthRecordsPerMessage);
             if (auto sent = sendHello(attempt->channel.get(), sockets, health); !sent)
                 telemetry::logger("daemon")->warn("upgrade: {}", sent.errorText());
-            telemetry::logger("daemon")->info("upgrade: started pid {}; {} socket(s) handed over", attempt->pid,
+            telemetry::logger("daemon")->info("upgrade: started pid {}; {} socket(s) handed over", attempt->process.pid,
                                               sockets.size());
             break;
         }
         case Attempt::Phase::Starting:
+            if (status == -1) return fail(attempt, "the new process exited before it was ready");
             return fail(attempt, fmt::format("the new process {} before it was ready", describeExit(status)));
         }
     }
@@ -285,7 +258,7 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
 
 void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
     const auto log = telemetry::logger("daemon");
-    const int pid = attempt->pid;
+    const int pid = attempt->process.pid;
     const std::string version = ready.value("version", "");
     // One draining generation at a time: an older one still draining finishes
     // within its close_spread from now.
@@ -307,7 +280,7 @@ void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
     if (onRetired_) onRetired_();
     successor_ = std::move(attempt->channel);
     successorLog_ = std::move(attempt->output);
-    attempt->pid = -1;   // not ours to reap: systemd's main PID now (init reaps it when we exit)
+    attempt->process = SpawnedProcess{};   // systemd's main PID now, not ours to kill or reap
     log->info("upgrade: pid {} (switchyard {}) took over; this generation (pid {}) drains {} connection(s) for up "
               "to {} ms",
               pid, version, ::getpid(), openConnections(), upgrade.drainTimeout.count());

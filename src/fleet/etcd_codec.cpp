@@ -142,6 +142,8 @@ std::optional<std::string> memberOfKey(std::string_view prefix, std::string_view
     return nameUnder(membersPrefix(prefix), key);
 }
 
+std::string driverKey(std::string_view prefix) { return fmt::format("{}rollout-driver", prefix); }
+
 std::string rangePrefixRequest(std::string_view prefix) {
     return json{{"key", base64Encode(prefix)}, {"range_end", base64Encode(prefixRangeEnd(prefix))}}.dump();
 }
@@ -158,10 +160,25 @@ std::string casTxnRequest(std::string_view key, std::string_view value, int64_t 
     return body.dump();
 }
 
-std::string putRequest(std::string_view key, std::string_view value, int64_t lease) {
+namespace {
+json putOf(std::string_view key, std::string_view value, int64_t lease) {
     json body = {{"key", base64Encode(key)}, {"value", base64Encode(value)}};
     if (lease != 0) body["lease"] = std::to_string(lease);
+    return body;
+}
+} // namespace
+
+std::string campaignTxnRequest(std::string_view key, std::string_view value, int64_t lease) {
+    const std::string k = base64Encode(key);
+    json compare = {{"key", k}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}};
+    json body = {{"compare", json::array({compare})},
+                 {"success", json::array({{{"request_put", putOf(key, value, lease)}}})},
+                 {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
     return body.dump();
+}
+
+std::string putRequest(std::string_view key, std::string_view value, int64_t lease) {
+    return putOf(key, value, lease).dump();
 }
 
 std::string watchRequest(std::string_view prefix, int64_t startRevision) {

@@ -1,6 +1,7 @@
 #include "switchyard/fleet/fleet_store.h"
 
 #include <algorithm>
+#include <future>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,6 +13,7 @@
 
 #include "switchyard/fleet/etcd_client.h"
 #include "switchyard/fleet/etcd_codec.h"
+#include "switchyard/fleet/etcd_tls.h"
 #include "switchyard/telemetry/logging.h"
 #include "switchyard/util/secret_file.h"
 
@@ -24,8 +26,7 @@ using std::chrono::milliseconds;
 constexpr milliseconds kBackoffFirst{100};
 constexpr milliseconds kBackoffMax{5000};
 
-int64_t appliedOf(const std::string& value) {
-    const auto j = nlohmann::json::parse(value, nullptr, false);
+int64_t appliedOf(const nlohmann::json& j) {
     if (!j.is_object()) return 0;
     const auto it = j.find("applied");
     return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
@@ -38,11 +39,30 @@ FleetStore::FleetStore(net::io_context& control, config::FleetConfig config, Cal
       client_(std::make_unique<EtcdClient>(io_, config_.etcd, config_.dialTimeout)), memberWake_(io_) {}
 
 FleetStore::~FleetStore() {
+    // A clean stop gives the lease back: the member leaves the list, and the rollout driver's
+    // key goes with it, at once rather than after lease_ttl (bounded: etcd may be away).
+    if (const int64_t lease = lease_.load(); thread_.joinable() && lease != 0) {
+        std::promise<void> revoked;
+        auto done = revoked.get_future();
+        net::co_spawn(
+            io_,
+            [this, lease, &revoked]() -> net::awaitable<void> {
+                co_await client_->call("/v3/lease/revoke", leaseRevokeRequest(lease), milliseconds(500));
+                revoked.set_value();
+            },
+            net::detached);
+        done.wait_for(std::chrono::seconds(1));
+    }
     io_.stop();   // thread-safe; the coroutines are dropped with the io_context
     if (thread_.joinable()) thread_.join();
 }
 
 Result<bool> FleetStore::loadCredentials() {
+    if (config_.tls()) {
+        auto tls = makeEtcdTlsContext(config_);
+        if (!tls) return Result<bool>(tls.errors());
+        client_->setTls(std::move(tls).value());
+    }
     if (config_.user.empty()) return true;
     auto password = readSecretFile(config_.passwordFile, "fleet.password_file", 4096);
     if (!password) return Result<bool>(password.errors());
@@ -84,13 +104,30 @@ void FleetStore::linkChanged(bool* part, bool up, std::string why) {
     });
 }
 
-void FleetStore::deliver(std::vector<RemoteIntent> intents, std::map<std::string, std::optional<int64_t>> members,
+void FleetStore::deliver(std::vector<RemoteIntent> intents, MemberValues members, std::optional<std::string> driver,
                          bool full) {
-    net::post(control_, [this, intents = std::move(intents), members = std::move(members), full] {
-        if (full) members_.clear();
-        for (const auto& [instance, applied] : members) {
-            if (applied) members_[instance] = *applied;
+    net::post(control_, [this, intents = std::move(intents), members = std::move(members), driver = std::move(driver),
+                         full] {
+        if (full)   // a member missing from a full read is gone
+            for (auto it = members_.begin(); it != members_.end();) {
+                if (members.contains(it->first)) {
+                    ++it;
+                    continue;
+                }
+                if (callbacks_.onMember) callbacks_.onMember(it->first, nullptr);
+                it = members_.erase(it);
+            }
+        for (const auto& [instance, value] : members) {
+            if (value) members_[instance] = appliedOf(*value);
             else members_.erase(instance);   // its lease ended: gone, not converged
+            if (callbacks_.onMember) callbacks_.onMember(instance, value ? &*value : nullptr);
+        }
+        if (driver && *driver != driver_) {
+            driver_ = *driver;
+            const auto log = telemetry::logger("fleet");
+            if (driver_ == config_.instance) log->info("this member drives the fleet's rollouts now");
+            else if (driver_.empty()) log->info("no member drives the fleet's rollouts now (election open)");
+            else log->info("{} drives the fleet's rollouts", driver_);
         }
         for (const auto& i : intents) {
             modRevisions_[i.service] = i.deleted ? 0 : i.modRevision;
@@ -104,12 +141,22 @@ void FleetStore::deliver(std::vector<RemoteIntent> intents, std::map<std::string
 net::awaitable<void> FleetStore::watchLoop() {
     const auto log = telemetry::logger("fleet");
     milliseconds backoff = kBackoffFirst;
+    const std::string driverAt = driverKey(config_.prefix);
     const auto classify = [&](const KeyValue& kv, bool deleted, std::vector<RemoteIntent>& intents,
-                          std::map<std::string, std::optional<int64_t>>& members) {
+                              MemberValues& members, std::optional<std::string>& driver) {
         if (auto service = serviceOfKey(config_.prefix, kv.key))
             intents.push_back({*service, deleted ? std::string() : kv.value, kv.modRevision, deleted});
         else if (auto member = memberOfKey(config_.prefix, kv.key))
-            members[*member] = deleted ? std::nullopt : std::optional<int64_t>(appliedOf(kv.value));
+            members[*member] = deleted ? std::nullopt
+                                       : std::optional<nlohmann::json>(nlohmann::json::parse(kv.value, nullptr, false));
+        else if (kv.key == driverAt)
+            driver = deleted ? std::string() : kv.value;
+    };
+    // The driver key changed hands: memberLoop campaigns when it is free.
+    const auto noteDriver = [&](const std::optional<std::string>& driver) {
+        if (!driver) return;
+        driverHolder_ = *driver;
+        if (driverHolder_.empty()) memberWake_.cancel();
     };
     for (;;) {
         // A full read, then a watch from just after it: nothing in between is missed.
@@ -123,9 +170,11 @@ net::awaitable<void> FleetStore::watchLoop() {
                 RangeAnswer range = parseRange(read.body);
                 revision = range.revision;
                 std::vector<RemoteIntent> intents;
-                std::map<std::string, std::optional<int64_t>> members;
-                for (const auto& kv : range.kvs) classify(kv, false, intents, members);
-                deliver(std::move(intents), std::move(members), true);
+                MemberValues members;
+                std::optional<std::string> driver = std::string();   // absent from a full read: nobody
+                for (const auto& kv : range.kvs) classify(kv, false, intents, members, driver);
+                noteDriver(driver);
+                deliver(std::move(intents), std::move(members), std::move(driver), true);
             } catch (const std::exception& e) {
                 ok = false;
                 why = e.what();
@@ -147,10 +196,12 @@ net::awaitable<void> FleetStore::watchLoop() {
                             linkChanged(&watchUp_, true, {});
                         }
                         std::vector<RemoteIntent> intents;
-                        std::map<std::string, std::optional<int64_t>> members;
-                        for (const auto& e : m.events) classify(e.kv, e.deleted, intents, members);
-                        if (!intents.empty() || !members.empty())
-                            deliver(std::move(intents), std::move(members), false);
+                        MemberValues members;
+                        std::optional<std::string> driver;
+                        for (const auto& e : m.events) classify(e.kv, e.deleted, intents, members, driver);
+                        noteDriver(driver);
+                        if (!intents.empty() || !members.empty() || driver)
+                            deliver(std::move(intents), std::move(members), std::move(driver), false);
                         return true;
                     } catch (const std::exception& e) {
                         why = e.what();
@@ -173,7 +224,7 @@ net::awaitable<void> FleetStore::memberLoop() {
     const milliseconds every =
         std::max(milliseconds(200), std::chrono::duration_cast<milliseconds>(config_.leaseTtl) / 3);
     milliseconds backoff = kBackoffFirst;
-    for (;;) {
+    while (!leaving_) {
         CallResult granted =
             co_await client_->call("/v3/lease/grant", leaseGrantRequest(ttlSeconds), config_.dialTimeout);
         int64_t lease = 0;
@@ -181,18 +232,33 @@ net::awaitable<void> FleetStore::memberLoop() {
                 lease = parseLease(granted.body).id;
             } catch (const std::exception&) {
             }
+        lease_.store(lease);
         int64_t published = -1;
+        uint64_t countersPublished = 0;
         auto lastKeepAlive = std::chrono::steady_clock::now();
         if (lease != 0) linkChanged(&leaseUp_, true, {});
         while (lease != 0) {
+            if (leaving_) {   // leave(): no member record, no driver key, from now on
+                co_await client_->call("/v3/lease/revoke", leaseRevokeRequest(lease), config_.dialTimeout);
+                lease_.store(0);
+                co_return;
+            }
             const int64_t want = toPublish_.load();
-            if (want != published) {
-                const std::string value = nlohmann::json{{"applied", want}}.dump();
+            const uint64_t counters = countersVersion_;
+            if (want != published || counters != countersPublished) {
+                nlohmann::json value{{"applied", want}};
+                if (!counters_.empty()) value["pools"] = counters_;
                 CallResult put =
-                    co_await client_->call("/v3/kv/put", putRequest(key, value, lease), config_.dialTimeout);
+                    co_await client_->call("/v3/kv/put", putRequest(key, value.dump(), lease), config_.dialTimeout);
                 if (!put.ok) break;
                 published = want;
+                countersPublished = counters;
                 continue;   // another publish may have come meanwhile
+            }
+            // One driver for the fleet's rollouts: the member whose campaign creates the key.
+            if (driverHolder_.empty() && watchUp_) {
+                if (!co_await campaign(lease)) break;
+                continue;
             }
             if (std::chrono::steady_clock::now() - lastKeepAlive >= every) {
                 CallResult kept = co_await client_->call("/v3/lease/keepalive", leaseKeepAliveRequest(lease),
@@ -255,6 +321,37 @@ void FleetStore::propose(const std::string& service, std::string value, int64_t 
             finish(std::move(r));
         },
         net::detached);
+}
+
+net::awaitable<bool> FleetStore::campaign(int64_t lease) {
+    const std::string key = driverKey(config_.prefix);
+    CallResult answer =
+        co_await client_->call("/v3/kv/txn", campaignTxnRequest(key, config_.instance, lease), config_.dialTimeout);
+    if (!answer.ok) co_return false;
+    try {
+        const TxnAnswer txn = parseTxn(answer.body);
+        // Won: the key is ours while the lease lives. Lost: it names the winner.
+        // (The watch tells the control thread either way.)
+        driverHolder_ = txn.succeeded ? config_.instance : txn.current ? txn.current->value : std::string();
+    } catch (const std::exception&) {
+        co_return false;
+    }
+    co_return true;
+}
+
+void FleetStore::leave() {
+    net::post(io_, [this] {
+        leaving_ = true;
+        memberWake_.cancel();
+    });
+}
+
+void FleetStore::publishCounters(nlohmann::json pools) {
+    net::post(io_, [this, pools = std::move(pools)]() mutable {
+        counters_ = std::move(pools);
+        ++countersVersion_;
+        memberWake_.cancel();
+    });
 }
 
 void FleetStore::publishApplied(int64_t revision) {

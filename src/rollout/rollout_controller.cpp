@@ -304,4 +304,23 @@ TickResult onHandover(Rollout& r, const Now& now) {
                                      stepName(r))};
 }
 
+void adoptWindow(Rollout& incoming, const Rollout* old, const Now& now) {
+    const bool frozen = incoming.phase == Phase::Paused || incoming.phase == Phase::Suspended;
+    const bool sameStep = old && old->id == incoming.id && old->step == incoming.step && old->active();
+    if (!sameStep || (old->phase == Phase::Suspended && incoming.phase != Phase::Suspended)) {
+        restartWindow(incoming, now);
+        if (frozen) incoming.pausedAt = now.steady;
+        return;
+    }
+    incoming.stepStart = old->stepStart;
+    incoming.windowStart = old->windowStart;
+    incoming.pausedFor = old->pausedFor;
+    incoming.pausedAt = old->pausedAt;
+    if (frozen && !incoming.pausedAt) incoming.pausedAt = now.steady;
+    if (!frozen && incoming.pausedAt) {
+        incoming.pausedFor += std::chrono::duration_cast<Millis>(now.steady - *incoming.pausedAt);
+        incoming.pausedAt.reset();
+    }
+}
+
 } // namespace switchyard::rollout

@@ -110,7 +110,45 @@ json stepJson(const StepRecord& s, bool persisted) {
     return j;
 }
 
+json histogramJson(const telemetry::HistogramData& h) {
+    json buckets = json::array();
+    for (std::size_t i = 0; i < h.buckets.size(); ++i)
+        if (h.buckets[i] != 0) buckets.push_back(json::array({i, h.buckets[i]}));
+    return {{"count", h.count}, {"sum_us", h.sumMicros}, {"buckets", buckets}};
+}
+
+telemetry::HistogramData histogramFrom(const json& j) {
+    telemetry::HistogramData h;
+    h.count = j.at("count").get<uint64_t>();
+    h.sumMicros = j.at("sum_us").get<uint64_t>();
+    for (const json& b : j.at("buckets")) {
+        const auto i = b.at(0).get<std::size_t>();
+        if (i >= h.buckets.size()) throw std::out_of_range("histogram bucket out of range");
+        h.buckets[i] = b.at(1).get<uint64_t>();
+    }
+    return h;
+}
+
 } // namespace
+
+json sampleJson(const PoolSample& s) {
+    return {{"attempts", s.attempts},       {"failures", s.failures},
+            {"early_closes", s.earlyCloses}, {"connections", s.connections},
+            {"ejections", s.ejections},     {"connect", histogramJson(s.connect)},
+            {"ttfb", histogramJson(s.ttfb)}};
+}
+
+PoolSample sampleFrom(const json& j) {
+    PoolSample s;
+    s.attempts = j.at("attempts").get<uint64_t>();
+    s.failures = j.at("failures").get<uint64_t>();
+    s.earlyCloses = j.at("early_closes").get<uint64_t>();
+    s.connections = j.at("connections").get<uint64_t>();
+    s.ejections = j.at("ejections").get<uint64_t>();
+    s.connect = histogramFrom(j.at("connect"));
+    s.ttfb = histogramFrom(j.at("ttfb"));
+    return s;
+}
 
 json sliJson(const PoolSli& s) {
     return {{"attempts", s.attempts},

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import threading
@@ -17,6 +18,7 @@ import pytest
 from clients import http_get
 from daemon import service, switchyard_bin
 from netutil import free_port
+from test_rollout import Load, ResettingBackend
 from waiters import wait_until
 
 ETCD = "/usr/bin/etcd"
@@ -102,6 +104,59 @@ class Cluster:
     def kill(self):
         for m in self.members:
             m.kill()
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def make_ca(workdir, name):
+    """A CA (EC P-256, valid a day): returns the paths of its certificate and key."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "1", "-subj", f"/CN={name}", cwd=workdir)
+    return workdir / f"{name}.pem", workdir / f"{name}.key"
+
+
+def make_cert(workdir, ca, name, san="IP:127.0.0.1"):
+    """A certificate for `name` signed by `ca`, good for a server and a client, its key chmod 600."""
+    (workdir / f"{name}.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=workdir)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext", cwd=workdir)
+    (workdir / f"{name}.key").chmod(0o600)
+    return workdir / f"{name}.pem", workdir / f"{name}.key"
+
+
+class TlsEtcd(Etcd):
+    """One etcd member serving clients over TLS only, asking each for a certificate of `ca`."""
+
+    def __init__(self, workdir, ca, server):
+        super().__init__(workdir)
+        self.ca, self.server = ca, server
+        self.url = f"https://127.0.0.1:{self.client_port}"
+
+    def launch(self):
+        cmd = [ETCD, "--name", self.name, "--data-dir", str(self.workdir / f"etcd-{self.name}"),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+               "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
+               "--cert-file", str(self.server[0]), "--key-file", str(self.server[1]),
+               "--trusted-ca-file", str(self.ca[0]), "--client-cert-auth",
+               "--logger", "zap", "--log-level", "warn"]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"etcd exited with {self.proc.returncode}:\n{self.log_path.read_text()[-2000:]}")
+        context = ssl.create_default_context(cafile=str(self.ca[0]))
+        context.load_cert_chain(str(self.server[0]), str(self.server[1]))
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=0.5, context=context) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except OSError:
+            return False
 
 
 @pytest.fixture
@@ -313,12 +368,144 @@ def test_a_single_instance_moved_into_a_fleet_brings_its_intent(backends, switch
     assert "became the fleet's first record" in a.log()
 
 
-def test_rollouts_are_refused_in_fleet_mode(pair):
-    a, _ = pair
-    reply = a.admin("rollout web to=green steps=10,50,100 hold=1s")
-    assert reply["ok"] is False
-    assert reply["code"] == "refused"
-    assert "not available in fleet mode" in reply["error"]
+def driver_of(d):
+    return fleet_of(d).get("driver")
+
+
+def rollout_of(d):
+    return web(d)["rollout"] or {}
+
+
+def driving_pair(backends, switchyard, etcd, green_b=None):
+    """A elected as the rollout driver before B joins, so the test knows who judges. Both share
+    blue-1; A's green is green-1, B's too unless `green_b` is given."""
+    blue, green_a = backends.name("blue-1"), backends.name("green-1")
+    green_b = green_b or green_a
+    a = member(switchyard, etcd, "lb-a", blue, green_a)
+    wait_store(a)
+    wait_until(lambda: driver_of(a) == "lb-a", 10, 0.02, "A to be elected the rollout driver")
+    b = member(switchyard, etcd, "lb-b", blue, green_b)
+    wait_store(b)
+    wait_until(lambda: driver_of(b) == "lb-a", 10, 0.02, "B to see A drive")
+    return a, b
+
+
+def start_rollout(sender, other, command):
+    """`command` sent to `sender`, accepted, and the rollout running on `other` too."""
+    reply = sender.admin(command)
+    assert reply["ok"] is True, reply
+    wait_until(lambda: rollout_of(other).get("state") == "running", 5, 0.01, "the other member to apply the rollout")
+    return reply
+
+
+def test_a_rollout_driven_by_a_killed_member_is_continued_by_another_within_the_lease_ttl(backends, switchyard,
+                                                                                            etcd):
+    a, b = driving_pair(backends, switchyard, etcd)
+    load = Load(b.listen())
+    try:
+        start_rollout(a, b, "rollout web to=green steps=10,50,100 hold=2s min_connections=5 max_error_rate=0.2")
+        assert web(b)["split"] == {"blue": 90, "green": 10}
+        time.sleep(0.5)   # mid-step: half a second into a 2 s hold
+        killed = time.monotonic()
+        a.kill()
+        wait_until(lambda: driver_of(b) == "lb-b", 2 + 2, 0.01, "B to take over driving")
+        takeover = time.monotonic() - killed
+        wait_until(lambda: rollout_of(b).get("step") == 2, 2 + 2 + 2, 0.02, "B to continue the recorded step")
+        continued = time.monotonic() - killed
+        wait_until(lambda: rollout_of(b).get("state") == "promoted", 15, 0.05, "B to promote")
+    finally:
+        load.stop()
+    print(f"driver killed -> B drives after {takeover * 1000:.0f} ms, B takes step 2 after {continued * 1000:.0f} ms "
+          f"(lease_ttl 2 s, hold 2 s)")
+    assert takeover <= 2 + 1.0
+    r = rollout_of(b)
+    assert [s["verdict"] for s in r["history"]] == ["passed", "passed", "passed"]
+    assert r["history"][0]["restarts"] == 0
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert load.errors == 0
+    assert "this member judges the fleet's rollouts from now on" in b.log()
+
+
+def test_a_member_stopped_cleanly_gives_its_lease_back_at_once(backends, switchyard, etcd):
+    """With lease_ttl 10s, a SIGTERM'd driver is replaced, and unlisted, well before its lease would expire."""
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    members = []
+    for name in ("lb-a", "lb-b"):
+        d = member(switchyard, etcd, name, blue, green, start=False)
+        d.config["fleet"]["lease_ttl"] = "10s"
+        d.write_config()
+        d.start()
+        wait_store(d)
+        wait_until(lambda: driver_of(d) == "lb-a", 10, 0.02, "A to drive")
+        members.append(d)
+    a, b = members
+    a.stop()
+    wait_until(lambda: driver_of(b) == "lb-b", 2, 0.02, "B to drive once A gave its lease back")
+    assert [m["instance"] for m in fleet_of(b)["members"]] == ["lb-b"]
+
+
+def test_gates_judge_the_sli_summed_over_every_member(backends, switchyard, etcd):
+    """A drives; A's green answers every request, B's green resets a third: A's share alone passes
+    max_error_rate, the fleet's does not."""
+    green_b = ResettingBackend("green-b", every=3)
+    backends.started.append(green_b)
+    a, b = driving_pair(backends, switchyard, etcd, green_b)
+    loads = [Load(a.listen()), Load(b.listen())]
+    try:
+        reply = a.admin("rollout web to=green steps=50,100 hold=2s min_connections=20 max_error_rate=0.05")
+        assert reply["ok"] is True, reply
+        wait_until(lambda: rollout_of(a).get("state") == "rolled_back", 15, 0.05, "the gate to roll back")
+        wait_until(lambda: rollout_of(b).get("state") == "rolled_back", 5, 0.02, "B to apply the rollback")
+    finally:
+        for load in loads:
+            load.stop()
+    assert driver_of(a) == "lb-a"
+    r = rollout_of(a)
+    first = r["history"][0]
+    assert first["verdict"] == "failed", r
+    gate = next(g for g in first["gates"] if g["gate"] == "max_error_rate")
+    assert gate["verdict"] == "fail" and gate["observed"] > 0.05, first
+    # Every error came through B (A's green never failed), yet A's gate counted them.
+    assert green_b.resets > 0
+    assert first["target"]["errors"] > 0
+    assert "max_error_rate" in r["reason"]
+    for d in (a, b):
+        assert web(d)["split"] == {"blue": 100, "green": 0}
+    assert rollout_of(b)["id"] == r["id"]
+
+
+def test_rollout_status_and_abort_work_from_a_member_that_does_not_drive(backends, switchyard, etcd):
+    a, b = driving_pair(backends, switchyard, etcd)
+    start_rollout(b, a, "rollout web to=green steps=10,100 hold=30s min_connections=5")
+    status_b = b.admin("rollout-status web")
+    assert status_b["ok"] is True and status_b["rollout"]["state"] == "running"
+    assert status_b["rollout"]["percent"] == 10
+    aborted = b.admin("rollout-abort web")
+    assert aborted["ok"] is True, aborted
+    wait_until(lambda: rollout_of(a).get("state") == "aborted", 5, 0.01, "A to apply the abort")
+    for d in (a, b):
+        assert web(d)["split"] == {"blue": 100, "green": 0}
+
+
+def test_a_rollout_step_holds_while_etcd_is_down(backends, switchyard, etcd):
+    a, b = driving_pair(backends, switchyard, etcd)
+    load = Load(a.listen())
+    try:
+        start_rollout(a, b, "rollout web to=green steps=10,100 hold=1s min_connections=5")
+        etcd.kill()
+        wait_store(a, "unavailable")
+        time.sleep(2.5)   # well past the 1 s hold: nothing may be decided meanwhile
+        for d in (a, b):
+            r = rollout_of(d)
+            assert (r["state"], r["step"]) == ("running", 1), r
+            assert web(d)["split"] == {"blue": 90, "green": 10}
+        refused = a.admin("rollout-pause web")
+        assert refused["ok"] is False and refused["code"] == "store_unavailable", refused
+        etcd.start()
+        wait_until(lambda: rollout_of(b).get("state") == "promoted", 20, 0.05, "the rollout to go on once etcd is back")
+    finally:
+        load.stop()
+    assert web(b)["split"] == {"blue": 0, "green": 100}
 
 
 def test_ctl_wait_returns_once_every_live_member_applied_the_change(pair):
@@ -409,6 +596,34 @@ def test_losing_quorum_refuses_changes_keeps_serving_and_recovers(backends, swit
     assert http_get(a.listen()) == "blue-1"
 
 
+def test_a_member_partitioned_from_etcd_serves_on_refuses_changes_and_converges_when_back(backends, switchyard,
+                                                                                          cluster):
+    """A talks only to etcd member 1, B only to member 2; member 1 stops, the cluster keeps its quorum."""
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    n1, n2, _ = cluster.members
+    a = member(switchyard, n1, "lb-a", blue, green)
+    b = member(switchyard, n2, "lb-b", blue, green)
+    wait_store(a)
+    wait_store(b)
+    n1.kill()
+    wait_store(a, "unavailable", timeout=15)
+    assert http_get(a.listen()) == "blue-1"
+    refused = a.admin("cutover web green")
+    assert refused["ok"] is False and refused["code"] == "store_unavailable", refused
+    # B's side still has a quorum (two of three): it takes changes, after an election if n1 led.
+    reply = change_accepted(b, "cutover web green")
+    assert http_get(b.listen()) == "green-1"
+    assert fleet_of(b)["store"] == "ok"
+    assert web(a)["split"] == {"blue": 100, "green": 0}
+    assert http_get(a.listen()) == "blue-1"
+    n1.launch()
+    wait_until(n1.healthy, 20, 0.05, "etcd n1 to be healthy again")
+    wait_store(a, "ok", timeout=15)
+    wait_until(lambda: web(a)["generation"] == reply["generation"], 10, 0.02, "A to converge on B's change")
+    assert http_get(a.listen()) == "green-1"
+    wait_until(lambda: fleet_of(a)["converged"] and fleet_of(b)["converged"], 10, 0.05, "the fleet to converge")
+
+
 def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
     a, b = pair
     reply = a.admin("cutover web green")
@@ -427,6 +642,15 @@ def test_a_malformed_record_in_etcd_is_logged_and_the_intent_kept(pair, etcd):
     again = a.admin("cutover web blue")
     assert again["ok"] is True, again
     wait_until(lambda: web(b)["generation"] == again["generation"], 5, 0.02, "B to apply the next change")
+
+
+def check_refused(d):
+    """`switchyard --check` on `d`'s config as it is now: refused with exit 2."""
+    d.write_config()
+    result = subprocess.run([switchyard_bin(), "-c", str(d.config_path), "--check"], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 2, result.stdout + result.stderr
+    return result
 
 
 def enable_auth(etcd, user, password, prefix):
@@ -491,9 +715,61 @@ def test_a_password_file_others_can_read_is_refused_at_start(backends, switchyar
     blue, green = backends.name("blue-1"), backends.name("green-1")
     a = member(switchyard, etcd, "lb-a", blue, green, start=False)
     a.config["fleet"].update({"user": "lb", "password_file": str(pw)})
-    a.write_config()
-    result = subprocess.run([switchyard_bin(), "-c", str(a.config_path), "--check"], capture_output=True, text=True,
-                            timeout=10)
-    assert result.returncode == 2
+    result = check_refused(a)
     assert f"fleet.password_file {pw}: mode 0644 lets group or others read or change it; run chmod 600" in result.stderr
     assert "whatever-password" not in result.stderr
+
+
+def tls_member(switchyard, etcd, name, blue, green, ca_file, cert):
+    d = member(switchyard, etcd, name, blue, green, start=False)
+    d.config["fleet"].update({"ca_file": str(ca_file), "cert_file": str(cert[0]), "key_file": str(cert[1])})
+    d.write_config()
+    d.start()
+    return d
+
+
+def test_tls_to_etcd_with_a_client_certificate_and_a_wrong_ca_refused(backends, switchyard, tmp_path):
+    ca = make_ca(tmp_path, "fleet-ca")
+    other_ca = make_ca(tmp_path, "other-ca")
+    server = make_cert(tmp_path, ca, "etcd-server")
+    client = make_cert(tmp_path, ca, "lb-client")
+    etcd = TlsEtcd(tmp_path, ca, server).start()
+    try:
+        blue, green = backends.name("blue-1"), backends.name("green-1")
+        a = tls_member(switchyard, etcd, "lb-a", blue, green, ca[0], client)
+        b = tls_member(switchyard, etcd, "lb-b", blue, green, ca[0], client)
+        wait_store(a)
+        wait_store(b)
+        reply = a.admin("cutover web green")
+        assert reply["ok"] is True, reply
+        wait_until(lambda: web(b)["generation"] == reply["generation"], 5, 0.02, "B to apply A's change over TLS")
+        assert http_get(b.listen()) == "green-1"
+        # etcd's certificate is not signed by the CA this member trusts: never reachable, says why.
+        c = tls_member(switchyard, etcd, "lb-c", blue, green, other_ca[0], client)
+        wait_until(lambda: "TLS handshake failed" in c.log(), 5, 0.05, "the handshake failure to be logged")
+        assert "certificate verify failed" in c.log()
+        assert fleet_of(c)["store"] == "unavailable"
+        assert c.admin("cutover web green")["code"] == "store_unavailable"
+        key = client[1].read_text().strip().splitlines()[1]
+        for d in (a, b, c):
+            assert key not in d.log()
+    finally:
+        etcd.kill()
+
+
+def test_an_unusable_tls_file_is_refused_at_start_naming_the_key_and_file(backends, switchyard, etcd, tmp_path):
+    ca = make_ca(tmp_path, "fleet-ca")
+    client = make_cert(tmp_path, ca, "lb-client")
+    not_a_ca = tmp_path / "not-a-ca.pem"
+    not_a_ca.write_text("hello\n")
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    a = member(switchyard, etcd, "lb-a", blue, green, start=False)
+    a.config["fleet"].update({"etcd": [etcd.url.replace("http://", "https://")], "ca_file": str(not_a_ca),
+                              "cert_file": str(client[0]), "key_file": str(client[1])})
+    result = check_refused(a)
+    assert f"fleet.ca_file {not_a_ca}: not a usable CA certificate file (PEM)" in result.stderr
+    a.config["fleet"]["ca_file"] = str(ca[0])
+    client[1].chmod(0o644)
+    result = check_refused(a)
+    assert f"fleet.key_file {client[1]}: mode 0644 lets group or others read or change it" in result.stderr
+    assert "PRIVATE KEY" not in result.stderr

@@ -16,7 +16,9 @@ namespace switchyard::admin {
 
 // One service: intent and health from its entry, what traffic gets (effective
 // weights, after fallback, panic and slow start) from the route the workers use.
-void serviceStatus(JsonWriter& out, const control::ServiceEntry& service, const routing::ServiceRoute& route);
+// With `control`, a rollout's window is the one its gates see (summed over a fleet).
+void serviceStatus(JsonWriter& out, const control::ServiceEntry& service, const routing::ServiceRoute& route,
+                   const control::ControlPlane* control = nullptr);
 nlohmann::json serviceStatus(const control::ServiceEntry& service, const routing::ServiceRoute& route);
 
 // An older generation of the daemon still serving the connections it had

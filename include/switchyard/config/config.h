@@ -4,6 +4,7 @@
 // area that sees yaml-cpp; everything else works from these structs.
 // docs/configuration.md documents every key, its type, default and meaning.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -175,6 +176,7 @@ struct LogConfig {
 struct EtcdEndpoint {
     std::string host;                   // a name or an address, as written
     uint16_t port = 2379;
+    bool tls = false;                   // https://
     bool operator==(const EtcdEndpoint&) const = default;
 };
 
@@ -186,6 +188,14 @@ struct FleetConfig {
     Duration dialTimeout{2000};
     std::string user;                   // etcd authentication; empty: none
     std::string passwordFile;           // the user's password (owner-only file), with `user`
+    // TLS to etcd (https:// endpoints): the CA that signed etcd's certificate
+    // (empty: the system's), and a client certificate with its key (owner-only file).
+    std::string caFile;
+    std::string certFile;
+    std::string keyFile;
+    bool tls() const {
+        return std::any_of(etcd.begin(), etcd.end(), [](const EtcdEndpoint& e) { return e.tls; });
+    }
     bool enabled() const { return !etcd.empty(); }
     bool operator==(const FleetConfig&) const = default;
 };

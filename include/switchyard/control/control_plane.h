@@ -31,6 +31,7 @@
 #include "switchyard/control/writer_lock.h"
 #include "switchyard/fleet/fleet_store.h"
 #include "switchyard/proxy/worker.h"
+#include "switchyard/rollout/fleet_sli.h"
 #include "switchyard/rollout/rollout_controller.h"
 #include "switchyard/util/result.h"
 
@@ -141,6 +142,9 @@ public:
     // The change the last operator call left waiting for etcd (its Outcome had
     // code kPendingCode), taken once.
     std::shared_ptr<PendingChange> takePendingChange() { return std::exchange(pendingChange_, nullptr); }
+    // What `service`'s rollout is fed now: rolloutNow(), with the pools'
+    // counters summed over every live member of the fleet in fleet mode.
+    rollout::Now rolloutNowOf(const ServiceEntry& service) const;
     const config::Config& config() const { return config_; }
     const std::string& engineName() const { return engineName_; }
     uint64_t saveFailures() const { return saveFailures_; }
@@ -207,6 +211,14 @@ private:
     void applyFleetIntents(const std::vector<fleet::RemoteIntent>& intents);
     // After a full read: offers this member's overrides of services etcd holds no record of.
     void importToFleet(const std::vector<fleet::RemoteIntent>& present);
+    // A member's published pool counters (null: it is gone) into the fleet's sums.
+    void observeFleetMember(const std::string& instance, const nlohmann::json* value);
+    // Fleet mode, each rollout turn: publishes this member's counters while a
+    // rollout runs; true when this member decides the turn (it drives, etcd is reachable).
+    bool fleetRolloutTurn();
+    // A rollout step or verdict sent to etcd: logged once committed; the service
+    // is not judged again until then.
+    void awaitRolloutProposal(const std::string& service, std::string message, bool warn);
 
     boost::asio::io_context& context_;
     config::Config config_;
@@ -234,6 +246,11 @@ private:
     std::shared_ptr<PendingChange> pendingChange_;
     std::function<void()> fleetSynced_;
     std::unordered_map<std::string, int64_t> fleetApplied_;   // service -> etcd mod_revision applied here
+    rollout::FleetSli fleetSli_;                               // every member's pool counters
+    bool fleetDriving_ = false;                                // this member drove the last rollout turn
+    std::vector<std::string> rolloutProposals_;                // services with a step on its way to etcd
+    routing::TimePoint nextCountersPublish_{};
+    std::vector<std::string> countersPublished_;               // services whose counters were published last
 };
 
 // What a service's rollout is fed now: the time and both pools' counter samples.

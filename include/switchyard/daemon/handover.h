@@ -98,4 +98,9 @@ Result<bool> sendHello(int channel, const std::vector<HandoverSocket>& sockets,
 // they cannot be taken (another hand-over version, a broken channel).
 Result<Hello> receiveHello(int channel, std::chrono::milliseconds timeout);
 
+// The new side: the PID of the generation that made the channel (its
+// SO_PEERCRED). Not getppid(): under systemd the new generation is the service
+// manager's child, not its predecessor's (process_spawn.h).
+int predecessorPid(int channel);
+
 } // namespace switchyard::daemon

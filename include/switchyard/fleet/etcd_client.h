@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "switchyard/config/config.h"
 
@@ -43,6 +45,8 @@ public:
     // etcd authentication: every call then carries a token, fetched at the
     // first call and again when etcd refuses it (simple tokens expire unused).
     void setCredentials(std::string user, std::string password);
+    // The TLS context (etcd_tls.h) for https:// endpoints.
+    void setTls(std::shared_ptr<boost::asio::ssl::context> tls) { tls_ = std::move(tls); }
 
 private:
     boost::asio::awaitable<CallResult> rotate(const std::string& path, const std::string& body,
@@ -52,10 +56,17 @@ private:
     boost::asio::awaitable<CallResult> once(const config::EtcdEndpoint& endpoint, const std::string& path,
                                             const std::string& body, std::chrono::milliseconds timeout,
                                             const std::function<bool(std::string_view)>* onLine);
+    // One request and its answer on a connected (and, for TLS, handshaken) stream.
+    template <class Stream>
+    boost::asio::awaitable<CallResult> exchange(Stream& stream, const config::EtcdEndpoint& endpoint,
+                                                const std::string& path, const std::string& body,
+                                                std::chrono::milliseconds timeout,
+                                                const std::function<bool(std::string_view)>* onLine);
 
     boost::asio::io_context& context_;
     std::vector<config::EtcdEndpoint> endpoints_;
     std::chrono::milliseconds dialTimeout_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
     std::size_t current_ = 0;
     std::string user_;
     std::string password_;

@@ -30,12 +30,17 @@ std::string membersPrefix(std::string_view prefix);
 // The service a key under servicesPrefix() names, or nullopt.
 std::optional<std::string> serviceOfKey(std::string_view prefix, std::string_view key);
 std::optional<std::string> memberOfKey(std::string_view prefix, std::string_view key);
+// The one key the member driving the fleet's rollouts holds, under its lease.
+std::string driverKey(std::string_view prefix);
 
 // --- requests (JSON bodies) ---
 std::string rangePrefixRequest(std::string_view prefix);
 // Put `value` at `key` if its mod_revision is `expectedModRevision` (0: the
 // key does not exist); the failure branch reads the key back.
 std::string casTxnRequest(std::string_view key, std::string_view value, int64_t expectedModRevision);
+// Creates `key` holding `value` under `lease` if no such key exists (its
+// create_revision is 0): an election's campaign. The failure branch reads the holder.
+std::string campaignTxnRequest(std::string_view key, std::string_view value, int64_t lease);
 std::string putRequest(std::string_view key, std::string_view value, int64_t lease);
 std::string watchRequest(std::string_view prefix, int64_t startRevision);
 std::string leaseGrantRequest(int64_t ttlSeconds);

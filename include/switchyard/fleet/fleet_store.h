@@ -8,8 +8,9 @@
 //
 // Layout under the fleet's prefix:
 //   <prefix>services/<name>   one service's operator intent (the Overrides record)
-//   <prefix>members/<instance> {"applied": R} under this member's lease
-// One watch on the whole prefix feeds both.
+//   <prefix>members/<instance> {"applied": R, "pools": {...}} under this member's lease
+//   <prefix>rollout-driver     the instance that drives rollouts, under its lease
+// One watch on the whole prefix feeds all three.
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +27,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
 
 #include "switchyard/config/config.h"
 #include "switchyard/util/result.h"
@@ -58,6 +60,9 @@ public:
         std::function<void(const std::vector<RemoteIntent>&, bool full)> onIntents;
         // The link went up or down. Called on the control thread.
         std::function<void(bool available, const std::string& why)> onAvailability;
+        // A member's published value (its pool counters among it), or null
+        // once it is gone (lease ended). Called on the control thread.
+        std::function<void(const std::string& instance, const nlohmann::json* value)> onMember;
     };
 
     FleetStore(boost::asio::io_context& control, config::FleetConfig config, Callbacks callbacks);
@@ -65,7 +70,8 @@ public:
     FleetStore(const FleetStore&) = delete;
     FleetStore& operator=(const FleetStore&) = delete;
 
-    // Reads fleet.password_file (when fleet.user is set); a bad file is a start-up error.
+    // Reads fleet.password_file (when fleet.user is set) and the TLS files (with
+    // https:// endpoints); a bad file is a start-up error.
     Result<bool> loadCredentials();
     void start();
 
@@ -78,6 +84,10 @@ public:
     int64_t appliedRevision() const { return appliedRevision_; }
     // Live members (their lease holds) and the intent revision each applied.
     const std::map<std::string, int64_t>& members() const { return members_; }
+    // The member that drives the fleet's rollouts (empty: none elected now).
+    const std::string& driver() const { return driver_; }
+    // This member drives, and etcd is reachable (so its lease, and the election, hold).
+    bool driving() const { return available_ && driver_ == config_.instance; }
 
     // Writes `value` as `service`'s intent if its key is still at `expected`
     // (a compare-and-swap); `done` runs on the control thread once etcd answered.
@@ -85,13 +95,22 @@ public:
                  std::function<void(ProposeResult)> done);
     // Publishes the revision this member applied (under its lease).
     void publishApplied(int64_t revision);
+    // This process stops being a member (an upgrade's old generation): its lease is
+    // revoked, so it leaves the list and, if it drove rollouts, another member drives.
+    void leave();
+    // Publishes this member's pool counters (service -> {blue, green}) with it.
+    void publishCounters(nlohmann::json pools);
 
 private:
     boost::asio::awaitable<void> watchLoop();
     boost::asio::awaitable<void> memberLoop();
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds d);
     // Fleet thread: turns a key-value into what the control thread is told.
-    void deliver(std::vector<RemoteIntent> intents, std::map<std::string, std::optional<int64_t>> members, bool full);
+    using MemberValues = std::map<std::string, std::optional<nlohmann::json>>;   // nullopt: gone
+    void deliver(std::vector<RemoteIntent> intents, MemberValues members, std::optional<std::string> driver,
+                 bool full);
+    // Fleet thread: runs for the driver key when no member holds it; true unless etcd failed.
+    boost::asio::awaitable<bool> campaign(int64_t lease);
     // Fleet thread: the link is up when the watch runs and the lease is kept
     // (a partition that leaves the watch's connection open still fails keepalives).
     void linkChanged(bool* part, bool up, std::string why);
@@ -103,11 +122,16 @@ private:
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::unique_ptr<EtcdClient> client_;
     std::thread thread_;
+    std::atomic<int64_t> lease_{0};       // the member's lease now (0: none); revoked on a clean stop
     std::atomic<int64_t> toPublish_{0};   // the revision memberLoop should publish next
     boost::asio::steady_timer memberWake_;   // memberLoop sleeps on it; publishApplied() wakes it
     // fleet thread
     bool watchUp_ = false;
     bool leaseUp_ = false;
+    bool leaving_ = false;
+    std::string driverHolder_;          // as the watch (or a campaign) last saw it
+    nlohmann::json counters_;           // what publishCounters() asked for
+    uint64_t countersVersion_ = 0;
 
     // control thread
     bool available_ = false;
@@ -116,6 +140,7 @@ private:
     int64_t appliedRevision_ = 0;
     std::map<std::string, int64_t> modRevisions_;
     std::map<std::string, int64_t> members_;
+    std::string driver_;
 };
 
 } // namespace switchyard::fleet

@@ -132,4 +132,10 @@ TickResult onRestart(Rollout& r, const Now& now);
 // no restart is counted, so upgrades never roll a rollout back.
 TickResult onHandover(Rollout& r, const Now& now);
 
+// Fleet mode: `incoming` is a rollout's record as another member wrote it
+// (no live window). The same rollout at the same step keeps the window `old`
+// had here, with a pause or resume the record brings applied to its clock; a
+// new rollout or a new step (or a resume from suspension) starts its window now.
+void adoptWindow(Rollout& incoming, const Rollout* old, const Now& now);
+
 } // namespace switchyard::rollout

@@ -20,6 +20,12 @@ Rollout restoreJson(const nlohmann::json& j);
 nlohmann::json statusJson(const Rollout& r, const Now& now);
 
 nlohmann::json sliJson(const PoolSli& sli);
+
+// A pool's cumulative counters as a fleet member publishes them (histograms
+// sparse: [bucket, count] pairs). sampleFrom throws std::exception on a
+// malformed object.
+nlohmann::json sampleJson(const PoolSample& sample);
+PoolSample sampleFrom(const nlohmann::json& j);
 nlohmann::json gateJson(const GateResult& g);
 
 } // namespace switchyard::rollout

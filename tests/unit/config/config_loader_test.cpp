@@ -674,16 +674,31 @@ TEST_CASE("fleet: etcd URLs, prefix, instance, lease_ttl, dial_timeout", "[confi
     CHECK(d.dialTimeout == 2s);
 }
 
+TEST_CASE("fleet: https endpoints take a CA file and a client certificate with its key", "[config][loader][fleet]") {
+    auto f = load(top("fleet: { etcd: [https://etcd-a:2379], prefix: /sy/, ca_file: /etc/sy/ca.pem, "
+                      "cert_file: /etc/sy/lb.pem, key_file: /etc/sy/lb.key }\n"))
+                 .fleet;
+    CHECK(f.etcd[0] == EtcdEndpoint{"etcd-a", 2379, true});
+    CHECK(f.tls());
+    CHECK(f.caFile == "/etc/sy/ca.pem");
+    CHECK(f.certFile == "/etc/sy/lb.pem");
+    CHECK(f.keyFile == "/etc/sy/lb.key");
+    CHECK(errors(top("fleet: { etcd: [https://etcd-a:2379], prefix: /sy/, cert_file: /etc/sy/lb.pem }\n")) ==
+          "t.yaml:7:64: fleet.cert_file: fleet.cert_file needs fleet.key_file");
+    CHECK(errors(top("fleet: { etcd: [http://etcd-a:2379], prefix: /sy/, ca_file: /etc/sy/ca.pem }\n")) ==
+          "t.yaml:7:61: fleet.ca_file: TLS files are used only with https:// etcd endpoints");
+    CHECK(errors(top("fleet: { etcd: [https://etcd-a:2379], prefix: /sy/, ca_file: ca.pem }\n")) ==
+          "t.yaml:7:62: fleet.ca_file: must be an absolute path, got 'ca.pem'");
+}
+
 TEST_CASE("fleet: bad values are named with their place", "[config][loader][fleet]") {
     CHECK(errors(top("fleet: { prefix: /sy/ }\n")) == "t.yaml:7:8: fleet: missing required key 'etcd'");
     CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:2379] }\n")) == "t.yaml:7:8: fleet: missing required key 'prefix'");
     CHECK(errors(top("fleet: { etcd: [], prefix: /sy/ }\n")) ==
           "t.yaml:7:16: fleet.etcd: expected a list of etcd URLs like [http://10.0.0.5:2379], got a list");
-    CHECK(errors(top("fleet: { etcd: [https://127.0.0.1:2379], prefix: /sy/ }\n")) ==
-          "t.yaml:7:17: fleet.etcd[0]: 'https://127.0.0.1:2379': TLS to etcd is not supported yet; use http:// on a "
-          "trusted network");
     CHECK(errors(top("fleet: { etcd: [127.0.0.1:2379], prefix: /sy/ }\n")) ==
-          "t.yaml:7:17: fleet.etcd[0]: expected an etcd URL like http://10.0.0.5:2379, got '127.0.0.1:2379'");
+          "t.yaml:7:17: fleet.etcd[0]: expected an etcd URL like http://10.0.0.5:2379 or https://10.0.0.5:2379, got "
+          "'127.0.0.1:2379'");
     CHECK(errors(top("fleet: { etcd: [http://127.0.0.1:99999], prefix: /sy/ }\n")) ==
           "t.yaml:7:17: fleet.etcd[0]: expected an etcd URL like http://10.0.0.5:2379 (no path), got "
           "'http://127.0.0.1:99999'");

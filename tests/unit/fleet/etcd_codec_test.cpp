@@ -53,6 +53,18 @@ TEST_CASE("the CAS txn always names its target and reads the key back on failure
     CHECK(json::parse(casTxnRequest("k", "v", 0)).at("compare").at(0).at("mod_revision") == "0");
 }
 
+TEST_CASE("a campaign creates the driver key under a lease only if it has never been created", "[fleet][codec]") {
+    CHECK(driverKey("/sy/") == "/sy/rollout-driver");
+    const json body = json::parse(campaignTxnRequest("/sy/rollout-driver", "lb-1", 4390625093291833662));
+    const json& compare = body.at("compare").at(0);
+    CHECK(compare.at("target") == "CREATE");
+    CHECK(compare.at("create_revision") == "0");
+    const json& put = body.at("success").at(0).at("request_put");
+    CHECK(put.at("value") == base64Encode("lb-1"));
+    CHECK(put.at("lease") == "4390625093291833662");
+    CHECK(body.at("failure").at(0).at("request_range").at("key") == base64Encode("/sy/rollout-driver"));
+}
+
 TEST_CASE("lease requests use TTL and ID in capitals; watch a prefix with progress", "[fleet][codec]") {
     CHECK(json::parse(leaseGrantRequest(10)) == json{{"TTL", "10"}});
     CHECK(json::parse(leaseKeepAliveRequest(4390625093291833662)) == json{{"ID", "4390625093291833662"}});

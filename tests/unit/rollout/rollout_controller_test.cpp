@@ -361,3 +361,39 @@ TEST_CASE("an ejection that ended within the step still fails it", "[rollout][co
     CHECK(tick(r, h.now(), {}).event == Event::RolledBack);
     CHECK(r.steps[0].reason == "outlier detection ejected 1 target backend(s) during the step");
 }
+
+TEST_CASE("fleet: a record of the same step keeps this member's window; a new step starts one", "[rollout][fleet]") {
+    Harness h;
+    h.green.traffic(50);
+    Rollout here = begin(7, plan(), config::Split{100, 0}, std::nullopt, h.now());
+    h.advance(4s);
+    h.green.traffic(30);
+
+    Rollout same = here;   // as another member wrote it: no window
+    same.stepStart = {};
+    same.windowStart = {};
+    adoptWindow(same, &here, h.now());
+    CHECK(same.stepElapsed(h.now().steady) == 4s);
+    CHECK(same.targetWindow(h.now()).attempts == 30);
+
+    // Paused elsewhere: the clock stops here too; resumed 3 s later: those 3 s do not count.
+    Rollout paused = here;
+    paused.phase = Phase::Paused;
+    adoptWindow(paused, &here, h.now());
+    h.advance(3s);
+    Rollout resumed = paused;
+    resumed.phase = Phase::Running;
+    resumed.pausedAt.reset();
+    adoptWindow(resumed, &paused, h.now());
+    CHECK(resumed.stepElapsed(h.now().steady) == 4s);
+
+    Rollout nextStep = here;
+    nextStep.step = 1;
+    adoptWindow(nextStep, &here, h.now());
+    CHECK(nextStep.stepElapsed(h.now().steady) == 0s);
+    CHECK(nextStep.targetWindow(h.now()).attempts == 0);
+
+    Rollout fresh = here;   // first seen here (a member that just started): window from now
+    adoptWindow(fresh, nullptr, h.now());
+    CHECK(fresh.stepElapsed(h.now().steady) == 0s);
+}

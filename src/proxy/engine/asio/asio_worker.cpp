@@ -27,7 +27,7 @@ tcp protocolOf(int fd) {
 
 } // namespace
 
-AsioWorker::AsioWorker(unsigned index, WorkerOptions options) : index_(index) {
+AsioWorker::AsioWorker(unsigned index, WorkerOptions options) : index_(index), core_(index) {
     if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
 }
 
@@ -72,7 +72,7 @@ void AsioWorker::stop() {
     // The guard timer is the last piece of work: cancelled as the last session
     // goes (sessionEnded), or at once if none is left.
     net::post(context_, [this, guard] {
-        if (sessions_.empty()) guard->cancel();
+        if (core_.openSessions() == 0) guard->cancel();
         else stopGuard_ = guard;
     });
     thread_.join();
@@ -93,7 +93,7 @@ void AsioWorker::addListener(std::string service, UniqueFd listenFd) {
             return;
         }
         fd->release();
-        if (snapshot_) listener->serviceIndex = snapshot_->indexOf(service);
+        if (core_.snapshot) listener->serviceIndex = core_.snapshot->indexOf(service);
         listeners_.push_back(listener);
         if (listener->serviceIndex != routing::RoutingSnapshot::kNoService) startAccepting(listener);
     });
@@ -125,7 +125,7 @@ void AsioWorker::closeAllSessions() {
 }
 
 void AsioWorker::closeAllSessionsNow() {
-    for (auto& [id, session] : sessions_) session->close(CloseReason::Shutdown);
+    for (AsioSession* session : core_.sessions()) session->close(CloseReason::Shutdown);
 }
 
 void AsioWorker::publish(routing::SnapshotPtr snapshot) {
@@ -152,11 +152,9 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
             // Out of fds or memory: the connection stays queued; back off
             // instead of spinning on a listener that stays readable.
             if (util::isLocalError(ec.value())) {
-                if (const auto quiet = listener->backoffLog.due(std::chrono::steady_clock::now()))
-                    log->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses "
-                              "since the last line)",
-                              index_, listener->service, ec.message(), *quiet);
-                backoff.expires_after(std::chrono::milliseconds(100));
+                logAcceptPause(index_, listener->service, ec.value(), listener->backoffLog,
+                               std::chrono::steady_clock::now());
+                backoff.expires_after(kAcceptBackoff);
                 co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
             }
             continue;
@@ -165,12 +163,11 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
             socket.close(ec);
             continue;
         }
-        const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
-        auto session = std::make_unique<AsioSession>(*this, std::move(socket), id, listener->serviceIndex);
-        AsioSession* raw = session.get();
-        sessions_.emplace(id, std::move(session));
-        sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
-        net::co_spawn(context_, raw->run(), [this, id](std::exception_ptr e) {
+        const uint64_t id = core_.nextSessionId();
+        AsioSession& session =
+            core_.add(std::make_unique<AsioSession>(*this, std::move(socket), id, listener->serviceIndex));
+        // A session that reached its relay ends from the relay's callbacks.
+        net::co_spawn(context_, session.run(), [this, id](std::exception_ptr e, bool relaying) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -178,63 +175,36 @@ net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) 
                     telemetry::logger("proxy")->error("conn {}: ended by exception: {}", id, ex.what());
                 }
             }
-            sessionEnded(id);
+            if (e || !relaying) sessionEnded(id);
         });
         if (!listener->acceptor.is_open()) co_return;
     }
 }
 
 void AsioWorker::sessionConnected(AsioSession& session) {
-    drains_.add(session);
+    core_.connected(session);
     armDrainTimer();
 }
 
 void AsioWorker::sessionEnded(uint64_t id) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return;
-    routing::BackendState* backend = it->second->backend().get();
-    sessions_.erase(it);   // the auto-unlink hook leaves its backend list
-    drains_.forget(backend);
-    sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
-    if (stopGuard_ && sessions_.empty()) stopGuard_->cancel();
+    core_.remove(id);   // the auto-unlink hook leaves its backend list
+    if (stopGuard_ && core_.openSessions() == 0) stopGuard_->cancel();
 }
 
 void AsioWorker::applySnapshot(routing::SnapshotPtr snapshot) {
-    snapshot_ = std::move(snapshot);
-    selector_.update(*snapshot_);
-    for (auto& l : listeners_) {
-        l->serviceIndex = snapshot_->indexOf(l->service);
-        if (l->serviceIndex != routing::RoutingSnapshot::kNoService) startAccepting(l);
-    }
-    drains_.apply(*snapshot_);
+    core_.applySnapshot(std::move(snapshot), listeners_, [this](const std::shared_ptr<Listener>& l) { startAccepting(l); });
     armDrainTimer();
 }
 
 void AsioWorker::armDrainTimer() {
-    const auto next = drains_.nextAt();
-    if (next == routing::kNoDeadline) return;
-    if (next >= drainTimerAt_ && drainTimerAt_ != routing::kNoDeadline) return;
-    drainTimerAt_ = next;
-    drainTimer_.expires_at(next);
+    const auto timer = core_.drainTimerDue();
+    if (!timer.arm) return;
+    drainTimer_.expires_at(timer.at);   // cancels the wait for a later one
     drainTimer_.async_wait([this](const error_code& ec) {
         if (ec == net::error::operation_aborted) return;
-        drainTimerAt_ = routing::kNoDeadline;
-        onDrainTimer();
+        core_.runDrains([](AsioSession& s) { s.close(CloseReason::DrainDeadline); });
+        armDrainTimer();
     });
-}
-
-void AsioWorker::onDrainTimer() {
-    const auto now = routing::Clock::now();
-    const std::size_t closed = drains_.runDue(
-        now,
-        [this](uint64_t id) -> AsioSession* {
-            auto it = sessions_.find(id);
-            return it == sessions_.end() ? nullptr : it->second.get();
-        },
-        [](AsioSession& s) { s.close(CloseReason::DrainDeadline); });
-    if (closed > 0)
-        telemetry::logger("proxy")->info("worker {}: drain deadline closed {} connection(s)", index_, closed);
-    armDrainTimer();
 }
 
 } // namespace asio_engine

@@ -1,8 +1,6 @@
 #include "switchyard/proxy/engine/uring/uring_session.h"
 
-#include <algorithm>
 #include <cerrno>
-#include <span>
 
 #include <liburing.h>
 #include <netinet/in.h>
@@ -13,11 +11,13 @@
 
 #include "switchyard/proxy/engine/uring/uring_worker.h"
 #include "switchyard/proxy/reset_relay.h"
-#include "switchyard/telemetry/access_log.h"
-#include "switchyard/telemetry/logging.h"
 
 namespace switchyard::proxy::uring_engine {
 namespace {
+
+using Kind = SessionAction::Kind;
+constexpr Direction kClientToBackend = Direction::ClientToBackend;
+constexpr Direction kBackendToClient = Direction::BackendToClient;
 
 void setNoDelay(int fd) {
     const int one = 1;
@@ -26,65 +26,24 @@ void setNoDelay(int fd) {
 
 uint16_t bufferIdOf(const io_uring_cqe& cqe) { return static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT); }
 
-const auto& log() {
-    static const auto logger = telemetry::logger("proxy");
-    return logger;
-}
+Op recvOp(Direction d) { return d == kClientToBackend ? Op::Recv0 : Op::Recv1; }
+Op sendOp(Direction d) { return d == kClientToBackend ? Op::Send0 : Op::Send1; }
+Op pollOp(Direction d) { return d == kClientToBackend ? Op::Poll0 : Op::Poll1; }
 
 } // namespace
 
 UringSession::UringSession(UringWorker& worker, int clientFd, uint64_t id, std::size_t serviceIndex)
-    : worker_(worker), id_(id), clientFd_(clientFd), serviceIndex_(static_cast<uint32_t>(serviceIndex)) {}
+    : worker_(worker), clientFd_(clientFd), core_(worker.sessionContext(), id, serviceIndex) {}
 
 UringSession::~UringSession() {
     if (clientFd_ >= 0) ::close(clientFd_);
     if (backendFd_ >= 0) ::close(backendFd_);
 }
 
-const routing::ServiceRoute* UringSession::service() const {
-    if (!setup_ || !setup_->snapshot) return nullptr;
-    return &setup_->snapshot->services[serviceIndex_];
-}
-
-void UringSession::sideFailed(int side) {
-    reason_.noteReset(side == 0);
-    resetOnClose(side == 0 ? backendFd_ : clientFd_);   // the fds close when the last op completed
-    close(reason_.reason());
-}
-
 void UringSession::start() {
-    setup_ = std::make_unique<Setup>();
-    setup_->snapshot = worker_.snapshot();
-    if (!setup_->snapshot || serviceIndex_ >= setup_->snapshot->services.size()) {
-        setup_->snapshot.reset();
-        close(CloseReason::NoBackend);
-        maybeFinish();
-        return;
-    }
-    const routing::ServiceRoute& svc = *service();
-    serviceState_ = svc.state;
-    if (telemetry::accessLogEnabled()) {
-        access_ = std::make_unique<AccessInfo>();
-        startAccessInfo(*access_, clientFd_);
-    }
-    admitted_ = true;
-    if (!admitConnection(svc)) {
-        close(CloseReason::ConnectionLimit);
-        maybeFinish();
-        return;
-    }
-    setNoDelay(clientFd_);
-    idleTimeout_ = svc.idleTimeout;
-    halfClosedTimeout_ = svc.halfClosedTimeout;
-    setup_->addresses = clientAddressesOf(clientFd_, svc);
-    if (svc.acceptProxy) {
-        state_ = State::Header;
-        setup_->decoder = std::make_unique<ProxyHeaderDecoder>();
-        armTimer(std::chrono::steady_clock::now() + svc.acceptProxyTimeout);
-        submitRecv(0);
-        return;
-    }
-    connectNext();
+    const SessionAction a = core_.on(SessionEvent::accepted(clientFd_));
+    if (a.kind != Kind::Close) setNoDelay(clientFd_);
+    perform(a);
     maybeFinish();
 }
 
@@ -92,32 +51,76 @@ void UringSession::onCompletion(Op op, const io_uring_cqe& cqe) {
     --pending_;
     switch (op) {
     case Op::Recv0:
-        if (state_ == State::Header) onHeaderBytes(cqe);
-        else onRecv(0, cqe);
+        if (core_.state() == SessionState::Header) onHeaderBytes(cqe);
+        else onRecv(kClientToBackend, cqe);
         break;
-    case Op::Recv1: onRecv(1, cqe); break;
-    case Op::Send0: onSend(0, cqe.res); break;
-    case Op::Send1: onSend(1, cqe.res); break;
-    case Op::SendPreamble: onPreambleSent(cqe.res); break;
+    case Op::Recv1: onRecv(kBackendToClient, cqe); break;
+    case Op::Send0: onSend(kClientToBackend, cqe.res); break;
+    case Op::Send1: onSend(kBackendToClient, cqe.res); break;
+    case Op::SendPreamble:
+        if (!core_.closing())
+            perform(core_.on(cqe.res < 0 ? SessionEvent::failed(Side::Backend)
+                                         : SessionEvent::preambleSent(static_cast<std::size_t>(cqe.res))));
+        break;
     case Op::Connect: onConnect(cqe.res); break;
     case Op::Timer: onTimer(cqe.res); break;
-    case Op::Poll0: onPoll(0, cqe.res); break;
-    case Op::Poll1: onPoll(1, cqe.res); break;
+    // Errors and hang-ups show up as the splice's own result.
+    case Op::Poll0:
+        if (!core_.closing() && cqe.res != -ECANCELED) pumpSplice(kClientToBackend);
+        break;
+    case Op::Poll1:
+        if (!core_.closing() && cqe.res != -ECANCELED) pumpSplice(kBackendToClient);
+        break;
     default: break;   // ConnectTimeout: the connect's own completion says what happened; CancelFd
     }
     maybeFinish();
 }
 
 void UringSession::closeFromOutside(CloseReason reason) {
-    close(reason);
+    perform(core_.on(SessionEvent::closeRequested(reason)));
     maybeFinish();
 }
 
-void UringSession::bufferAvailable(int direction) {
-    flows_[direction].waitingBuffer = false;
+void UringSession::bufferAvailable(Direction direction) {
+    flow(direction).waitingBuffer = false;
     --pending_;
-    if (state_ != State::Closing) submitRecv(direction);
+    if (!core_.closing()) submitRecv(direction);
     maybeFinish();
+}
+
+void UringSession::perform(const SessionAction& a) {
+    switch (a.kind) {
+    case Kind::None: return;
+    case Kind::ReadHeader:
+        if (!timerArmed_) armTimer(a.at);
+        submitRecv(kClientToBackend);
+        return;
+    case Kind::Connect: connectTo(*a.backend, a.timeout); return;
+    case Kind::SendPreamble: submitPreamble(); return;
+    case Kind::Relay:
+        if (!timerArmed_) armTimer(a.at);
+        submitRecv(kClientToBackend);
+        submitRecv(kBackendToClient);
+        return;
+    case Kind::ArmTimer: armTimer(a.at); return;
+    case Kind::ShutdownWrite:
+        releasePipe(a.direction);   // empty by now: a half-closed flow need not hold its descriptors
+        ::shutdown(fdOf(sinkOf(a.direction)), SHUT_WR);
+        if (a.thenClose) {
+            cancelAll();
+        } else if (a.moveTimer && timerArmed_) {
+            // Move the armed idle timer to the earlier deadline (if it fired meanwhile, onTimer re-arms).
+            io_uring_sqe* sqe = worker_.sqe();
+            io_uring_prep_timeout_update(sqe, worker_.timespecAt(a.at), encodeUserData(this, Op::Timer),
+                                         IORING_TIMEOUT_ABS);
+            io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
+        }
+        return;
+    case Kind::Close:
+        if (a.reset) resetOnClose(fdOf(a.resetSide));   // the fds close when the last op completed
+        cancelAll();
+        return;
+    }
 }
 
 // Cancel is how work ends: every op in flight completes (most with
@@ -126,10 +129,7 @@ void UringSession::bufferAvailable(int direction) {
 // is submitted, so each cancel is an op the session waits for too: else an op
 // that completes on its own in the same batch could free the session, and the
 // cancel, still queued, would meet whatever socket reused the number.
-void UringSession::close(CloseReason reason) {
-    reason_.note(reason);
-    if (state_ == State::Closing) return;
-    state_ = State::Closing;
+void UringSession::cancelAll() {
     // Most connections end with both directions at EOF and only the timer in
     // flight: then there is nothing on the sockets to cancel.
     const int waits = (flows_[0].waitingBuffer ? 1 : 0) + (flows_[1].waitingBuffer ? 1 : 0);
@@ -146,65 +146,50 @@ void UringSession::close(CloseReason reason) {
         io_uring_prep_timeout_remove(sqe, encodeUserData(this, Op::Timer), 0);
         io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
     }
-    for (int d = 0; d < 2; ++d) {
-        if (!flows_[d].waitingBuffer) continue;
+    for (const Direction d : {kClientToBackend, kBackendToClient}) {
+        if (!flow(d).waitingBuffer) continue;
         worker_.cancelBufferWait(this, d);
-        flows_[d].waitingBuffer = false;
+        flow(d).waitingBuffer = false;
         --pending_;
     }
 }
 
 void UringSession::maybeFinish() {
-    if (state_ == State::Closing && pending_ == 0) finish();
+    if (core_.closing() && pending_ == 0) finish();
 }
 
 void UringSession::finish() {
-    const unsigned worker = worker_.index();
-    releaseBuffer(0);
-    releaseBuffer(1);
-    releasePipe(0);
-    releasePipe(1);
-    if (backend_) {
-        bytes_.flush(*backend_, worker);
-        const CloseReason reason = reason_.reason();
-        countSessionEnd(*backend_, worker, reason, firstBytes_.sawBackendByte(), worker_.snapshot(), serviceIndex_,
-                        connectedAt_);
-        log()->debug("conn {}: {} closed ({}), {} bytes in, {} bytes out", id_, backend_->key, toString(reason),
-                     bytes_.total(0), bytes_.total(1));
+    for (const Direction d : {kClientToBackend, kBackendToClient}) {
+        releaseBuffer(d);
+        releasePipe(d);
     }
-    if (access_) {
-        const routing::ServiceRoute* svc = service();
-        logSessionAccess(*access_, svc ? std::string_view(svc->name) : std::string_view(), backend_.get(),
-                         connectedAt_, bytes_.total(0), bytes_.total(1), reason_.reason(), firstBytes_);
-    }
-    if (admitted_) releaseConnection(*serviceState_);
+    core_.finish();
     worker_.sessionEnded(this);   // frees this
 }
 
-void UringSession::submitRecv(int direction) {
+void UringSession::submitRecv(Direction d) {
     io_uring_sqe* sqe = worker_.sqe();
-    io_uring_prep_recv(sqe, direction == 0 ? clientFd_ : backendFd_, nullptr, worker_.buffers().bufferSize(), 0);
+    io_uring_prep_recv(sqe, fdOf(sourceOf(d)), nullptr, worker_.buffers().bufferSize(), 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = worker_.buffers().group();
-    io_uring_sqe_set_data64(sqe, encodeUserData(this, direction == 0 ? Op::Recv0 : Op::Recv1));
+    io_uring_sqe_set_data64(sqe, encodeUserData(this, recvOp(d)));
     ++pending_;
 }
 
-void UringSession::submitSend(int direction) {
-    const Flow& f = flows_[direction];
+void UringSession::submitSend(Direction d) {
+    const Flow& f = flow(d);
     io_uring_sqe* sqe = worker_.sqe();
-    io_uring_prep_send(sqe, direction == 0 ? backendFd_ : clientFd_,
-                       worker_.buffers().data(static_cast<uint16_t>(f.buffer)) + f.offset, f.length - f.offset,
-                       MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, encodeUserData(this, direction == 0 ? Op::Send0 : Op::Send1));
+    io_uring_prep_send(sqe, fdOf(sinkOf(d)), worker_.buffers().data(static_cast<uint16_t>(f.buffer)) + f.offset,
+                       f.length - f.offset, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, encodeUserData(this, sendOp(d)));
     ++pending_;
 }
 
 void UringSession::submitPreamble() {
-    const Setup& s = *setup_;
+    // The core keeps the preamble until the relay starts, so it outlives the send.
+    const std::string_view rest = core_.preamble();
     io_uring_sqe* sqe = worker_.sqe();
-    io_uring_prep_send(sqe, backendFd_, s.preamble.data() + s.preambleSent, s.preamble.size() - s.preambleSent,
-                       MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, backendFd_, rest.data(), rest.size(), MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, encodeUserData(this, Op::SendPreamble));
     ++pending_;
 }
@@ -217,8 +202,8 @@ void UringSession::armTimer(routing::TimePoint at) {
     ++pending_;
 }
 
-void UringSession::releaseBuffer(int direction) {
-    Flow& f = flows_[direction];
+void UringSession::releaseBuffer(Direction d) {
+    Flow& f = flow(d);
     if (f.buffer < 0) return;
     worker_.recycle(static_cast<uint16_t>(f.buffer));
     f.buffer = -1;
@@ -231,376 +216,189 @@ void UringSession::dropSelectedBuffer(const io_uring_cqe& cqe) {
     worker_.recycle(id);
 }
 
-void UringSession::onHeaderBytes(const io_uring_cqe& cqe) {
-    if (state_ == State::Closing) {
+bool UringSession::dropped(Direction d, const io_uring_cqe& cqe) {
+    if (core_.closing()) {
         dropSelectedBuffer(cqe);
-        return;
+        return true;
     }
     if (cqe.res == -ENOBUFS) {
-        flows_[0].waitingBuffer = true;
+        // Every buffer is in flight: wait for one to come back.
+        flow(d).waitingBuffer = true;
         ++pending_;
-        worker_.waitForBuffer(this, 0);
-        return;
+        worker_.waitForBuffer(this, d);
+        return true;
     }
+    if (cqe.res <= 0) dropSelectedBuffer(cqe);
+    return false;
+}
+
+void UringSession::onHeaderBytes(const io_uring_cqe& cqe) {
+    if (dropped(kClientToBackend, cqe)) return;
     if (cqe.res <= 0) {
-        dropSelectedBuffer(cqe);
-        headerFailed(cqe.res == 0 && !setup_->headerBytesSeen, false);
+        perform(core_.on(SessionEvent::headerEnded(-cqe.res)));
         return;
     }
     const uint16_t id = bufferIdOf(cqe);
     const auto* data = reinterpret_cast<const uint8_t*>(worker_.buffers().take(id));
-    const auto n = static_cast<std::size_t>(cqe.res);
-    setup_->headerBytesSeen = true;
-    ProxyHeaderDecoder& decoder = *setup_->decoder;
-    switch (decoder.feed({data, n})) {
-    case ProxyHeaderDecoder::Status::NeedMore:
-        worker_.recycle(id);
-        submitRecv(0);
-        return;
-    case ProxyHeaderDecoder::Status::Error:
-        worker_.recycle(id);
-        headerFailed(false, false);
-        return;
-    case ProxyHeaderDecoder::Status::Done:
-        // What came after the header is the client's: it goes to the backend first.
-        setup_->early.assign(reinterpret_cast<const char*>(data) + decoder.consumed(), n - decoder.consumed());
-        worker_.recycle(id);
-        adoptProxyHeader(decoder.header(), setup_->addresses, access_.get());
-        setup_->decoder.reset();
-        state_ = State::Connecting;
-        connectNext();
-        return;
-    }
+    // The core copies what came after the header: the buffer goes back at once.
+    const SessionAction a = core_.on(SessionEvent::headerBytes({data, static_cast<std::size_t>(cqe.res)}));
+    worker_.recycle(id);
+    perform(a);
 }
 
-void UringSession::headerFailed(bool clientGone, bool timedOut) {
-    if (state_ == State::Closing) return;   // closed from outside (shutdown) meanwhile
-    // A client that connects and leaves without a byte (a TCP health check of
-    // the balancer in front) is not a protocol error.
-    reason_.note(clientGone ? CloseReason::ClientClose : CloseReason::ClientReset);
-    countClosedWithoutBackend(*serviceState_, reason_.reason());
-    if (!clientGone) {
-        countProxyHeaderFailure(*serviceState_, timedOut);
-        const routing::ServiceRoute& svc = *service();
-        const ProxyHeaderDecoder* decoder = setup_->decoder.get();
-        log()->debug("conn {}: service {}: closing: PROXY header {}", id_, svc.name,
-                     timedOut ? "not complete within " + config::formatDuration(svc.acceptProxyTimeout)
-                     : !decoder || decoder->error().empty() ? std::string("cut short")
-                                                            : decoder->error());
-    }
-    close(reason_.reason());
-}
-
-void UringSession::connectNext() {
-    Setup& s = *setup_;
-    const routing::ServiceRoute& svc = *service();
-    const unsigned worker = worker_.index();
-    if (s.attemptsMade == 0) s.attempts.clientHash = s.addresses.hash;
-    for (;;) {
-        if (s.attemptsMade > svc.retries) {
-            reason_.note(CloseReason::ConnectFailed);
-            connectFailed();
-            return;
-        }
-        const routing::Pick pick = worker_.selector().next(svc, s.attempts);
-        if (!pick.backend) {
-            reason_.note(s.attemptsMade == 0 ? CloseReason::NoBackend : CloseReason::ConnectFailed);
-            connectFailed();
-            return;
-        }
-        ++s.attemptsMade;
-        s.trying = pick.backend->handle;
-        routing::BackendState& b = *s.trying;
-        if (s.attemptsMade > 1) countRetry(b, worker, access_.get());
-        countConnectAttempt(b, worker);
-        const int fd = ::socket(b.sockaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            countConnectFailure(svc, b, worker, errno);
-            continue;
-        }
-        setNoDelay(fd);
-        backendFd_ = fd;
-        s.connectStarted = std::chrono::steady_clock::now();
-        // The connect and its timeout must reach the kernel in one submission to stay linked.
-        worker_.reserve(2);
-        io_uring_sqe* sqe = worker_.sqe();
-        io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&b.sockaddr), b.sockaddrLen);
-        sqe->flags |= IOSQE_IO_LINK;
-        io_uring_sqe_set_data64(sqe, encodeUserData(this, Op::Connect));
-        io_uring_sqe* timeout = worker_.sqe();
-        io_uring_prep_link_timeout(timeout, worker_.timespecIn(svc.connectTimeout), 0);
-        io_uring_sqe_set_data64(timeout, encodeUserData(this, Op::ConnectTimeout));
-        pending_ += 2;
+void UringSession::connectTo(routing::BackendState& b, std::chrono::milliseconds timeout) {
+    const int fd = ::socket(b.sockaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        perform(core_.on(SessionEvent::connectFailed(errno)));
         return;
     }
+    setNoDelay(fd);
+    backendFd_ = fd;
+    // The connect and its timeout must reach the kernel in one submission to stay linked.
+    worker_.reserve(2);
+    io_uring_sqe* sqe = worker_.sqe();
+    io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&b.sockaddr), b.sockaddrLen);
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe, encodeUserData(this, Op::Connect));
+    io_uring_sqe* linked = worker_.sqe();
+    io_uring_prep_link_timeout(linked, worker_.timespecIn(timeout), 0);
+    io_uring_sqe_set_data64(linked, encodeUserData(this, Op::ConnectTimeout));
+    pending_ += 2;
 }
 
 void UringSession::onConnect(int res) {
-    if (state_ == State::Closing) return;
+    if (core_.closing()) return;   // its fd closes with the session, after every cancel completed
     if (res == 0) {
-        connected();
+        const SessionAction a = core_.on(SessionEvent::connectOk(std::chrono::steady_clock::now()));
+        worker_.sessionConnected(*this);
+        perform(a);
         return;
     }
-    // -ECANCELED: the linked timeout fired first.
-    const int err = res == -ECANCELED ? ETIMEDOUT : -res;
-    countConnectFailure(*service(), *setup_->trying, worker_.index(), err);
-    setup_->trying.reset();
     ::close(backendFd_);
     backendFd_ = -1;
-    connectNext();
+    // -ECANCELED: the linked timeout fired first.
+    perform(core_.on(SessionEvent::connectFailed(res == -ECANCELED ? ETIMEDOUT : -res)));
 }
 
-void UringSession::connectFailed() {
-    countClosedWithoutBackend(*serviceState_, reason_.reason());
-    log()->debug("conn {}: service {}: {}", id_, service()->name, toString(reason_.reason()));
-    close(reason_.reason());
-}
-
-void UringSession::connected() {
-    Setup& s = *setup_;
-    const routing::ServiceRoute& svc = *service();
-    const auto now = std::chrono::steady_clock::now();
-    countConnectOk(*s.trying, worker_.index(), now - s.connectStarted);
-    backend_ = std::move(s.trying);
-    backend_->active.fetch_add(1, std::memory_order_relaxed);
-    worker_.sessionConnected(*this);
-    connectedAt_ = lastActivity_ = now;
-    // The PROXY header goes first, before any client byte, with the bytes that
-    // came in with an accepted header.
-    s.preamble = buildPreamble(svc.proxyProtocol, s.addresses.proxy, s.early);
-    if (!s.early.empty()) {
-        bytes_.add(0, s.early.size());
-        firstBytes_.clientByte(now);
-        s.early = {};
-    }
-    // The session keeps its backend handle alone, so long-lived connections pin no snapshot.
-    s.snapshot.reset();
-    if (s.preamble.empty()) {
-        startRelay();
-        return;
-    }
-    state_ = State::Preamble;
-    submitPreamble();
-}
-
-void UringSession::onPreambleSent(int res) {
-    if (state_ == State::Closing) return;
-    if (res < 0) {
-        sideFailed(1);
-        return;
-    }
-    setup_->preambleSent += static_cast<std::size_t>(res);
-    if (setup_->preambleSent < setup_->preamble.size()) {
-        submitPreamble();
-        return;
-    }
-    startRelay();
-}
-
-void UringSession::startRelay() {
-    state_ = State::Relaying;
-    setup_.reset();
-    if (!timerArmed_) armTimer(lastActivity_ + idleTimeout_);
-    submitRecv(0);
-    submitRecv(1);
-}
-
-void UringSession::onRecv(int direction, const io_uring_cqe& cqe) {
-    if (state_ == State::Closing) {
-        dropSelectedBuffer(cqe);
-        return;
-    }
+void UringSession::onRecv(Direction d, const io_uring_cqe& cqe) {
+    if (dropped(d, cqe)) return;
     const int res = cqe.res;
-    if (res == -ENOBUFS) {
-        // Every buffer is in flight: wait for one to come back.
-        flows_[direction].waitingBuffer = true;
-        ++pending_;
-        worker_.waitForBuffer(this, direction);
-        return;
-    }
     if (res <= 0) {
-        dropSelectedBuffer(cqe);
-        if (res == 0) {
-            finishDirection(direction);
-        } else {
-            sideFailed(direction);   // the side read from
-        }
+        perform(core_.on(res == 0 ? SessionEvent::eof(d, worker_.now()) : SessionEvent::failed(sourceOf(d))));
         return;
     }
     const uint16_t id = bufferIdOf(cqe);
     worker_.buffers().take(id);
-    Flow& f = flows_[direction];
+    Flow& f = flow(d);
     f.buffer = id;
     f.offset = 0;
     f.length = static_cast<uint32_t>(res);
-    f.fullReads = static_cast<uint32_t>(res) == worker_.buffers().bufferSize()
-                      ? static_cast<uint8_t>(std::min(f.fullReads + 1, 255))
-                      : uint8_t{0};
-    const unsigned worker = worker_.index();
-    if (!firstBytes_.sawBackendByte()) {
-        const auto now = std::chrono::steady_clock::now();
-        if (direction == 0) firstBytes_.clientByte(now);
-        else firstBytes_.backendByte(*backend_, worker, connectedAt_, now);
-        lastActivity_ = now;
-    } else {
-        lastActivity_ = worker_.now();
-    }
-    bytes_.add(direction, static_cast<uint64_t>(res));
-    if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker);
-    submitSend(direction);
+    core_.noteRead(d, f.length, f.length == worker_.buffers().bufferSize(), worker_.now());
+    submitSend(d);
 }
 
-void UringSession::onSend(int direction, int res) {
-    Flow& f = flows_[direction];
-    if (state_ == State::Closing) {
-        releaseBuffer(direction);
+void UringSession::onSend(Direction d, int res) {
+    Flow& f = flow(d);
+    if (core_.closing()) {
+        releaseBuffer(d);
         return;
     }
     if (res < 0) {
-        releaseBuffer(direction);
+        releaseBuffer(d);
         // The receiving side failed: that side is the one that reset.
-        sideFailed(1 - direction);
+        perform(core_.on(SessionEvent::failed(sinkOf(d))));
         return;
     }
     f.offset += static_cast<uint32_t>(res);
     if (f.offset < f.length) {
-        submitSend(direction);
+        submitSend(d);
         return;
     }
-    releaseBuffer(direction);
-    if (f.done) return;
-    if (startSplice(direction)) return;
-    submitRecv(direction);
+    releaseBuffer(d);
+    if (core_.directionDone(d)) return;
+    if (startSplice(d)) return;
+    submitRecv(d);
 }
 
-void UringSession::releasePipe(int direction) {
-    Flow& f = flows_[direction];
+void UringSession::releasePipe(Direction d) {
+    Flow& f = flow(d);
     if (!f.pipe) return;
     worker_.pipes()->release(std::move(*f.pipe));
     f.pipe.reset();
     f.lastFillShort = false;
 }
 
-void UringSession::finishDirection(int direction) {
-    Flow& f = flows_[direction];
-    if (f.done) return;
-    f.done = true;
-    releasePipe(direction);   // empty by now: a half-closed flow need not hold its descriptors
-    // Half-close: pass the EOF on and keep the other direction open, for at
-    // most timeouts.half_closed without traffic.
-    reason_.note(direction == 0 ? CloseReason::ClientClose : CloseReason::BackendClose);
-    ::shutdown(direction == 0 ? backendFd_ : clientFd_, SHUT_WR);
-    if (flows_[0].done && flows_[1].done) {
-        close(reason_.reason());
-        return;
-    }
-    lastActivity_ = worker_.now();
-    if (timerArmed_ && halfClosedTimeout_ < idleTimeout_) {
-        // Move the armed idle timer to the earlier deadline (if it fired meanwhile, onTimer re-arms).
-        io_uring_sqe* sqe = worker_.sqe();
-        io_uring_prep_timeout_update(sqe, worker_.timespecAt(lastActivity_ + halfClosedTimeout_),
-                                     encodeUserData(this, Op::Timer), IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, encodeUserData(nullptr, Op::Ignore));
-    }
-}
-
-bool UringSession::startSplice(int direction) {
-    // Two whole buffers in a row: a bulk flow, where splice saves a copy per byte.
-    constexpr uint8_t kBulkReads = 2;
-    Flow& f = flows_[direction];
+bool UringSession::startSplice(Direction d) {
+    // A bulk flow (the core's decision), where splice saves a copy per byte.
+    Flow& f = flow(d);
     SplicePipePool* pool = worker_.pipes();
-    if (!pool || f.fullReads < kBulkReads || state_ != State::Relaying) return false;
+    if (!pool || !core_.takeBulkTurn(d)) return false;
     f.pipe = pool->acquire(worker_.openSessions());
-    if (!f.pipe) {
-        f.fullReads = 0;   // ask again after the next two whole buffers, not per read
-        return false;
-    }
-    pumpSplice(direction);
+    if (!f.pipe) return false;   // the core asks again after the next two whole buffers, not per read
+    pumpSplice(d);
     return true;
 }
 
-void UringSession::pumpSplice(int direction) {
-    Flow& f = flows_[direction];
+void UringSession::pumpSplice(Direction d) {
+    Flow& f = flow(d);
     SplicePipe& pipe = *f.pipe;
-    const int source = direction == 0 ? clientFd_ : backendFd_;
-    const int sink = direction == 0 ? backendFd_ : clientFd_;
+    const int source = fdOf(sourceOf(d));
+    const int sink = fdOf(sinkOf(d));
     // A few rounds, then yield to the other sessions: a poll on a readable
     // source completes at once, behind what else is queued.
     for (int round = 0; round < 4; ++round) {
         if (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(sink);
             if (out.kind == SpliceResult::Kind::Failed) {
-                sideFailed(1 - direction);   // the sink failed
+                perform(core_.on(SessionEvent::failed(sinkOf(d))));
                 return;
             }
-            // Bytes moving toward a slow reader are activity too (buffer mode sees them per read).
-            if (out.bytes > 0) lastActivity_ = worker_.now();
+            if (out.bytes > 0) core_.noteSinkProgress(worker_.now());
             if (pipe.bytes() > 0) {   // the sink's socket buffer is full: wait for room
-                armPoll(direction, sink, POLLOUT);
+                armPoll(d, sink, POLLOUT);
                 return;
             }
         }
         if (f.sourceEnded) {
-            finishDirection(direction);
+            perform(core_.on(SessionEvent::eof(d, worker_.now())));
             return;
         }
         if (f.lastFillShort) {   // the source was drained last time: let poll say when there is more
             f.lastFillShort = false;
-            armPoll(direction, source, POLLIN);
+            armPoll(d, source, POLLIN);
             return;
         }
         const SpliceResult in = pipe.fill(source);
         switch (in.kind) {
         case SpliceResult::Kind::Moved:
             f.lastFillShort = in.bytes < pipe.capacity();
-            lastActivity_ = worker_.now();
-            bytes_.add(direction, in.bytes);
-            if (bytes_.wantsFlush()) bytes_.flush(*backend_, worker_.index());
+            core_.noteSpliced(d, in.bytes, worker_.now());
             break;
         case SpliceResult::Kind::EndOfStream: f.sourceEnded = true; break;
-        case SpliceResult::Kind::WouldBlock: armPoll(direction, source, POLLIN); return;
+        case SpliceResult::Kind::WouldBlock: armPoll(d, source, POLLIN); return;
         case SpliceResult::Kind::NotSpliceable:   // the pipe is empty here: back to buffers
-            releasePipe(direction);
-            f.fullReads = 0;
-            submitRecv(direction);
+            releasePipe(d);
+            submitRecv(d);
             return;
-        case SpliceResult::Kind::Failed:
-            sideFailed(direction);   // the source failed
-            return;
+        case SpliceResult::Kind::Failed: perform(core_.on(SessionEvent::failed(sourceOf(d)))); return;
         }
     }
-    if (pipe.bytes() > 0) armPoll(direction, sink, POLLOUT);
-    else if (f.sourceEnded) finishDirection(direction);
-    else armPoll(direction, source, POLLIN);
+    if (pipe.bytes() > 0) armPoll(d, sink, POLLOUT);
+    else if (f.sourceEnded) perform(core_.on(SessionEvent::eof(d, worker_.now())));
+    else armPoll(d, source, POLLIN);
 }
 
-void UringSession::armPoll(int direction, int fd, unsigned events) {
+void UringSession::armPoll(Direction d, int fd, unsigned events) {
     io_uring_sqe* sqe = worker_.sqe();
     io_uring_prep_poll_add(sqe, fd, events);
-    io_uring_sqe_set_data64(sqe, encodeUserData(this, direction == 0 ? Op::Poll0 : Op::Poll1));
+    io_uring_sqe_set_data64(sqe, encodeUserData(this, pollOp(d)));
     ++pending_;
-}
-
-void UringSession::onPoll(int direction, int res) {
-    if (state_ == State::Closing || res == -ECANCELED) return;
-    // Errors and hang-ups show up as the splice's own result.
-    pumpSplice(direction);
 }
 
 void UringSession::onTimer(int res) {
     timerArmed_ = false;
-    if (state_ == State::Closing || res == -ECANCELED) return;
-    switch (state_) {
-    case State::Header: headerFailed(false, true); return;
-    case State::Relaying: {
-        // Reads moved the deadline on without touching the timer: re-arm only now.
-        const auto deadline = lastActivity_ + currentIdleTimeout();
-        if (std::chrono::steady_clock::now() >= deadline) close(CloseReason::IdleTimeout);
-        else armTimer(deadline);
-        return;
-    }
-    default: return;   // connecting: startRelay() arms the idle timer
-    }
+    if (core_.closing() || res == -ECANCELED) return;
+    perform(core_.on(SessionEvent::timerFired(std::chrono::steady_clock::now())));
 }
 
 } // namespace switchyard::proxy::uring_engine

@@ -52,7 +52,7 @@ int initRing(io_uring& ring, RingSetup& setup) {
     return rc;
 }
 
-UringWorker::UringWorker(unsigned index, WorkerOptions options) : index_(index) {
+UringWorker::UringWorker(unsigned index, WorkerOptions options) : index_(index), core_(index) {
     wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
     acceptPoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
@@ -89,7 +89,7 @@ void UringWorker::addListener(std::string service, UniqueFd listenFd) {
         auto listener = std::make_unique<Listener>();
         listener->service = service;
         listener->fd = std::move(*fd);
-        if (snapshot_) listener->serviceIndex = snapshot_->indexOf(service);
+        if (core_.snapshot) listener->serviceIndex = core_.snapshot->indexOf(service);
         if (listener->serviceIndex != routing::RoutingSnapshot::kNoService) startAccepting(*listener);
         listeners_.push_back(std::move(listener));
     });
@@ -201,9 +201,8 @@ void UringWorker::run() {
 
 void UringWorker::tearDown() {
     // Only at exit (after closeAllSessions): what is left is dropped without waiting.
-    sessions_.clear();
+    core_.dropAll();
     pipes_.reset();
-    sessionCount_.store(0, std::memory_order_relaxed);
     listeners_.clear();
     retiring_.clear();
     buffers_.reset();
@@ -221,7 +220,11 @@ void UringWorker::onCompletion(const io_uring_cqe& cqe) {
         runTasks();
         if (!stopping_) armWakeup();
         return;
-    case Op::DrainTimer: onDrainTimer(cqe.res); return;
+    case Op::DrainTimer:
+        if (cqe.res == -ECANCELED) return;   // replaced by an earlier one
+        core_.runDrains([](UringSession& s) { s.closeFromOutside(CloseReason::DrainDeadline); });
+        armDrainTimer();
+        return;
     case Op::Accept:
         if (ownerOf<UringWorker>(data) == this) {
             acceptRoundQueued_ = false;   // the NOP of acceptReady()
@@ -307,25 +310,16 @@ void UringWorker::startSession(Listener& listener, int clientFd) {
         ::close(clientFd);
         return;
     }
-    const uint64_t id = (static_cast<uint64_t>(index_) << 48) | nextSessionId_++;
-    auto session = std::make_unique<UringSession>(*this, clientFd, id, listener.serviceIndex);
-    UringSession* raw = session.get();
-    sessions_.emplace(id, std::move(session));
-    sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
-    raw->start();
+    core_.add(std::make_unique<UringSession>(*this, clientFd, core_.nextSessionId(), listener.serviceIndex)).start();
 }
 
 void UringWorker::pauseAccepts(Listener& listener, int err) {
-    // Out of fds or memory (or worse): the connections stay queued; back off
-    // instead of spinning on a listener that stays readable.
-    if (const auto quiet = listener.backoffLog.due(now_))
-        log()->warn("worker {}: accept on {} failed: {}; pausing accepts for 100ms ({} more pauses since the last line)",
-                    index_, listener.service, std::strerror(err), *quiet);
+    logAcceptPause(index_, listener.service, err, listener.backoffLog, now_);
     epoll_event ev{};
     ev.data.ptr = &listener;   // no events: watched, not reported
     ::epoll_ctl(acceptPoll_.get(), EPOLL_CTL_MOD, listener.fd.get(), &ev);
     io_uring_sqe* s = sqe();
-    io_uring_prep_timeout(s, timespecIn(std::chrono::milliseconds(100)), 0, 0);
+    io_uring_prep_timeout(s, timespecIn(kAcceptBackoff), 0, 0);
     io_uring_sqe_set_data64(s, encodeUserData(&listener, Op::AcceptBackoff));
     ++listener.pending;
 }
@@ -349,67 +343,40 @@ void UringWorker::reapListeners() {
 }
 
 void UringWorker::applySnapshot(routing::SnapshotPtr snapshot) {
-    snapshot_ = std::move(snapshot);
-    selector_.update(*snapshot_);
-    for (auto& l : listeners_) {
-        l->serviceIndex = snapshot_->indexOf(l->service);
-        if (l->serviceIndex != routing::RoutingSnapshot::kNoService && l->active && !l->accepting)
-            startAccepting(*l);
-    }
-    drains_.apply(*snapshot_);
+    core_.applySnapshot(std::move(snapshot), listeners_, [this](std::unique_ptr<Listener>& l) {
+        if (l->active && !l->accepting) startAccepting(*l);
+    });
     armDrainTimer();
 }
 
 void UringWorker::closeAllSessionsNow() {
-    std::vector<UringSession*> open;
-    open.reserve(sessions_.size());
-    for (auto& [id, session] : sessions_) open.push_back(session.get());
-    for (UringSession* s : open) s->closeFromOutside(CloseReason::Shutdown);
+    for (UringSession* s : core_.sessions()) s->closeFromOutside(CloseReason::Shutdown);
 }
 
 void UringWorker::sessionConnected(UringSession& session) {
-    drains_.add(session);
+    core_.connected(session);
     armDrainTimer();
 }
 
 void UringWorker::sessionEnded(UringSession* session) {
-    routing::BackendState* backend = session->backend().get();
-    sessions_.erase(session->id());   // the auto-unlink hook leaves its backend list
-    drains_.forget(backend);
-    sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+    core_.remove(session->id());   // the auto-unlink hook leaves its backend list
 }
 
 void UringWorker::armDrainTimer() {
-    const auto next = drains_.nextAt();
-    if (next == routing::kNoDeadline) return;
-    if (drainTimerAt_ != routing::kNoDeadline) {
-        if (next >= drainTimerAt_) return;
+    const auto timer = core_.drainTimerDue();
+    if (!timer.arm) return;
+    if (timer.replacing) {
         io_uring_sqe* s = sqe();
         io_uring_prep_timeout_remove(s, encodeUserData(nullptr, Op::DrainTimer), 0);
         io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Ignore));
     }
-    drainTimerAt_ = next;
     io_uring_sqe* s = sqe();
-    io_uring_prep_timeout(s, timespecAt(next), 0, IORING_TIMEOUT_ABS);
+    io_uring_prep_timeout(s, timespecAt(timer.at), 0, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::DrainTimer));
 }
 
-void UringWorker::onDrainTimer(int res) {
-    if (res == -ECANCELED) return;   // replaced by an earlier one
-    drainTimerAt_ = routing::kNoDeadline;
-    const std::size_t closed = drains_.runDue(
-        routing::Clock::now(),
-        [this](uint64_t id) -> UringSession* {
-            auto it = sessions_.find(id);
-            return it == sessions_.end() ? nullptr : it->second.get();
-        },
-        [](UringSession& s) { s.closeFromOutside(CloseReason::DrainDeadline); });
-    if (closed > 0) log()->info("worker {}: drain deadline closed {} connection(s)", index_, closed);
-    armDrainTimer();
-}
-
-void UringWorker::cancelBufferWait(UringSession* session, int direction) {
-    std::erase_if(bufferWaiters_, [&](const std::pair<UringSession*, int>& w) {
+void UringWorker::cancelBufferWait(UringSession* session, Direction direction) {
+    std::erase_if(bufferWaiters_, [&](const std::pair<UringSession*, Direction>& w) {
         return w.first == session && w.second == direction;
     });
 }

@@ -1,27 +1,24 @@
 #pragma once
 
-// One proxied connection on the Asio (epoll) engine: routes, connects with
-// retries, relays both ways, ends. The coroutine frame and this object own
-// both sockets; nothing is shared with other threads.
-//
-//   (accept_proxy: Header --ok-->) Routing --connect ok--> (PROXY header out) Relaying
-//      Relaying --both sides done / error / idle / drain--> Closed
-//   Header --malformed / timeout / client gone--> Closed
-//   Routing --no backend left or all attempts failed--> Closed
+// One proxied connection on the Asio (epoll) engine: a driver of SessionCore
+// (session_core.h has the states and the decisions). It only moves bytes,
+// reports what happened to the core and performs the action it answers.
+// Setting up (PROXY header, connect with its timeout, preamble) is one
+// coroutine; the relay is callbacks, one chain per direction (read first,
+// wait only on EAGAIN; buffers, or splice for bulk flows) and the idle timer,
+// so an idle connection holds no coroutine frame and no buffer: two socket
+// waits and one timer wait. `pending_` counts those; the last one to complete
+// once the core is Closing ends the session. Nothing is shared with other threads.
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
-#include <vector>
 
 #include <boost/asio.hpp>
-#include <boost/intrusive/list_hook.hpp>
 
-#include "switchyard/proxy/close_reason.h"
-#include "switchyard/proxy/session_accounting.h"
-#include "switchyard/proxy/proxy_protocol.h"
+#include "switchyard/proxy/buffer_pool.h"
+#include "switchyard/proxy/drain_schedule.h"
+#include "switchyard/proxy/session_core.h"
 #include "switchyard/proxy/splice_pipe.h"
-#include "switchyard/routing/routing_snapshot.h"
 
 namespace switchyard::proxy::asio_engine {
 
@@ -30,75 +27,65 @@ using tcp = net::ip::tcp;
 
 class AsioWorker;
 
-using BackendListHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
-
-class AsioSession : public BackendListHook {
+class AsioSession : public DrainHook {
 public:
     AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex);
     AsioSession(const AsioSession&) = delete;
     AsioSession& operator=(const AsioSession&) = delete;
 
-    net::awaitable<void> run();
+    // Sets the session up; true once the relay runs (its callbacks end the
+    // session: AsioWorker::sessionEnded), false when it ended here.
+    net::awaitable<bool> run();
 
     // Ends the session from outside (drain deadline, shutdown): closing the
     // sockets cancels whatever the coroutines wait on.
     void close(CloseReason reason);
 
-    uint64_t id() const { return id_; }
-    const routing::BackendHandle& backend() const { return backend_; }
-    routing::TimePoint scheduledDrain() const { return scheduledDrain_; }
-    void setScheduledDrain(routing::TimePoint t) { scheduledDrain_ = t; }
+    uint64_t id() const { return core_.id(); }
+    const routing::BackendHandle& backend() const { return core_.backend(); }
+    routing::TimePoint scheduledDrain() const { return core_.scheduledDrain(); }
+    void setScheduledDrain(routing::TimePoint t) { core_.setScheduledDrain(t); }
 
 private:
-    enum class Direction { ClientToBackend = 0, BackendToClient = 1 };
+    // The PROXY header, within the deadline `at`: the core's next action.
+    net::awaitable<SessionAction> readProxyHeader(routing::TimePoint at);
+    net::awaitable<SessionAction> readHeaderBytes();
+    net::awaitable<SessionAction> connect(const SessionAction& attempt);
+    net::awaitable<SessionAction> sendPreamble();
+    struct Flow {
+        BufferPool::Lease buffer;          // held only while a write waits for room
+        std::optional<SplicePipe> pipe;    // while the direction relays by splice
+    };
+    using Step = void (AsioSession::*)(Direction);
 
-    enum class HeaderRead { Ok, ClientGone, Failed };
-
-    // accept_proxy: reads and checks the PROXY header within the timeout.
-    net::awaitable<bool> acceptProxyHeader(const routing::ServiceRoute& service);
-    net::awaitable<HeaderRead> readProxyHeader(ProxyHeaderDecoder& decoder);
-    // Writes the PROXY header and bytes read with an accepted one, if any.
-    net::awaitable<bool> sendPreamble(config::ProxyProtocol version);
-    net::awaitable<bool> connectBackend(const routing::ServiceRoute& service);
-    net::awaitable<boost::system::error_code> connectOnce(routing::BackendState& backend,
-                                                          std::chrono::milliseconds timeout);
-    net::awaitable<void> pump(Direction direction);
-    // A bulk direction relayed by splice(2) through `pipe` until it ends; the
-    // pipe goes back to the worker's pool. Sets `ec` as pump's reads would.
-    // True: the flow must go on through buffers (bytes splice will not take).
-    net::awaitable<bool> splicePump(Direction direction, SplicePipe pipe, boost::system::error_code& ec);
-    net::awaitable<void> watchIdle(std::chrono::milliseconds idle);
+    void startRelay(routing::TimePoint idleDeadline);
+    // Buffer relay of one direction until it blocks, ends or turns to splice.
+    void pump(Direction direction);
+    // After a whole write: a bulk flow moves to splice when a pipe is spare (true).
+    bool toSplice(Direction direction);
+    // Splice relay (socket -> pipe -> socket) of one direction until it blocks or ends.
+    void splice(Direction direction);
+    // Waits for `socket` to be ready, then goes on with `next`.
+    void waitThen(tcp::socket& socket, tcp::socket::wait_type wait, Direction direction, Step next);
+    void writeFailed(Direction direction, const boost::system::error_code& ec);
+    void armIdle(routing::TimePoint at);
     void finishDirection(Direction direction, const boost::system::error_code& ec);
-    // One side reset or failed: the other side is reset too, both close.
-    void sideFailed(bool clientSide);
-    // Closing the sockets ends both pumps and the idle watch.
+    // The end of every relay callback: the last one after closing ends the session (frees this).
+    void completed();
+    void perform(const SessionAction& action);
+    tcp::socket& socketOf(Side side) { return side == Side::Client ? client_ : upstream_; }
+    Flow& flow(Direction d) { return flows_[indexOf(d)]; }
+    void releasePipe(Direction direction);
+    // Closing the sockets (and the idle timer) ends every wait.
     void closeSockets();
-    void logAccess(std::string_view service) const;
 
     AsioWorker& worker_;
     tcp::socket client_;
     tcp::socket upstream_;
-    const uint64_t id_;
-    const std::size_t serviceIndex_;
-    routing::BackendHandle backend_;
-    std::shared_ptr<routing::ServiceState> serviceState_;
-    routing::TimePoint scheduledDrain_ = routing::kNoDeadline;
-    std::chrono::steady_clock::time_point lastActivity_;
-    // timeouts.idle, and timeouts.half_closed once one direction has ended;
-    // a half-close cancels the idle timer (idleRearm_) so it re-arms earlier.
-    std::chrono::milliseconds idleTimeout_{0};
-    std::chrono::milliseconds halfClosedTimeout_{0};
-    boost::asio::steady_timer* idleTimer_ = nullptr;
-    bool idleRearm_ = false;
-    std::chrono::steady_clock::time_point connectedAt_;
-    // Counting shared with the other engine (session_accounting.h).
-    ByteTally bytes_;
-    FirstBytes firstBytes_;
-    ClientAddresses addresses_;
-    std::optional<AccessInfo> access_;          // set when the access log is on
-    std::string earlyClientBytes_;              // came in with the accepted PROXY header
-    bool done_[2] = {false, false};
-    CloseReasonLatch reason_;
+    net::steady_timer idleTimer_;
+    SessionCore core_;
+    Flow flows_[2];
+    uint16_t pending_ = 0;   // relay waits in flight
 };
 
 } // namespace switchyard::proxy::asio_engine

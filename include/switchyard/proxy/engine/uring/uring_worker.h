@@ -20,20 +20,18 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <liburing.h>
 
 #include "switchyard/proxy/accept_backoff_log.h"
-#include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/engine/uring/buffer_ring.h"
 #include "switchyard/proxy/engine/uring/uring_ops.h"
 #include "switchyard/proxy/engine/uring/uring_session.h"
 #include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/proxy/worker.h"
-#include "switchyard/routing/route_selector.h"
+#include "switchyard/proxy/worker_core.h"
 
 namespace switchyard::proxy::uring_engine {
 
@@ -62,7 +60,7 @@ public:
     void publish(routing::SnapshotPtr snapshot) override;
     void stopAccepting() override;
     void closeAllSessions() override;
-    std::size_t sessionCount() const override { return sessionCount_.load(std::memory_order_relaxed); }
+    std::size_t sessionCount() const override { return core_.sessionCount(); }
     void post(std::function<void()> task) override;
     void stop() override;
 
@@ -77,11 +75,10 @@ public:
     void recycle(uint16_t buffer) { buffers_->recycle(buffer); }
     // Pipes for splice relays; null when splice is off.
     SplicePipePool* pipes() { return pipes_ ? &*pipes_ : nullptr; }
-    std::size_t openSessions() const { return sessions_.size(); }
-    void waitForBuffer(UringSession* session, int direction) { bufferWaiters_.emplace_back(session, direction); }
-    void cancelBufferWait(UringSession* session, int direction);
-    const routing::SnapshotPtr& snapshot() const { return snapshot_; }
-    routing::RouteSelector& selector() { return selector_; }
+    std::size_t openSessions() const { return core_.openSessions(); }
+    void waitForBuffer(UringSession* session, Direction direction) { bufferWaiters_.emplace_back(session, direction); }
+    void cancelBufferWait(UringSession* session, Direction direction);
+    SessionContext& sessionContext() { return core_; }
     unsigned index() const { return index_; }
     // The time the current batch of completions started: close enough for idle bookkeeping.
     SteadyTime now() const { return now_; }
@@ -122,7 +119,6 @@ private:
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();
     void armDrainTimer();
-    void onDrainTimer(int res);
     void serveBufferWaiters();
 
     const unsigned index_;
@@ -144,16 +140,10 @@ private:
 
     SteadyTime now_{};
     std::deque<__kernel_timespec> timespecs_;
-    routing::SnapshotPtr snapshot_;
-    routing::RouteSelector selector_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Listener>> retiring_;
-    std::unordered_map<uint64_t, std::unique_ptr<UringSession>> sessions_;
-    DrainSchedule<UringSession> drains_;
-    routing::TimePoint drainTimerAt_ = routing::kNoDeadline;
-    std::deque<std::pair<UringSession*, int>> bufferWaiters_;
-    uint64_t nextSessionId_ = 1;
-    std::atomic<std::size_t> sessionCount_{0};
+    WorkerCore<UringSession> core_;
+    std::deque<std::pair<UringSession*, Direction>> bufferWaiters_;
 };
 
 } // namespace switchyard::proxy::uring_engine
