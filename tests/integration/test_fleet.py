@@ -347,6 +347,37 @@ def test_a_member_that_stopped_is_shown_as_gone(pair):
     assert fleet_of(a)["converged"] is True
 
 
+def test_an_upgraded_member_stays_one_member_of_the_fleet(pair):
+    """`switchyardctl upgrade` on a member: the new generation takes the instance's place in the
+    fleet (one member record, not two), applies the others' changes and sends its own."""
+    a, b = pair
+    wait_until(lambda: len(fleet_of(b)["members"]) == 2, 10, 0.05, "both members listed")
+    result = a.ctl("upgrade", "--timeout", "20s", timeout=40)
+    assert result.returncode == 0, result.stderr
+    new = int(result.stdout.split()[2])
+    try:
+        a.wait_exit(10)   # the old generation had no connection to drain
+        assert fleet_of(a)["instance"] == "lb-a" and fleet_of(a)["store"] == "ok"
+        # A change on B reaches the new generation; one sent to it reaches B.
+        sent = b.admin("cutover web green")
+        assert sent["ok"] is True, sent
+        wait_until(lambda: web(a)["generation"] >= sent["generation"], 5, 0.02, "A's new generation to apply it")
+        assert http_get(a.listen()) == "green-1"
+        sent = a.admin("cutover web blue")
+        assert sent["ok"] is True, sent
+        wait_until(lambda: web(b)["generation"] >= sent["generation"], 5, 0.02, "B to apply A's change")
+        assert http_get(b.listen()) == "blue-1"
+        # The old generation's member record went with its lease: lb-a is listed once, converged.
+        wait_until(lambda: fleet_of(b)["converged"] and
+                   sorted(m["instance"] for m in fleet_of(b)["members"]) == ["lb-a", "lb-b"], 10, 0.05,
+                   lambda: f"one record per member, converged: {fleet_of(b)}")
+    finally:
+        os.kill(new, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists(f"/proc/{new}") or
+                   open(f"/proc/{new}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10, 0.05,
+                   "the new generation to exit")
+
+
 def test_a_single_instance_moved_into_a_fleet_brings_its_intent(backends, switchyard, etcd):
     blue, green = backends.name("blue-1"), backends.name("green-1")
     a = member(switchyard, etcd, "lb-a", blue, green, start=False)
