@@ -1,8 +1,15 @@
 #include "switchyard/fleet/etcd_client.h"
 
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include <netdb.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -21,6 +28,8 @@ namespace http = beast::http;
 using net::ip::tcp;
 
 constexpr auto kStreamSilence = std::chrono::minutes(11);
+// How often a name resolution running on its own thread is looked at.
+constexpr auto kResolvePoll = std::chrono::milliseconds(10);
 
 std::string hostHeader(const config::EtcdEndpoint& e) {
     return e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
@@ -100,17 +109,73 @@ net::awaitable<CallResult> EtcdClient::stream(std::string path, std::string body
     co_return last;
 }
 
+// getaddrinfo cannot be interrupted, and Asio's resolver both answers a cancel
+// only once it has returned and joins its thread at shutdown: a DNS server that
+// never answers would hold the store for resolv.conf's timeouts (10 s and more)
+// and SIGTERM with it. A name is resolved on a detached thread of its own; the
+// wait for it is bounded by the dial timeout, and a late answer is dropped.
+net::awaitable<std::optional<std::vector<tcp::endpoint>>> EtcdClient::resolveWithin(
+    const config::EtcdEndpoint& endpoint, beast::error_code& ec) {
+    beast::error_code notLiteral;
+    const auto literal = net::ip::make_address(endpoint.host, notLiteral);
+    if (!notLiteral) co_return std::vector<tcp::endpoint>{tcp::endpoint(literal, endpoint.port)};
+    struct Resolving {
+        std::mutex mutex;
+        bool done = false;
+        int error = 0;
+        std::vector<tcp::endpoint> found;
+    };
+    auto state = std::make_shared<Resolving>();
+    std::thread([state, host = endpoint.host, port = endpoint.port] {
+        addrinfo hints{};
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* list = nullptr;
+        const int error = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
+        std::vector<tcp::endpoint> found;
+        for (addrinfo* a = list; error == 0 && a; a = a->ai_next) {
+            if (a->ai_family == AF_INET) {
+                net::ip::address_v4::bytes_type bytes;
+                std::memcpy(bytes.data(), &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, bytes.size());
+                found.emplace_back(net::ip::address_v4(bytes), port);
+            } else if (a->ai_family == AF_INET6) {
+                net::ip::address_v6::bytes_type bytes;
+                std::memcpy(bytes.data(), reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr.s6_addr, bytes.size());
+                found.emplace_back(net::ip::address_v6(bytes), port);
+            }
+        }
+        if (list) ::freeaddrinfo(list);
+        const std::lock_guard lock(state->mutex);
+        state->error = error;
+        state->found = std::move(found);
+        state->done = true;
+    }).detach();
+    // Polled: no handler of that thread may outlive this client's io_context.
+    net::steady_timer tick(context_);
+    for (auto waited = std::chrono::milliseconds(0); waited < dialTimeout_; waited += kResolvePoll) {
+        tick.expires_after(kResolvePoll);
+        co_await tick.async_wait(net::use_awaitable);
+        const std::lock_guard lock(state->mutex);
+        if (!state->done) continue;
+        if (state->error != 0 || state->found.empty()) ec = net::error::host_not_found;
+        co_return std::move(state->found);
+    }
+    co_return std::nullopt;
+}
+
 net::awaitable<CallResult> EtcdClient::once(const config::EtcdEndpoint& endpoint, const std::string& path,
                                             const std::string& body, std::chrono::milliseconds timeout,
                                             const std::function<bool(std::string_view)>* onLine) {
     CallResult result;
     beast::error_code ec;
-    tcp::resolver resolver(context_);
     beast::tcp_stream tcp(context_);
     tcp.expires_after(dialTimeout_);
-    const auto found = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
-                                                       net::redirect_error(net::use_awaitable, ec));
-    if (!ec) co_await tcp.async_connect(found, net::redirect_error(net::use_awaitable, ec));
+    const auto found = co_await resolveWithin(endpoint, ec);
+    if (!found) {
+        result.body = fmt::format("{}: no address for {} within {} ms", hostHeader(endpoint), endpoint.host,
+                                  dialTimeout_.count());
+        co_return result;
+    }
+    if (!ec) co_await tcp.async_connect(*found, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
         result.body = fmt::format("{}: {}", hostHeader(endpoint), ec.message());
         co_return result;

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import ssl
 import statistics
 import subprocess
@@ -175,8 +176,8 @@ def etcd(tmp_path):
     e.kill()
 
 
-def member(switchyard, etcd, name, blue, green, start=True, prefix="/sy/test/", **extra):
-    urls = etcd.urls if isinstance(etcd, Cluster) else [etcd.url]
+def member(switchyard, etcd, name, blue, green, start=True, prefix="/sy/test/", fleet_etcd=None, **extra):
+    urls = fleet_etcd or (etcd.urls if isinstance(etcd, Cluster) else [etcd.url])
     fleet = {"etcd": urls, "prefix": prefix, "instance": name, "lease_ttl": "2s",
              "dial_timeout": "500ms"}
     svc = service("web", f"127.0.0.1:{free_port()}", blue=[blue.address], green=[green.address])
@@ -345,6 +346,51 @@ def test_a_member_that_stopped_is_shown_as_gone(pair):
     wait_until(lambda: [m["instance"] for m in fleet_of(a)["members"]] == ["lb-a"], 10, 0.1,
                "B's lease to expire")
     assert fleet_of(a)["converged"] is True
+
+
+def test_an_etcd_endpoint_named_by_host_name_is_resolved(backends, switchyard, etcd):
+    blue, green = backends.name("blue-1"), backends.name("green-1")
+    named = etcd.url.replace("127.0.0.1", "localhost")
+    d = member(switchyard, etcd, "lb-a", blue, green, fleet_etcd=[named])
+    wait_store(d)
+    assert d.admin("cutover web green")["ok"] is True
+    assert http_get(d.listen()) == "green-1"
+
+
+def test_an_etcd_name_that_never_resolves_is_given_up_within_the_dial_timeout(backends, switchyard, tmp_path):
+    """A DNS server that never answers must not hold the fleet store: name resolution gets
+    fleet.dial_timeout like the connect. The daemon runs in its own mount namespace whose
+    /etc/resolv.conf names a UDP socket of the test that reads and never replies."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.77", 53))
+    try:
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.77\noptions timeout:5 attempts:2\n")
+        blue = backends.name("blue-1")
+        fleet = {"etcd": ["http://etcd.switchyard-test.invalid:2379"], "prefix": "/sy/test/",
+                 "instance": "lb-a", "lease_ttl": "2s", "dial_timeout": "500ms"}
+        d = switchyard([service("web", f"127.0.0.1:{free_port()}", blue=[blue.address])],
+                       extra={"fleet": fleet}, start=False)
+        d._stderr = open(d.stderr_path, "ab")
+        d._stdout = open(d.stdout_path, "ab")
+        script = 'mount --bind "$1" /etc/resolv.conf && exec "$0" -c "$2"'
+        d.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                                   switchyard_bin(), str(resolv), str(d.config_path)],
+                                  stdin=subprocess.DEVNULL, stdout=d._stdout, stderr=d._stderr, cwd=str(d.workdir))
+        d.wait_ready()
+        started = time.monotonic()
+        wait_until(lambda: "no address for etcd.switchyard-test.invalid within 500 ms" in d.log(), 4, 0.05,
+                   lambda: f"the resolve to be given up:\n{d.log_tail()}")
+        # getaddrinfo alone would wait 2 x 5 s; the store says why well before.
+        assert time.monotonic() - started < 4
+        assert fleet_of(d)["store"] == "unavailable"
+        assert http_get(d.listen()) == "blue-1"   # the local intent is served meanwhile
+        # Nor does a resolver still waiting hold up SIGTERM.
+        stopping = time.monotonic()
+        d.stop()
+        assert time.monotonic() - stopping < 3
+    finally:
+        silent.close()
 
 
 def test_an_upgraded_member_stays_one_member_of_the_fleet(pair):

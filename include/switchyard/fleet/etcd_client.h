@@ -15,7 +15,9 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "switchyard/config/config.h"
 
@@ -53,6 +55,9 @@ private:
                                               std::chrono::milliseconds timeout);
     // Fetches a token; the failure, if any (it never quotes the password).
     boost::asio::awaitable<std::optional<CallResult>> authenticate(std::chrono::milliseconds timeout);
+    // The endpoint's addresses, or nullopt when no answer came within the dial timeout.
+    boost::asio::awaitable<std::optional<std::vector<boost::asio::ip::tcp::endpoint>>> resolveWithin(
+        const config::EtcdEndpoint& endpoint, boost::system::error_code& ec);
     boost::asio::awaitable<CallResult> once(const config::EtcdEndpoint& endpoint, const std::string& path,
                                             const std::string& body, std::chrono::milliseconds timeout,
                                             const std::function<bool(std::string_view)>* onLine);
