@@ -205,14 +205,18 @@ if want asan; then
     reports="$logdir/asan-reports"; mkdir -p "$reports"
     # UBSan fatal with a stack; leaks reported at exit; both into $reports.
     # LSan needs file descriptors at exit, so the tests that exhaust the
-    # daemon's descriptors on purpose are left to the other passes.
+    # daemon's descriptors on purpose are left to the other passes; so is the
+    # one that measures the daemon's RSS: under ASan it grows with the
+    # allocator's quarantine and the per-thread fake stacks of
+    # detect_stack_use_after_return (seen: +2.4 MiB for 10 stuck connections,
+    # none with fake stacks off), not with what the proxy holds.
     (
       export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:check_initialization_order=1:detect_stack_use_after_return=1:log_path=$reports/asan"
       export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
       export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/sanitizers/lsan.supp:print_suppressions=0"
       run_catch "unit tests (asan+ubsan)" build-asan/tests/unit-tests
       run_catch "fuzz corpus replay (asan+ubsan)" build-asan/tests/fuzz/fuzz-replay
-      run_integration asan-ubsan "" "$PWD/build-asan/switchyard" tests/integration -k "not out_of_fds and not out_of_file_descriptors"
+      run_integration asan-ubsan "" "$PWD/build-asan/switchyard" tests/integration -k "not out_of_fds and not out_of_file_descriptors and not never_reads_gets_backpressure"
       if [ "$uring_ok" -eq 1 ]; then
         run_integration asan-ubsan-epoll epoll "$PWD/build-asan/switchyard" \
           tests/integration/test_proxying.py tests/integration/test_proxy_protocol.py \
