@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -51,35 +52,66 @@ Result<SpawnedProcess> spawnChild(const std::vector<std::string>& argv, int outp
     return SpawnedProcess{pid, true, UniqueFd()};
 }
 
-// The clone's child runs in a copy of this multi-threaded process until execve:
-// raw system calls only (no libc wrapper a sanitizer intercepts, no lock).
-[[noreturn]] void execInClone(char* const* args, int output, int channel, int channelAt) {
+struct CloneChild {
+    char* const* args;
+    char* const* env;
+    int output;
+    int channel;
+    int channelAt;
+};
+
+// The child of spawnSibling's clone shares this process's memory (CLONE_VM)
+// while the calling thread waits (CLONE_VFORK), as posix_spawn's child does:
+// raw system calls on its own stack only, then execve. Any failure ends it
+// with 127 before the new binary could run with a descriptor it must not have.
+// Not instrumented: a sanitizer's per-thread state here is the waiting parent thread's.
+__attribute__((no_sanitize("address", "thread", "undefined"))) int execCloneChild(void* raw) {
+    const auto& c = *static_cast<const CloneChild*>(raw);
+    // Every handler back to default (a zeroed kernel sigaction is SIG_DFL on
+    // every layout): the parent's handlers must not run here, and an ignored
+    // SIGPIPE must not reach the new binary. Then the mask the parent blocked.
+    const uint64_t zeroed[4] = {};
+    for (long sig = 1; sig < 65; ++sig)
+        if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, zeroed, nullptr, 8);
     // Above every target first, so no dup lands on a descriptor still needed.
-    const long out = ::syscall(SYS_fcntl, output, F_DUPFD, 16);
-    const long chan = channel >= 0 ? ::syscall(SYS_fcntl, channel, F_DUPFD, 16) : -1;
-    if (out < 0 || (channel >= 0 && chan < 0)) ::syscall(SYS_exit_group, 127);
-    ::syscall(SYS_dup3, out, 1, 0);
-    ::syscall(SYS_dup3, out, 2, 0);
-    if (chan >= 0) ::syscall(SYS_dup3, chan, channelAt, 0);
-    ::syscall(SYS_close_range, static_cast<unsigned>(channel >= 0 ? channelAt + 1 : 3), ~0U, 0U);
-    // Handlers reset to default at execve by themselves; a blocked signal would stay blocked.
+    const long out = ::syscall(SYS_fcntl, c.output, F_DUPFD, 16);
+    const long chan = c.channel >= 0 ? ::syscall(SYS_fcntl, c.channel, F_DUPFD, 16) : -1;
+    if (out < 0 || (c.channel >= 0 && chan < 0)) ::syscall(SYS_exit_group, 127);
+    if (::syscall(SYS_dup3, out, 1, 0) < 0 || ::syscall(SYS_dup3, out, 2, 0) < 0) ::syscall(SYS_exit_group, 127);
+    if (chan >= 0 && ::syscall(SYS_dup3, chan, c.channelAt, 0) < 0) ::syscall(SYS_exit_group, 127);
+    const long firstClosed = c.channel >= 0 ? c.channelAt + 1 : 3;
+    if (::syscall(SYS_close_range, firstClosed, ~0U, 0U) < 0)   // no close_range (before 5.9, a filter)
+        for (long fd = firstClosed; fd < (1L << 20); ++fd) ::syscall(SYS_close, fd);
     const uint64_t none = 0;
     ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
-    ::syscall(SYS_execve, args[0], args, environ);
+    ::syscall(SYS_execve, c.args[0], c.args, c.env);
     ::syscall(SYS_exit_group, 127);
-    __builtin_unreachable();
+    return 127;
 }
 
 Result<SpawnedProcess> spawnSibling(const std::vector<std::string>& argv, int output, int channel, int channelAt) {
     auto args = argvOf(argv);
+    CloneChild child{args.data(), environ, output, channel, channelAt};
+    std::vector<char> stack(64 * 1024);
+    // Blocked until the child has reset its handlers: a signal in between
+    // would run one of ours in the child.
+    sigset_t all;
+    sigset_t before;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &before);
     int pidfd = -1;
-    // clone, not clone3: systemd's SystemCallFilter answers clone3 with ENOSYS.
-    // The pidfd lands at the third argument (parent_tid) on x86-64 and arm64 alike;
-    // the exit signal comes from ours under CLONE_PARENT (SIGCHLD to our parent).
-    const long pid = ::syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD, nullptr, &pidfd, nullptr, nullptr);
-    if (pid == 0) execInClone(args.data(), output, channel, channelAt);
+    // glibc's clone uses the clone system call, not clone3, which systemd's
+    // SystemCallFilter answers with ENOSYS. The pidfd lands in parent_tid.
+    const int pid = ::clone(execCloneChild, stack.data() + stack.size(),
+                            CLONE_VM | CLONE_VFORK | CLONE_PARENT | CLONE_PIDFD, &child, &pidfd);
+    const int cloneError = errno;
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0)
-        return Result<SpawnedProcess>::failure(fmt::format("cannot start {}: clone: {}", argv[0], std::strerror(errno)));
+        return Result<SpawnedProcess>::failure(fmt::format("cannot start {}: clone: {}", argv[0], std::strerror(cloneError)));
+    if (pidfd < 0) {   // a kernel before 5.2 ignores CLONE_PIDFD: we could not tell when it ends
+        ::kill(pid, SIGKILL);
+        return Result<SpawnedProcess>::failure(fmt::format("cannot start {}: this kernel gives no pidfd", argv[0]));
+    }
     // execve failing leaves exit status 127, which only our parent sees: the
     // caller learns of the exit from the pidfd and reports the child's output.
     return SpawnedProcess{static_cast<pid_t>(pid), false, UniqueFd(pidfd)};   // pidfds are close-on-exec
@@ -99,7 +131,7 @@ void killSpawned(SpawnedProcess& process) {
         ::kill(process.pid, SIGKILL);
         ::waitpid(process.pid, nullptr, 0);
     } else if (::syscall(SYS_pidfd_send_signal, process.exited.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
-        ::kill(process.pid, SIGKILL);   // no pidfd_send_signal (a seccomp filter): by PID, not yet reaped
+        ::kill(process.pid, SIGKILL);   // no pidfd_send_signal (a seccomp filter): by PID, as a last resort
     }
     process.pid = -1;
     process.exited.reset();
