@@ -420,7 +420,7 @@ int runDaemon(DaemonOptions options) {
         metrics.setReady(false);
         upgrader.stopPredecessor();   // a draining older generation ends with this one
     });
-    shutdown.outlive([&upgrader] { return upgrader.drainingGeneration().has_value(); });
+    shutdown.outlive([&upgrader] { return upgrader.predecessorRunning(); });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);
     signals.add(SIGUSR1);
     waitForSignals(signals, control, shutdown, notifier);

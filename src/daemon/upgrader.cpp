@@ -24,6 +24,10 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kPoll = std::chrono::milliseconds(20);
+// How much sooner than its shutdown_grace a draining generation told to stop
+// closes its last connections: the 500 ms past its deadline it allows the
+// workers, its exit, and the new generation's 200 ms look at the channel.
+constexpr auto kStopMargin = std::chrono::milliseconds(1000);
 constexpr std::size_t kKeptOutput = 64 * 1024;
 constexpr std::size_t kReportedLines = 20;
 // Counter series a hand-over message carries (a histogram's is ~20 numbers): well under its size limit.
@@ -316,8 +320,16 @@ void Upgrader::drainTick() {
         auto message = receiveHandoverMessage(successor_.get(), std::chrono::milliseconds(0));
         const std::string type = message ? message->body.value("type", "") : "";
         if (type == "stop") {
-            telemetry::logger("daemon")->info("upgrade: the new generation is stopping; closing this one's connections");
-            drainDeadline_ = Clock::now();
+            // Its connections get this generation's shutdown_grace, as the new one's do,
+            // less a margin: the new generation exits at the end of its own grace, and
+            // under systemd (KillMode=mixed) whatever is left of the unit then gets SIGKILL.
+            const auto grace = std::chrono::duration_cast<Clock::duration>(parts_.control.config().shutdownGrace);
+            const auto closeBy = Clock::now() + std::max(Clock::duration::zero(), grace - kStopMargin);
+            drainDeadline_ = std::min(drainDeadline_, closeBy);
+            telemetry::logger("daemon")->info(
+                "upgrade: the new generation is stopping; this one's {} connection(s) get up to {} ms to finish",
+                openConnections(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(drainDeadline_ - Clock::now()).count());
         } else if (type == "drains") {
             takeDrains(message->body);
         } else if (type == "finish") {
@@ -485,7 +497,11 @@ void Upgrader::readPredecessor() {
         } else if (type == "draining" && predecessor_) {
             predecessor_->connections = message->body.value("connections", int64_t{0});
             predecessor_->deadlineUnixMs = message->body.value("deadline_unix_ms", int64_t{0});
-        } else if (!message || type == "drained") {
+        } else if (type == "drained") {
+            predecessor_.reset();   // no longer shown; the channel stays until it has exited
+        } else if (!message) {
+            // EOF: its end of the channel closed with the process (close-on-exec, never
+            // inherited), so it is gone, not merely done serving.
             predecessorChannel_.reset();
             predecessor_.reset();
         }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
-from waiters import wait_until  # noqa: E402
+from waiters import StopWaiting, wait_until  # noqa: E402
 
 
 def _children(pid):
@@ -46,11 +46,16 @@ class Container:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
-        self.leader = wait_until(self._find_leader, 30, 0.1, self._boot_failure)
+        self.leader = None
+        try:
+            self.leader = wait_until(self._find_leader, 60, 0.1, self._boot_failure)
+        except BaseException:
+            self.stop()   # a container that did not come up must not stay behind
+            raise
 
     def _find_leader(self):
         if self.proc.poll() is not None:
-            raise AssertionError(self._boot_failure())
+            raise StopWaiting(self._boot_failure())
         for child in _children(self.proc.pid):
             if _comm(child) == "systemd":
                 return child
@@ -100,6 +105,8 @@ class Container:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
+                if self.leader:   # the container's PID 1: SIGKILL ends the whole container
+                    os.kill(self.leader, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()

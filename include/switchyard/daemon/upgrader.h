@@ -72,6 +72,8 @@ public:
     // closes what it still serves within its shutdown_grace.
     void stopPredecessor();
     std::optional<DrainingGeneration> drainingGeneration() const { return predecessor_; }
+    // The older generation has not exited yet (it may have drained already).
+    bool predecessorRunning() const { return predecessorChannel_.valid(); }
     // The new generation, once it said `ready`: waits for `go`, taking the
     // counters the old one sends before it.
     Result<bool> awaitGo(int channel, std::chrono::milliseconds timeout);
