@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <netdb.h>
@@ -126,29 +127,37 @@ net::awaitable<std::optional<std::vector<tcp::endpoint>>> EtcdClient::resolveWit
         std::vector<tcp::endpoint> found;
     };
     auto state = std::make_shared<Resolving>();
-    std::thread([state, host = endpoint.host, port = endpoint.port] {
-        addrinfo hints{};
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* list = nullptr;
-        const int error = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
-        std::vector<tcp::endpoint> found;
-        for (addrinfo* a = list; error == 0 && a; a = a->ai_next) {
-            if (a->ai_family == AF_INET) {
-                net::ip::address_v4::bytes_type bytes;
-                std::memcpy(bytes.data(), &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, bytes.size());
-                found.emplace_back(net::ip::address_v4(bytes), port);
-            } else if (a->ai_family == AF_INET6) {
-                net::ip::address_v6::bytes_type bytes;
-                std::memcpy(bytes.data(), reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr.s6_addr, bytes.size());
-                found.emplace_back(net::ip::address_v6(bytes), port);
+    // At most one lookup per call, ended by resolv.conf's timeouts: a DNS server
+    // that never answers leaves a few of these waiting, not an unbounded number
+    // (calls to an endpoint are spaced by the store's reconnect backoff).
+    try {
+        std::thread([state, host = endpoint.host, port = endpoint.port] {
+            addrinfo hints{};
+            hints.ai_socktype = SOCK_STREAM;
+            addrinfo* list = nullptr;
+            const int error = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
+            std::vector<tcp::endpoint> found;
+            for (addrinfo* a = list; error == 0 && a; a = a->ai_next) {
+                if (a->ai_family == AF_INET) {
+                    net::ip::address_v4::bytes_type bytes;
+                    std::memcpy(bytes.data(), &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, bytes.size());
+                    found.emplace_back(net::ip::address_v4(bytes), port);
+                } else if (a->ai_family == AF_INET6) {
+                    net::ip::address_v6::bytes_type bytes;
+                    std::memcpy(bytes.data(), reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr.s6_addr, bytes.size());
+                    found.emplace_back(net::ip::address_v6(bytes), port);
+                }
             }
-        }
-        if (list) ::freeaddrinfo(list);
-        const std::lock_guard lock(state->mutex);
-        state->error = error;
-        state->found = std::move(found);
-        state->done = true;
-    }).detach();
+            if (list) ::freeaddrinfo(list);
+            const std::lock_guard lock(state->mutex);
+            state->error = error;
+            state->found = std::move(found);
+            state->done = true;
+        }).detach();
+    } catch (const std::system_error&) {   // no thread to be had (a task limit): as if not found
+        ec = net::error::host_not_found;
+        co_return std::vector<tcp::endpoint>{};
+    }
     // Polled: no handler of that thread may outlive this client's io_context.
     net::steady_timer tick(context_);
     for (auto waited = std::chrono::milliseconds(0); waited < dialTimeout_; waited += kResolvePoll) {
