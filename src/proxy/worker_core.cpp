@@ -1,10 +1,20 @@
 #include "switchyard/proxy/worker_core.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "switchyard/telemetry/logging.h"
 
 namespace switchyard::proxy {
+
+AcceptError classifyAcceptError(int err) {
+    switch (err) {
+    case EAGAIN: return AcceptError::Drained;
+    case ECONNABORTED: case EINTR: case EPROTO: case EPERM: case ENETDOWN: case ENETUNREACH:
+    case EHOSTDOWN: case EHOSTUNREACH: case ENONET: case ENOPROTOOPT: case ETIMEDOUT: return AcceptError::Next;
+    default: return AcceptError::Pause;
+    }
+}
 
 void logAcceptPause(unsigned worker, std::string_view service, int err, AcceptBackoffLog& log,
                     std::chrono::steady_clock::time_point now) {

@@ -27,6 +27,18 @@ namespace switchyard::proxy {
 // A listener whose accept failed for want of fds or memory pauses this long.
 inline constexpr std::chrono::milliseconds kAcceptBackoff{100};
 
+// Connections taken from one listener before the others (and the sessions'
+// events) get their turn; the rest wait for the next round.
+inline constexpr unsigned kAcceptBatch = 64;
+
+// What an accept(2) error means to a listener's accept loop.
+enum class AcceptError : uint8_t {
+    Drained,   // EAGAIN: nothing left in the queue
+    Next,      // that connection died in the queue, or a network error passed on: take the next
+    Pause,     // out of fds or memory: the connections stay queued, back off kAcceptBackoff
+};
+AcceptError classifyAcceptError(int err);
+
 // The warning for a paused accept (rate-limited by `log`).
 void logAcceptPause(unsigned worker, std::string_view service, int err, AcceptBackoffLog& log,
                     std::chrono::steady_clock::time_point now);

@@ -2,10 +2,11 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "switchyard/proxy/engine/asio/asio_worker.h"
 #include "switchyard/proxy/reset_relay.h"
@@ -14,238 +15,272 @@ namespace switchyard::proxy::asio_engine {
 namespace {
 
 using boost::system::error_code;
-using namespace boost::asio::experimental::awaitable_operators;
 using Kind = SessionAction::Kind;
+constexpr Direction kClientToBackend = Direction::ClientToBackend;
+constexpr Direction kBackendToClient = Direction::BackendToClient;
 
-tcp::endpoint toAsioEndpoint(const routing::BackendState& backend) {
-    tcp::endpoint ep;
-    std::memcpy(ep.data(), &backend.sockaddr, backend.sockaddrLen);
-    ep.resize(backend.sockaddrLen);
-    return ep;
+void setNoDelay(int fd) {
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// Errors of a socket this session closed itself: the session is ending already.
-bool closedHere(const error_code& ec) {
-    return ec == net::error::operation_aborted || ec == net::error::bad_descriptor;
-}
+bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+SteadyTime now() { return std::chrono::steady_clock::now(); }
 
 } // namespace
 
 AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex)
-    : worker_(worker), client_(std::move(client)), upstream_(worker.context()), idleTimer_(worker.context()),
+    : worker_(worker), client_(std::move(client)), upstream_(worker.context()), timer_(worker.context()),
       core_(worker.sessionContext(), id, serviceIndex) {}
+
+void AsioSession::start() {
+    const SessionAction a = core_.on(SessionEvent::accepted(client_.native_handle()));
+    if (a.kind != Kind::Close) setNoDelay(client_.native_handle());
+    perform(a);
+    completed();
+}
 
 void AsioSession::close(CloseReason reason) {
     perform(core_.on(SessionEvent::closeRequested(reason)));
-    closeSockets();
+    completed();
 }
 
 void AsioSession::closeSockets() {
     error_code ignored;
     client_.close(ignored);
     upstream_.close(ignored);
-    idleTimer_.cancel();
+    timer_.cancel();
 }
 
 void AsioSession::perform(const SessionAction& a) {
-    error_code ignored;
     switch (a.kind) {
+    case Kind::None: return;
+    case Kind::ReadHeader:
+        if (!timerArmed_) armTimer(a.at);
+        readHeader(kClientToBackend);
+        return;
+    case Kind::Connect: connectTo(*a.backend, a.timeout); return;
+    case Kind::SendPreamble: sendPreamble(kClientToBackend); return;
+    case Kind::Relay:
+        armTimer(a.at);   // the idle deadline replaces the connect timeout
+        // The client's request is usually there already; the backend's answer
+        // is not yet: a read would only say EAGAIN. (A wait re-arms the socket
+        // in the reactor, so bytes already there are reported too.)
+        pump(kClientToBackend);
+        if (!core_.closing()) waitThen(Side::Backend, tcp::socket::wait_read, kBackendToClient, &AsioSession::pump);
+        return;
+    case Kind::ArmTimer: armTimer(a.at); return;
     case Kind::ShutdownWrite:
-        socketOf(sinkOf(a.direction)).shutdown(tcp::socket::shutdown_send, ignored);
-        if (a.thenClose) idleTimer_.cancel();   // the last wait: its end ends the session
-        else if (a.moveTimer) armIdle(a.at);
+        releasePipe(a.direction);   // empty by now: a half-closed flow need not hold its descriptors
+        // Both ways ended: close() sends the FIN, a shutdown before it would only cost a system call.
+        if (a.thenClose) {
+            closeSockets();
+            return;
+        }
+        ::shutdown(fdOf(sinkOf(a.direction)), SHUT_WR);
+        if (a.moveTimer) armTimer(a.at);
         return;
     case Kind::Close:
-        if (a.reset) resetOnClose(socketOf(a.resetSide).native_handle());
+        if (a.reset) resetOnClose(fdOf(a.resetSide));
         closeSockets();
         return;
-    default: return;   // the coroutines perform the others in turn
     }
-}
-
-net::awaitable<bool> AsioSession::run() {
-    // The session's end is counted however the set-up ends (an exception too).
-    struct Finish {
-        SessionCore& core;
-        bool relaying = false;
-        ~Finish() {
-            if (!relaying) core.finish();
-        }
-    } finish{core_};
-    SessionAction a = core_.on(SessionEvent::accepted(client_.native_handle()));
-    error_code ec;
-    if (a.kind != Kind::Close) client_.set_option(tcp::no_delay(true), ec);
-    if (a.kind == Kind::ReadHeader) a = co_await readProxyHeader(a.at);
-    while (a.kind == Kind::Connect) a = co_await connect(a);
-    if (a.kind == Kind::SendPreamble || a.kind == Kind::Relay) {
-        worker_.sessionConnected(*this);
-        client_.non_blocking(true, ec);
-        upstream_.non_blocking(true, ec);
-        // The PROXY header goes first, before any client byte (and with the bytes
-        // that came in with an accepted header); a backend that fails it skips the relay.
-        if (a.kind == Kind::SendPreamble) a = co_await sendPreamble();
-        if (a.kind == Kind::Relay) {
-            finish.relaying = true;
-            startRelay(a.at);
-            co_return true;
-        }
-    }
-    perform(a);
-    core_.finish();
-    closeSockets();
-    co_return false;
-}
-
-net::awaitable<SessionAction> AsioSession::readHeaderBytes() {
-    std::array<uint8_t, 1024> buffer;
-    for (;;) {
-        error_code ec;
-        const std::size_t n =
-            co_await client_.async_read_some(net::buffer(buffer), net::redirect_error(net::use_awaitable, ec));
-        // Cancelled: the deadline passed, or the session was closed from outside.
-        if (ec == net::error::operation_aborted) co_return SessionAction{};
-        if (ec) co_return core_.on(SessionEvent::headerEnded(ec == net::error::eof ? 0 : ec.value()));
-        const SessionAction a = core_.on(SessionEvent::headerBytes({buffer.data(), n}));
-        if (a.kind != Kind::ReadHeader) co_return a;
-    }
-}
-
-net::awaitable<SessionAction> AsioSession::readProxyHeader(routing::TimePoint at) {
-    net::steady_timer timer(worker_.context());
-    timer.expires_at(at);
-    error_code timerEc;   // cancelled when the header came first: an error code, not an exception
-    auto result =
-        co_await (readHeaderBytes() || timer.async_wait(net::redirect_error(net::use_awaitable, timerEc)));
-    if (result.index() == 1) co_return core_.on(SessionEvent::timerFired(std::chrono::steady_clock::now()));
-    co_return std::get<0>(result);
-}
-
-net::awaitable<SessionAction> AsioSession::sendPreamble() {
-    const std::string_view preamble = core_.preamble();
-    error_code ec;
-    co_await net::async_write(upstream_, net::buffer(preamble.data(), preamble.size()),
-                              net::redirect_error(net::use_awaitable, ec));
-    co_return core_.on(ec ? SessionEvent::failed(Side::Backend) : SessionEvent::preambleSent(preamble.size()));
-}
-
-net::awaitable<SessionAction> AsioSession::connect(const SessionAction& attempt) {
-    error_code ec;
-    const tcp::endpoint endpoint = toAsioEndpoint(*attempt.backend);
-    upstream_.close(ec);
-    upstream_.open(endpoint.protocol(), ec);
-    if (ec) co_return core_.on(SessionEvent::connectFailed(ec.value()));
-    upstream_.set_option(tcp::no_delay(true), ec);
-    net::steady_timer timer(worker_.context());
-    timer.expires_after(attempt.timeout);
-    // The timer's cancellation (the usual case: connect won) comes back as an
-    // error code, not as an exception thrown and caught per connection.
-    error_code timerEc;
-    auto result = co_await (upstream_.async_connect(endpoint, net::redirect_error(net::use_awaitable, ec)) ||
-                            timer.async_wait(net::redirect_error(net::use_awaitable, timerEc)));
-    if (result.index() == 1) ec = net::error::timed_out;
-    if (!ec) co_return core_.on(SessionEvent::connectOk(std::chrono::steady_clock::now()));
-    upstream_.close(timerEc);
-    co_return core_.on(SessionEvent::connectFailed(ec.value()));
-}
-
-void AsioSession::startRelay(routing::TimePoint idleDeadline) {
-    armIdle(idleDeadline);   // a wait in flight from the start: nothing below can end the session early
-    pump(Direction::ClientToBackend);
-    pump(Direction::BackendToClient);
 }
 
 void AsioSession::completed() {
     if (pending_ > 0 || !core_.closing()) return;
-    core_.finish();
     closeSockets();
+    for (const Direction d : {kClientToBackend, kBackendToClient}) {
+        flow(d).buffer.release();
+        releasePipe(d);
+    }
+    core_.finish();
     worker_.sessionEnded(core_.id());   // frees this
 }
 
-void AsioSession::waitThen(tcp::socket& socket, tcp::socket::wait_type wait, Direction direction, Step next) {
+void AsioSession::waitThen(Side side, tcp::socket::wait_type wait, Direction direction, Step next) {
     ++pending_;
-    socket.async_wait(wait, [this, direction, next](const error_code& ec) {
+    socketOf(side).async_wait(wait, [this, side, direction, next](const error_code& ec) {
         --pending_;
-        if (ec) finishDirection(direction, ec);
-        else (this->*next)(direction);
-        completed();
-    });
-}
-
-void AsioSession::armIdle(routing::TimePoint at) {
-    ++pending_;
-    idleTimer_.expires_at(at);   // a wait for a later deadline ends with operation_aborted
-    idleTimer_.async_wait([this](const error_code& ec) {
-        --pending_;
-        if (!ec && !core_.closing()) {
-            // Reads moved the deadline on without touching the timer: re-armed only now.
-            const SessionAction a = core_.on(SessionEvent::timerFired(std::chrono::steady_clock::now()));
-            if (a.kind == Kind::ArmTimer) armIdle(a.at);
-            else perform(a);
+        // Once Closing, every wait ends with operation_aborted and changes nothing.
+        if (!core_.closing()) {
+            if (ec) perform(core_.on(SessionEvent::failed(side)));
+            else (this->*next)(direction);
         }
         completed();
     });
 }
 
-void AsioSession::finishDirection(Direction direction, const error_code& ec) {
-    releasePipe(direction);
-    if (!ec || ec == net::error::eof)
-        perform(core_.on(SessionEvent::eof(direction, std::chrono::steady_clock::now())));
-    else if (!closedHere(ec))
-        perform(core_.on(SessionEvent::failed(sourceOf(direction))));
-    else
-        closeSockets();   // an error on one side ends both: closing cancels the other direction
+void AsioSession::armTimer(routing::TimePoint at) {
+    ++pending_;
+    timerArmed_ = true;
+    const uint8_t arming = ++timerArming_;
+    timer_.expires_at(at);   // a wait for an earlier arming ends with operation_aborted
+    timer_.async_wait([this, arming](const error_code& ec) {
+        --pending_;
+        // An expiry already queued when the timer was armed again is not this arming's.
+        if (!ec && arming == timerArming_) {
+            timerArmed_ = false;
+            if (!core_.closing()) timerFired();
+        }
+        completed();
+    });
 }
 
-void AsioSession::writeFailed(Direction direction, const error_code& ec) {
-    // The receiving side failed: that side is the one that reset.
-    if (!closedHere(ec)) perform(core_.on(SessionEvent::failed(sinkOf(direction))));
-    finishDirection(direction, net::error::operation_aborted);
+void AsioSession::timerFired() {
+    if (core_.state() == SessionState::Connecting) {   // connectTo armed the timer for timeouts.connect
+        ++connectAttempt_;
+        error_code ignored;
+        upstream_.close(ignored);
+        perform(core_.on(SessionEvent::connectFailed(ETIMEDOUT)));
+        return;
+    }
+    perform(core_.on(SessionEvent::timerFired(now())));
+}
+
+void AsioSession::readHeader(Direction) {
+    // Tried at once: a balancer in front sends the header with its connect.
+    std::array<uint8_t, 1024> buffer;
+    const ssize_t n = ::recv(fdOf(Side::Client), buffer.data(), buffer.size(), 0);
+    if (n < 0 && wouldBlock(errno)) {
+        waitThen(Side::Client, tcp::socket::wait_read, kClientToBackend, &AsioSession::readHeader);
+        return;
+    }
+    if (n <= 0) {
+        perform(core_.on(SessionEvent::headerEnded(n == 0 ? 0 : errno)));
+        return;
+    }
+    perform(core_.on(SessionEvent::headerBytes({buffer.data(), static_cast<std::size_t>(n)})));
+}
+
+void AsioSession::connectTo(routing::BackendState& b, std::chrono::milliseconds timeout) {
+    // Opened by Asio rather than adopted: a socket it opened itself is closed
+    // without an epoll_ctl(DEL) first. Non-blocking through Asio, which then
+    // never sets it again at the first wait.
+    error_code ec;
+    upstream_.open(b.sockaddr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), ec);
+    if (!ec) upstream_.non_blocking(true, ec);
+    if (ec) {
+        upstream_.close(ec);
+        perform(core_.on(SessionEvent::connectFailed(ec.value())));
+        return;
+    }
+    const int fd = upstream_.native_handle();
+    setNoDelay(fd);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&b.sockaddr), b.sockaddrLen) != 0 && errno != EINPROGRESS) {
+        const int err = errno;
+        upstream_.close(ec);
+        perform(core_.on(SessionEvent::connectFailed(err)));
+        return;
+    }
+    armTimer(std::chrono::steady_clock::now() + timeout);
+    const uint8_t attempt = ++connectAttempt_;
+    ++pending_;
+    upstream_.async_wait(tcp::socket::wait_write, [this, attempt](const error_code& ec) {
+        --pending_;
+        // Aborted: the timeout closed the socket (and moved on), or the session closed.
+        if (!core_.closing() && attempt == connectAttempt_ && ec != net::error::operation_aborted) connectDone(ec.value());
+        completed();
+    });
+}
+
+void AsioSession::connectDone(int err) {
+    if (err == 0) {
+        socklen_t len = sizeof err;
+        if (::getsockopt(fdOf(Side::Backend), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    }
+    if (err == 0) {
+        const SessionAction a = core_.on(SessionEvent::connectOk(now()));
+        worker_.sessionConnected(*this);
+        perform(a);
+        return;
+    }
+    ++connectAttempt_;
+    error_code ignored;
+    upstream_.close(ignored);
+    perform(core_.on(SessionEvent::connectFailed(err)));
+}
+
+void AsioSession::sendPreamble(Direction) {
+    // The core keeps the preamble until the relay starts.
+    const std::string_view rest = core_.preamble();
+    const ssize_t n = ::send(fdOf(Side::Backend), rest.data(), rest.size(), MSG_NOSIGNAL);
+    if (n < 0 && wouldBlock(errno)) {
+        waitThen(Side::Backend, tcp::socket::wait_write, kClientToBackend, &AsioSession::sendPreamble);
+        return;
+    }
+    perform(core_.on(n < 0 ? SessionEvent::failed(Side::Backend)
+                           : SessionEvent::preambleSent(static_cast<std::size_t>(n))));
 }
 
 void AsioSession::pump(Direction direction) {
-    tcp::socket& from = socketOf(sourceOf(direction));
-    tcp::socket& to = socketOf(sinkOf(direction));
-    error_code ec;
+    const int from = fdOf(sourceOf(direction));
+    const int to = fdOf(sinkOf(direction));
     for (;;) {
         // Read first, wait only on EAGAIN: a busy stream skips the reactor and
         // an idle one holds no buffer.
         BufferPool::Lease buffer = worker_.buffers().acquire();
-        const std::size_t n = from.read_some(net::buffer(buffer.data(), buffer.size()), ec);
-        if (ec == net::error::would_block || ec == net::error::try_again) {
-            buffer.release();
-            waitThen(from, tcp::socket::wait_read, direction, &AsioSession::pump);
+        const ssize_t n = ::recv(from, buffer.data(), buffer.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (wouldBlock(errno)) {
+                buffer.release();
+                waitThen(sourceOf(direction), tcp::socket::wait_read, direction, &AsioSession::pump);
+            } else {
+                perform(core_.on(SessionEvent::failed(sourceOf(direction))));
+            }
             return;
         }
-        if (ec) break;
-        core_.noteRead(direction, n, n == buffer.size(), std::chrono::steady_clock::now());
+        if (n == 0) {
+            perform(core_.on(SessionEvent::eof(direction, now())));
+            return;
+        }
+        const auto length = static_cast<uint32_t>(n);
+        core_.noteRead(direction, length, length == buffer.size(), now());
         // Write first too: the socket usually takes it all, and the reactor is only for the rest.
-        std::size_t written = to.write_some(net::buffer(buffer.data(), n), ec);
-        if (ec == net::error::would_block || ec == net::error::try_again) {
+        ssize_t written = ::send(to, buffer.data(), length, MSG_NOSIGNAL);
+        if (written < 0) {
+            if (!wouldBlock(errno)) {
+                perform(core_.on(SessionEvent::failed(sinkOf(direction))));   // the receiving side failed
+                return;
+            }
             written = 0;
-            ec = {};
         }
-        if (ec) {
-            writeFailed(direction, ec);
-            return;
-        }
-        if (written < n) {
+        if (static_cast<uint32_t>(written) < length) {
             Flow& f = flow(direction);
             f.buffer = std::move(buffer);
-            ++pending_;
-            net::async_write(to, net::buffer(f.buffer.data() + written, n - written),
-                             [this, direction](const error_code& ec, std::size_t) {
-                                 --pending_;
-                                 flow(direction).buffer.release();
-                                 if (ec) writeFailed(direction, ec);
-                                 else if (!toSplice(direction)) pump(direction);
-                                 completed();
-                             });
+            f.offset = static_cast<uint32_t>(written);
+            f.length = length;
+            waitThen(sinkOf(direction), tcp::socket::wait_write, direction, &AsioSession::flushWrite);
             return;
         }
         buffer.release();
         if (toSplice(direction)) return;
+        if (length < BufferPool::kBufferSize) {
+            // A short read emptied the socket: the next read would only say
+            // EAGAIN. The wait re-arms the socket, so bytes that came since are reported.
+            waitThen(sourceOf(direction), tcp::socket::wait_read, direction, &AsioSession::pump);
+            return;
+        }
     }
-    finishDirection(direction, ec);
+}
+
+void AsioSession::flushWrite(Direction direction) {
+    Flow& f = flow(direction);
+    const ssize_t n = ::send(fdOf(sinkOf(direction)), f.buffer.data() + f.offset, f.length - f.offset, MSG_NOSIGNAL);
+    if (n < 0 && !wouldBlock(errno)) {
+        f.buffer.release();
+        perform(core_.on(SessionEvent::failed(sinkOf(direction))));
+        return;
+    }
+    if (n > 0) f.offset += static_cast<uint32_t>(n);
+    if (f.offset < f.length) {
+        waitThen(sinkOf(direction), tcp::socket::wait_write, direction, &AsioSession::flushWrite);
+        return;
+    }
+    f.buffer.release();
+    if (!toSplice(direction)) pump(direction);
 }
 
 bool AsioSession::toSplice(Direction direction) {
@@ -267,36 +302,34 @@ void AsioSession::releasePipe(Direction direction) {
 }
 
 void AsioSession::splice(Direction direction) {
-    tcp::socket& from = socketOf(sourceOf(direction));
-    tcp::socket& to = socketOf(sinkOf(direction));
+    const int from = fdOf(sourceOf(direction));
+    const int to = fdOf(sinkOf(direction));
     SplicePipe& pipe = *flow(direction).pipe;
     for (;;) {
-        while (pipe.bytes() > 0) {
-            const SpliceResult out = pipe.drain(to.native_handle());
+        if (pipe.bytes() > 0) {
+            const SpliceResult out = pipe.drain(to);
             if (out.kind == SpliceResult::Kind::Failed) {
-                releasePipe(direction);
                 perform(core_.on(SessionEvent::failed(sinkOf(direction))));   // the receiving side failed
                 return;
             }
-            if (out.bytes > 0) core_.noteSinkProgress(std::chrono::steady_clock::now());
-            if (pipe.bytes() == 0) break;
-            waitThen(to, tcp::socket::wait_write, direction, &AsioSession::splice);
-            return;
+            if (out.bytes > 0) core_.noteSinkProgress(now());
+            if (pipe.bytes() > 0) {   // the sink's socket buffer is full: wait for room
+                waitThen(sinkOf(direction), tcp::socket::wait_write, direction, &AsioSession::splice);
+                return;
+            }
         }
-        const SpliceResult in = pipe.fill(from.native_handle());
+        const SpliceResult in = pipe.fill(from);
         switch (in.kind) {
-        case SpliceResult::Kind::Moved:
-            core_.noteSpliced(direction, in.bytes, std::chrono::steady_clock::now());
-            break;
-        case SpliceResult::Kind::WouldBlock: waitThen(from, tcp::socket::wait_read, direction, &AsioSession::splice); return;
-        case SpliceResult::Kind::EndOfStream: finishDirection(direction, net::error::eof); return;
+        case SpliceResult::Kind::Moved: core_.noteSpliced(direction, in.bytes, now()); break;
+        case SpliceResult::Kind::WouldBlock:
+            waitThen(sourceOf(direction), tcp::socket::wait_read, direction, &AsioSession::splice);
+            return;
+        case SpliceResult::Kind::EndOfStream: perform(core_.on(SessionEvent::eof(direction, now()))); return;
         case SpliceResult::Kind::NotSpliceable:   // the pipe is empty here: back to buffers
             releasePipe(direction);
             pump(direction);
             return;
-        case SpliceResult::Kind::Failed:
-            finishDirection(direction, error_code(in.error, boost::system::system_category()));
-            return;
+        case SpliceResult::Kind::Failed: perform(core_.on(SessionEvent::failed(sourceOf(direction)))); return;
         }
     }
 }

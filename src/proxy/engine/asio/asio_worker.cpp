@@ -3,9 +3,9 @@
 #include <cerrno>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "switchyard/telemetry/logging.h"
-#include "switchyard/util/local_error.h"
 
 namespace switchyard::proxy {
 
@@ -84,9 +84,10 @@ void AsioWorker::addListener(std::string service, UniqueFd listenFd) {
     net::post(context_, [this, service = std::move(service), fd] {
         error_code ec;
         const int raw = fd->get();
+        const tcp protocol = protocolOf(raw);
         auto listener = std::make_shared<Listener>(Listener{service, routing::RoutingSnapshot::kNoService,
-                                                            tcp::acceptor(context_), false, {}});
-        listener->acceptor.assign(protocolOf(raw), raw, ec);
+                                                            tcp::acceptor(context_), protocol, false, {}});
+        listener->acceptor.assign(protocol, raw, ec);
         if (ec) {
             telemetry::logger("proxy")->error("worker {}: cannot adopt listener of {}: {}", index_, service,
                                               ec.message());
@@ -139,46 +140,58 @@ void AsioWorker::startAccepting(const std::shared_ptr<Listener>& listener) {
 }
 
 net::awaitable<void> AsioWorker::acceptLoop(std::shared_ptr<Listener> listener) {
-    static const auto log = telemetry::logger("proxy");
     net::steady_timer backoff(context_);
+    // The reactor reports a listener once per new arrival (edge-triggered):
+    // connections already queued (an inherited socket's backlog, a batch cut
+    // at kAcceptBatch, a pause) are taken without waiting for another.
+    bool queued = true;
     for (;;) {
         error_code ec;
-        tcp::socket socket = co_await listener->acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
-        if (ec == net::error::operation_aborted) co_return;
+        if (!queued) {
+            co_await listener->acceptor.async_wait(tcp::acceptor::wait_read, net::redirect_error(net::use_awaitable, ec));
+            if (ec == net::error::operation_aborted || !listener->acceptor.is_open()) co_return;
+        }
+        const AcceptError end = acceptFrom(*listener);
         // A connection accepted just before the listener closed (SIGTERM, a
         // restart) is served, never dropped: its client already counts on it.
-        if (ec) {
-            if (!listener->acceptor.is_open()) co_return;
-            // Out of fds or memory: the connection stays queued; back off
-            // instead of spinning on a listener that stays readable.
-            if (util::isLocalError(ec.value())) {
-                logAcceptPause(index_, listener->service, ec.value(), listener->backoffLog,
-                               std::chrono::steady_clock::now());
-                backoff.expires_after(kAcceptBackoff);
-                co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
-            }
-            continue;
+        if (!listener->acceptor.is_open()) co_return;
+        queued = end != AcceptError::Drained;
+        if (end == AcceptError::Pause) {
+            backoff.expires_after(kAcceptBackoff);
+            co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
+        } else if (queued) {
+            co_await net::post(context_, net::use_awaitable);   // the sessions' events first
         }
-        if (listener->serviceIndex == routing::RoutingSnapshot::kNoService) {
-            socket.close(ec);
-            continue;
-        }
-        const uint64_t id = core_.nextSessionId();
-        AsioSession& session =
-            core_.add(std::make_unique<AsioSession>(*this, std::move(socket), id, listener->serviceIndex));
-        // A session that reached its relay ends from the relay's callbacks.
-        net::co_spawn(context_, session.run(), [this, id](std::exception_ptr e, bool relaying) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    telemetry::logger("proxy")->error("conn {}: ended by exception: {}", id, ex.what());
-                }
-            }
-            if (e || !relaying) sessionEnded(id);
-        });
         if (!listener->acceptor.is_open()) co_return;
     }
+}
+
+AcceptError AsioWorker::acceptFrom(Listener& listener) {
+    for (unsigned taken = 0; taken < kAcceptBatch; ++taken) {
+        const int fd = ::accept4(listener.acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            const int err = errno;
+            const AcceptError kind = classifyAcceptError(err);
+            if (kind == AcceptError::Next) continue;
+            if (kind == AcceptError::Pause)
+                logAcceptPause(index_, listener.service, err, listener.backoffLog, std::chrono::steady_clock::now());
+            return kind;
+        }
+        if (listener.serviceIndex == routing::RoutingSnapshot::kNoService) {
+            ::close(fd);
+            continue;
+        }
+        error_code ec;
+        tcp::socket socket(context_);
+        socket.assign(listener.protocol, fd, ec);   // registers it with the reactor
+        if (ec) {
+            ::close(fd);
+            continue;
+        }
+        core_.add(std::make_unique<AsioSession>(*this, std::move(socket), core_.nextSessionId(), listener.serviceIndex))
+            .start();
+    }
+    return AcceptError::Next;   // a full batch: more may be queued
 }
 
 void AsioWorker::sessionConnected(AsioSession& session) {

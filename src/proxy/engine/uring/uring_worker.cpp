@@ -294,12 +294,10 @@ bool UringWorker::acceptFrom(Listener& listener) {
             startSession(listener, fd);
             continue;
         }
-        switch (errno) {
-        case EAGAIN: return true;
-        // The connection died in the queue, or accept(2) passed on its network error: the next one.
-        case ECONNABORTED: case EINTR: case EPROTO: case EPERM: case ENETDOWN: case ENETUNREACH:
-        case EHOSTDOWN: case EHOSTUNREACH: case ENONET: case ENOPROTOOPT: case ETIMEDOUT: continue;
-        default: pauseAccepts(listener, errno); return true;
+        switch (classifyAcceptError(errno)) {
+        case AcceptError::Drained: return true;
+        case AcceptError::Next: continue;
+        case AcceptError::Pause: pauseAccepts(listener, errno); return true;
         }
     }
     return false;

@@ -3,12 +3,14 @@
 // One proxied connection on the Asio (epoll) engine: a driver of SessionCore
 // (session_core.h has the states and the decisions). It only moves bytes,
 // reports what happened to the core and performs the action it answers.
-// Setting up (PROXY header, connect with its timeout, preamble) is one
-// coroutine; the relay is callbacks, one chain per direction (read first,
-// wait only on EAGAIN; buffers, or splice for bulk flows) and the idle timer,
-// so an idle connection holds no coroutine frame and no buffer: two socket
-// waits and one timer wait. `pending_` counts those; the last one to complete
-// once the core is Closing ends the session. Nothing is shared with other threads.
+// Everything is callbacks on the worker's reactor, set-up included: reads and
+// writes are plain recv/send on non-blocking sockets, tried first (the
+// reactor only after EAGAIN), a connect is one wait for writable and
+// SO_ERROR, and one timer serves the PROXY header's deadline, the connect
+// timeout and the idle deadline in turn. So a connection costs no coroutine
+// frame and no timer but its own, and an idle one holds no buffer: two socket
+// waits and one timer wait. `pending_` counts those; the last one to complete once the core is
+// Closing ends the session. Nothing is shared with other threads.
 
 #include <cstdint>
 #include <optional>
@@ -29,16 +31,17 @@ class AsioWorker;
 
 class AsioSession : public DrainHook {
 public:
+    // `client`: the accepted socket, non-blocking, registered with the worker's reactor.
     AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex);
     AsioSession(const AsioSession&) = delete;
     AsioSession& operator=(const AsioSession&) = delete;
 
-    // Sets the session up; true once the relay runs (its callbacks end the
-    // session: AsioWorker::sessionEnded), false when it ended here.
-    net::awaitable<bool> run();
+    // Starts the session. It ends itself (AsioWorker::sessionEnded frees it),
+    // possibly before start() returns.
+    void start();
 
     // Ends the session from outside (drain deadline, shutdown): closing the
-    // sockets cancels whatever the coroutines wait on.
+    // sockets ends every wait.
     void close(CloseReason reason);
 
     uint64_t id() const { return core_.id(); }
@@ -47,45 +50,53 @@ public:
     void setScheduledDrain(routing::TimePoint t) { core_.setScheduledDrain(t); }
 
 private:
-    // The PROXY header, within the deadline `at`: the core's next action.
-    net::awaitable<SessionAction> readProxyHeader(routing::TimePoint at);
-    net::awaitable<SessionAction> readHeaderBytes();
-    net::awaitable<SessionAction> connect(const SessionAction& attempt);
-    net::awaitable<SessionAction> sendPreamble();
     struct Flow {
         BufferPool::Lease buffer;          // held only while a write waits for room
+        uint32_t offset = 0;               // of the held buffer: sent so far
+        uint32_t length = 0;               // of the held buffer: bytes in it
         std::optional<SplicePipe> pipe;    // while the direction relays by splice
     };
+    // What to do once a socket is ready; the Direction says which flow (set-up steps ignore it).
     using Step = void (AsioSession::*)(Direction);
 
-    void startRelay(routing::TimePoint idleDeadline);
+    void perform(const SessionAction& action);
+    // PROXY header bytes from the client until the core has a whole header.
+    void readHeader(Direction);
+    void connectTo(routing::BackendState& backend, std::chrono::milliseconds timeout);
+    void connectDone(int err);
+    void sendPreamble(Direction);
     // Buffer relay of one direction until it blocks, ends or turns to splice.
     void pump(Direction direction);
+    // The rest of a write the sink did not take at once.
+    void flushWrite(Direction direction);
     // After a whole write: a bulk flow moves to splice when a pipe is spare (true).
     bool toSplice(Direction direction);
     // Splice relay (socket -> pipe -> socket) of one direction until it blocks or ends.
     void splice(Direction direction);
-    // Waits for `socket` to be ready, then goes on with `next`.
-    void waitThen(tcp::socket& socket, tcp::socket::wait_type wait, Direction direction, Step next);
-    void writeFailed(Direction direction, const boost::system::error_code& ec);
-    void armIdle(routing::TimePoint at);
-    void finishDirection(Direction direction, const boost::system::error_code& ec);
-    // The end of every relay callback: the last one after closing ends the session (frees this).
+    // Waits for the socket of `side` to be ready, then goes on with `next`.
+    void waitThen(Side side, tcp::socket::wait_type wait, Direction direction, Step next);
+    // The one session timer, for `at`: a wait for an earlier arming ends ignored.
+    void armTimer(routing::TimePoint at);
+    void timerFired();
+    // The end of every callback: the last one after closing ends the session (frees this).
     void completed();
-    void perform(const SessionAction& action);
-    tcp::socket& socketOf(Side side) { return side == Side::Client ? client_ : upstream_; }
-    Flow& flow(Direction d) { return flows_[indexOf(d)]; }
     void releasePipe(Direction direction);
-    // Closing the sockets (and the idle timer) ends every wait.
+    // Closing the sockets (and the timer) ends every wait.
     void closeSockets();
+    tcp::socket& socketOf(Side side) { return side == Side::Client ? client_ : upstream_; }
+    int fdOf(Side side) { return socketOf(side).native_handle(); }
+    Flow& flow(Direction d) { return flows_[indexOf(d)]; }
 
     AsioWorker& worker_;
     tcp::socket client_;
     tcp::socket upstream_;
-    net::steady_timer idleTimer_;
+    net::steady_timer timer_;
     SessionCore core_;
     Flow flows_[2];
-    uint16_t pending_ = 0;   // relay waits in flight
+    uint16_t pending_ = 0;         // waits in flight
+    uint8_t timerArming_ = 0;      // which armTimer() the timer's wait belongs to
+    uint8_t connectAttempt_ = 0;   // which connect a writable wait belongs to
+    bool timerArmed_ = false;
 };
 
 } // namespace switchyard::proxy::asio_engine

@@ -51,6 +51,7 @@ private:
         std::string service;
         std::size_t serviceIndex = routing::RoutingSnapshot::kNoService;
         tcp::acceptor acceptor;
+        tcp protocol;
         // Accepting starts once a snapshot names the service: connections
         // queued in an inherited socket's backlog must not meet a worker that
         // cannot route them yet.
@@ -59,6 +60,9 @@ private:
     };
     void startAccepting(const std::shared_ptr<Listener>& listener);
     net::awaitable<void> acceptLoop(std::shared_ptr<Listener> listener);
+    // Takes up to kAcceptBatch connections from the listener with accept4
+    // (non-blocking from the start), each a new session.
+    AcceptError acceptFrom(Listener& listener);
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();
     void armDrainTimer();

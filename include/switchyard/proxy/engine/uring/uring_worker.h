@@ -97,10 +97,6 @@ private:
         uint32_t pending = 0;   // back-off timers in flight (they point here)
         AcceptBackoffLog backoffLog;
     };
-    // Connections taken from one listener before the others (and the sessions'
-    // completions) get their turn; the rest wait for the next round.
-    static constexpr unsigned kAcceptBatch = 64;
-
     void run();
     bool setUp();
     void tearDown();
