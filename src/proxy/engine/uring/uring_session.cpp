@@ -105,10 +105,13 @@ void UringSession::perform(const SessionAction& a) {
     case Kind::ArmTimer: armTimer(a.at); return;
     case Kind::ShutdownWrite:
         releasePipe(a.direction);   // empty by now: a half-closed flow need not hold its descriptors
-        ::shutdown(fdOf(sinkOf(a.direction)), SHUT_WR);
+        // Both ways ended: the close sends the FIN, a shutdown before it would only cost a system call.
         if (a.thenClose) {
             cancelAll();
-        } else if (a.moveTimer && timerArmed_) {
+            return;
+        }
+        ::shutdown(fdOf(sinkOf(a.direction)), SHUT_WR);
+        if (a.moveTimer && timerArmed_) {
             // Move the armed idle timer to the earlier deadline (if it fired meanwhile, onTimer re-arms).
             io_uring_sqe* sqe = worker_.sqe();
             io_uring_prep_timeout_update(sqe, worker_.timespecAt(a.at), encodeUserData(this, Op::Timer),
