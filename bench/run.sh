@@ -20,6 +20,7 @@ fi
 MODE=${MODE:-pinned}                      # pinned: proxy on core 0, load+backends on core 1; all: no pinning
 ENGINES=${ENGINES:-"epoll io_uring"}      # switchyard engines; ones the config rejects are skipped
 METRICS_COST=${METRICS_COST:-0}           # 1: per engine, a second column with /metrics scraped every second
+BASELINE_BIN=${BASELINE_BIN:-}             # a second switchyard binary (the commit before a change): per engine, a "before" column in the same runs
 PROXIES=${PROXIES:-"direct switchyard haproxy haproxy-splice nginx"}
 TIME_BUDGET=${TIME_BUDGET:-540}           # seconds of measuring; runs that would exceed it are dropped
 PORT_BASE=${BENCH_PORT_BASE:-27100}
@@ -234,11 +235,12 @@ stream {
 EOF
       start_bg "$PROXY_CPU" "$d/stdout.log" nginx -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" ;;
     switchyard-*)
-      local sy=${col#switchyard-}
+      local sy=${col#switchyard-} bin=$SWITCHYARD_BIN
       local metrics=on
       if [ "$METRICS_COST" = 1 ] && [[ $sy != *+scrape ]]; then metrics=off; fi
+      if [[ $sy == *+baseline ]]; then bin=$BASELINE_BIN; sy=${sy%+baseline}; fi
       write_switchyard_config "${sy%+scrape}" "$d" "$metrics"
-      start_bg "$PROXY_CPU" "$d/switchyard.log" "$SWITCHYARD_BIN" -c "$d/switchyard.yaml" ;;
+      start_bg "$PROXY_CPU" "$d/switchyard.log" "$bin" -c "$d/switchyard.yaml" ;;
     *) die "unknown column $col" ;;
   esac
   PROXY_PID=$LAST_PID
@@ -325,6 +327,10 @@ probe_engines() {
     fi
     [ -n "$got" ] || log "engine $e: status did not name the engine; assuming $e"
     SY_COLUMNS+=("switchyard-$e")
+    if [ -n "$BASELINE_BIN" ]; then
+      mkdir -p "$WORK/switchyard-$e+baseline"
+      SY_COLUMNS+=("switchyard-$e+baseline")
+    fi
     if [ "$METRICS_COST" = 1 ]; then
       mkdir -p "$WORK/switchyard-$e+scrape"
       SY_COLUMNS+=("switchyard-$e+scrape")
@@ -437,6 +443,10 @@ done
 HAPROXY_V=$(haproxy -v 2>/dev/null | sed -n 1p | awk '{print $3}')
 NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
 SY_V=$([ -n "$SWITCHYARD_BIN" ] && "$SWITCHYARD_BIN" --version 2>/dev/null | sed -n 1p | sed 's/^switchyard //' || echo "not built")
+if [ -n "$BASELINE_BIN" ]; then
+  [ -x "$BASELINE_BIN" ] || die "BASELINE_BIN=$BASELINE_BIN is not executable"
+  SY_V+=", before: $BASELINE_BIN"
+fi
 {
   echo "## switchyard benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
@@ -470,6 +480,7 @@ for col in "${COLUMNS_ORDER[@]}"; do
   case "$col" in
     direct) label=direct ;;
     switchyard-*+scrape) label="switchyard ($(sed 's/+scrape//' <<<"${col#switchyard-}") + scrape 1/s)" ;;
+    switchyard-*+baseline) label="switchyard before ($(sed 's/+baseline//' <<<"${col#switchyard-}"))" ;;
     switchyard-*) label="switchyard (${col#switchyard-})" ;;
     haproxy) label=HAProxy ;;
     haproxy-splice) label="HAProxy splice-auto" ;;

@@ -391,10 +391,16 @@ def make_table(results_tsv, checks_tsv, columns_arg, meta_path):
         return text
 
     sy_cols = [c for c in columns if c[0].startswith("switchyard")]
+    names = {col for col, _ in columns}
+    # BASELINE_BIN: each engine's column against the same engine's "before" column of the same runs.
+    before_after = [(col[: -len("+baseline")], col) for col, _ in columns
+                    if col.endswith("+baseline") and col[: -len("+baseline")] in names]
     header = ["figure"] + [label for _, label in columns]
     for col, label in sy_cols:
         eng = col.split("-", 1)[1] if "-" in col else col
         header += [f"{eng}/HAProxy", f"{eng}/HAProxy-splice"]
+    for after, _ in before_after:
+        header.append(f"{after.split('-', 1)[1]} after/before")
     if sy_cols:
         header.append("goal (switchyard/HAProxy)")
     lines = ["| " + " | ".join(header) + " |",
@@ -409,6 +415,9 @@ def make_table(results_tsv, checks_tsv, columns_arg, meta_path):
                     row.append("–")
                 else:
                     row.append(f"{sy / r:.2f}")
+        for after, before in before_after:
+            a, b = median(after, key), median(before, key)
+            row.append(f"{a / b:.2f}" if a is not None and b else "–")
         if sy_cols:
             row.append(goal or "–")
         lines.append("| " + " | ".join(row) + " |")

@@ -11,32 +11,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "tcp_pair.h"
+
 using namespace switchyard;
 using namespace switchyard::proxy;
 
-namespace {
-
-// A connected loopback TCP pair, both ends non-blocking (splice needs TCP, not AF_UNIX).
-struct TcpPair {
-    UniqueFd a, b;
-    TcpPair() {
-        UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        REQUIRE(::listen(listener.get(), 1) == 0);
-        REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-        a.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        REQUIRE(::connect(a.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        b.reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        REQUIRE(b.valid());
-        ::fcntl(a.get(), F_SETFL, O_NONBLOCK);
-    }
-};
-
-} // namespace
+using switchyard::testing::TcpPair;
 
 TEST_CASE("a splice pipe moves socket bytes on, says when it would block and passes EOF", "[proxy][splice]") {
     TcpPair in, out;

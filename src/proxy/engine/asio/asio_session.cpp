@@ -284,53 +284,24 @@ void AsioSession::flushWrite(Direction direction) {
 }
 
 bool AsioSession::toSplice(Direction direction) {
-    SplicePipePool* pool = worker_.pipes();
-    if (!pool || !core_.takeBulkTurn(direction)) return false;
-    // Without a pipe, the core asks again after the next two whole buffers.
-    std::optional<SplicePipe>& pipe = flow(direction).pipe;
-    pipe = pool->acquire(worker_.openSessions());
-    if (!pipe) return false;
+    if (!startSplicing(flow(direction).spliced, worker_.pipes(), core_, direction, worker_.openSessions())) return false;
     splice(direction);
     return true;
 }
 
-void AsioSession::releasePipe(Direction direction) {
-    std::optional<SplicePipe>& pipe = flow(direction).pipe;
-    if (!pipe) return;
-    worker_.pipes()->release(std::move(*pipe));
-    pipe.reset();
-}
+void AsioSession::releasePipe(Direction direction) { stopSplicing(flow(direction).spliced, worker_.pipes()); }
 
-void AsioSession::splice(Direction direction) {
-    const int from = fdOf(sourceOf(direction));
-    const int to = fdOf(sinkOf(direction));
-    SplicePipe& pipe = *flow(direction).pipe;
-    for (;;) {
-        if (pipe.bytes() > 0) {
-            const SpliceResult out = pipe.drain(to);
-            if (out.kind == SpliceResult::Kind::Failed) {
-                perform(core_.on(SessionEvent::failed(sinkOf(direction))));   // the receiving side failed
-                return;
-            }
-            if (out.bytes > 0) core_.noteSinkProgress(now());
-            if (pipe.bytes() > 0) {   // the sink's socket buffer is full: wait for room
-                waitThen(sinkOf(direction), tcp::socket::wait_write, direction, &AsioSession::splice);
-                return;
-            }
-        }
-        const SpliceResult in = pipe.fill(from);
-        switch (in.kind) {
-        case SpliceResult::Kind::Moved: core_.noteSpliced(direction, in.bytes, now()); break;
-        case SpliceResult::Kind::WouldBlock:
-            waitThen(sourceOf(direction), tcp::socket::wait_read, direction, &AsioSession::splice);
-            return;
-        case SpliceResult::Kind::EndOfStream: perform(core_.on(SessionEvent::eof(direction, now()))); return;
-        case SpliceResult::Kind::NotSpliceable:   // the pipe is empty here: back to buffers
-            releasePipe(direction);
-            pump(direction);
-            return;
-        case SpliceResult::Kind::Failed: perform(core_.on(SessionEvent::failed(sourceOf(direction)))); return;
-        }
+void AsioSession::splice(Direction d) {
+    switch (pumpSplice(flow(d).spliced, fdOf(sourceOf(d)), fdOf(sinkOf(d)), core_, d, now())) {
+    case SpliceNext::WaitReadable: waitThen(sourceOf(d), tcp::socket::wait_read, d, &AsioSession::splice); return;
+    case SpliceNext::WaitWritable: waitThen(sinkOf(d), tcp::socket::wait_write, d, &AsioSession::splice); return;
+    case SpliceNext::Ended: perform(core_.on(SessionEvent::eof(d, now()))); return;
+    case SpliceNext::SourceFailed: perform(core_.on(SessionEvent::failed(sourceOf(d)))); return;
+    case SpliceNext::SinkFailed: perform(core_.on(SessionEvent::failed(sinkOf(d)))); return;
+    case SpliceNext::BackToBuffers:
+        releasePipe(d);
+        pump(d);
+        return;
     }
 }
 

@@ -323,72 +323,28 @@ void UringSession::onSend(Direction d, int res) {
     submitRecv(d);
 }
 
-void UringSession::releasePipe(Direction d) {
-    Flow& f = flow(d);
-    if (!f.pipe) return;
-    worker_.pipes()->release(std::move(*f.pipe));
-    f.pipe.reset();
-    f.lastFillShort = false;
-}
+void UringSession::releasePipe(Direction d) { stopSplicing(flow(d).spliced, worker_.pipes()); }
 
 bool UringSession::startSplice(Direction d) {
-    // A bulk flow (the core's decision), where splice saves a copy per byte.
-    Flow& f = flow(d);
-    SplicePipePool* pool = worker_.pipes();
-    if (!pool || !core_.takeBulkTurn(d)) return false;
-    f.pipe = pool->acquire(worker_.openSessions());
-    if (!f.pipe) return false;   // the core asks again after the next two whole buffers, not per read
+    if (!startSplicing(flow(d).spliced, worker_.pipes(), core_, d, worker_.openSessions())) return false;
     pumpSplice(d);
     return true;
 }
 
 void UringSession::pumpSplice(Direction d) {
-    Flow& f = flow(d);
-    SplicePipe& pipe = *f.pipe;
     const int source = fdOf(sourceOf(d));
     const int sink = fdOf(sinkOf(d));
-    // A few rounds, then yield to the other sessions: a poll on a readable
-    // source completes at once, behind what else is queued.
-    for (int round = 0; round < 4; ++round) {
-        if (pipe.bytes() > 0) {
-            const SpliceResult out = pipe.drain(sink);
-            if (out.kind == SpliceResult::Kind::Failed) {
-                perform(core_.on(SessionEvent::failed(sinkOf(d))));
-                return;
-            }
-            if (out.bytes > 0) core_.noteSinkProgress(worker_.now());
-            if (pipe.bytes() > 0) {   // the sink's socket buffer is full: wait for room
-                armPoll(d, sink, POLLOUT);
-                return;
-            }
-        }
-        if (f.sourceEnded) {
-            perform(core_.on(SessionEvent::eof(d, worker_.now())));
-            return;
-        }
-        if (f.lastFillShort) {   // the source was drained last time: let poll say when there is more
-            f.lastFillShort = false;
-            armPoll(d, source, POLLIN);
-            return;
-        }
-        const SpliceResult in = pipe.fill(source);
-        switch (in.kind) {
-        case SpliceResult::Kind::Moved:
-            f.lastFillShort = in.bytes < pipe.capacity();
-            core_.noteSpliced(d, in.bytes, worker_.now());
-            break;
-        case SpliceResult::Kind::EndOfStream: f.sourceEnded = true; break;
-        case SpliceResult::Kind::WouldBlock: armPoll(d, source, POLLIN); return;
-        case SpliceResult::Kind::NotSpliceable:   // the pipe is empty here: back to buffers
-            releasePipe(d);
-            submitRecv(d);
-            return;
-        case SpliceResult::Kind::Failed: perform(core_.on(SessionEvent::failed(sourceOf(d)))); return;
-        }
+    switch (proxy::pumpSplice(flow(d).spliced, source, sink, core_, d, worker_.now())) {
+    case SpliceNext::WaitReadable: armPoll(d, source, POLLIN); return;
+    case SpliceNext::WaitWritable: armPoll(d, sink, POLLOUT); return;
+    case SpliceNext::Ended: perform(core_.on(SessionEvent::eof(d, worker_.now()))); return;
+    case SpliceNext::SourceFailed: perform(core_.on(SessionEvent::failed(sourceOf(d)))); return;
+    case SpliceNext::SinkFailed: perform(core_.on(SessionEvent::failed(sinkOf(d)))); return;
+    case SpliceNext::BackToBuffers:
+        releasePipe(d);
+        submitRecv(d);
+        return;
     }
-    if (pipe.bytes() > 0) armPoll(d, sink, POLLOUT);
-    else if (f.sourceEnded) perform(core_.on(SessionEvent::eof(d, worker_.now())));
-    else armPoll(d, source, POLLIN);
 }
 
 void UringSession::armPoll(Direction d, int fd, unsigned events) {

@@ -20,7 +20,7 @@
 #include "switchyard/proxy/buffer_pool.h"
 #include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/session_core.h"
-#include "switchyard/proxy/splice_pipe.h"
+#include "switchyard/proxy/spliced_flow.h"
 
 namespace switchyard::proxy::asio_engine {
 
@@ -54,7 +54,7 @@ private:
         BufferPool::Lease buffer;          // held only while a write waits for room
         uint32_t offset = 0;               // of the held buffer: sent so far
         uint32_t length = 0;               // of the held buffer: bytes in it
-        std::optional<SplicePipe> pipe;    // while the direction relays by splice
+        SplicedFlow spliced;
     };
     // What to do once a socket is ready; the Direction says which flow (set-up steps ignore it).
     using Step = void (AsioSession::*)(Direction);

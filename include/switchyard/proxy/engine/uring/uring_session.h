@@ -27,7 +27,7 @@
 #include "switchyard/proxy/drain_schedule.h"
 #include "switchyard/proxy/engine/uring/uring_ops.h"
 #include "switchyard/proxy/session_core.h"
-#include "switchyard/proxy/splice_pipe.h"
+#include "switchyard/proxy/spliced_flow.h"
 
 struct io_uring_cqe;
 
@@ -62,9 +62,7 @@ private:
         uint32_t offset = 0;
         uint32_t length = 0;
         bool waitingBuffer = false;
-        bool sourceEnded = false; // splice: EOF read, passed on once the pipe is empty
-        bool lastFillShort = false;
-        std::optional<SplicePipe> pipe;   // set once the direction relays by splice
+        SplicedFlow spliced;
     };
 
     int fdOf(Side side) const { return side == Side::Client ? clientFd_ : backendFd_; }
