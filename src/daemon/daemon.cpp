@@ -419,6 +419,7 @@ int runDaemon(DaemonOptions options) {
         *stopping = true;
         metrics.setReady(false);
         upgrader.stopPredecessor();   // a draining older generation ends with this one
+        upgrader.stopping();
     });
     shutdown.outlive([&upgrader] { return upgrader.predecessorRunning(); });
     net::signal_set signals(context, SIGTERM, SIGINT, SIGHUP);

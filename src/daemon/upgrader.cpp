@@ -111,6 +111,10 @@ void Upgrader::upgrade(const admin::Command& command, std::function<void(json)> 
         done(admin::CommandExecutor::errorReply("refused", "this generation has already handed over to a newer one"));
         return;
     }
+    if (stopping_) {
+        done(admin::CommandExecutor::errorReply("refused", "this daemon is stopping (SIGTERM); nothing to upgrade"));
+        return;
+    }
     if (busy_) {
         done(admin::CommandExecutor::errorReply("upgrading", "an upgrade is already under way"));
         return;
@@ -161,6 +165,7 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
         if (attempt->phase == Attempt::Phase::Starting) [[maybe_unused]] auto w = ::write(2, buffer, static_cast<std::size_t>(n));
     }
     if (attempt->text.size() > kKeptOutput) attempt->text.erase(0, attempt->text.size() - kKeptOutput);
+    if (stopping_) return fail(attempt, "this daemon is stopping (SIGTERM)");
 
     if (attempt->phase == Attempt::Phase::Starting && readable(attempt->channel.get())) {
         auto message = receiveHandoverMessage(attempt->channel.get(), std::chrono::milliseconds(0));

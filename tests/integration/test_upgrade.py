@@ -514,6 +514,34 @@ def test_a_change_during_the_upgrade_is_refused_as_upgrading_then_succeeds(backe
     assert d.admin(f"backend web blue {echo.address} weight=50")["ok"] is True
 
 
+def test_sigterm_ends_an_upgrade_under_way_and_refuses_a_new_one(backends, switchyard, successors, tmp_path):
+    binary = _wrapper(tmp_path, "switchyard-hangs",
+                      'case "$1" in --handover-version|--check) exec "$REAL" "$@";; esac\nexec sleep 600')
+    echo = backends.echo()
+    d = switchyard([service("web", free_address(), blue=[echo.address])], shutdown_grace="10s")
+    held = _echoing(d.listen())   # keeps the stop in its grace, the admin socket answering
+    upgrade = subprocess.Popen(
+        [*d.ctl_command(), "upgrade", "--binary", binary, "--timeout", "60s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: "upgrade: started pid" in d.log(), 10, 0.02, "the upgrade to start its new process")
+        started = int(re.search(r"upgrade: started pid (\d+)", d.log()).group(1))
+        os.kill(d.pid, signal.SIGTERM)
+        out, err = upgrade.communicate(timeout=20)
+        assert upgrade.returncode == 1, out
+        assert "failed: this daemon is stopping (SIGTERM)" in err
+        wait_until(lambda: not _proc_alive(started), 5, 0.05, "the new process to be killed")
+        again = d.ctl("upgrade", timeout=20)
+        assert again.returncode == 1, again.stdout
+        assert "this daemon is stopping (SIGTERM); nothing to upgrade (refused)" in again.stderr
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.wait(5)
+    held.close()
+    assert d.wait_exit(10) == 0
+
+
 def test_handover_version_is_printed():
     out = subprocess.run([switchyard_bin(), "--handover-version"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0

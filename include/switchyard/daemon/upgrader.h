@@ -65,6 +65,9 @@ public:
     // Called once when this generation hands over (health checks and rollouts are the new one's).
     void onRetired(std::function<void()> hook) { onRetired_ = std::move(hook); }
     bool retired() const { return retired_; }
+    // This generation is stopping (SIGTERM): a new upgrade is refused, and one
+    // under way fails at its next step (the new process is killed).
+    void stopping() { stopping_ = true; }
 
     // The new generation: reports from the predecessor over `channel`.
     void watchPredecessor(UniqueFd channel, int pid);
@@ -102,6 +105,7 @@ private:
     Parts parts_;
     bool busy_ = false;
     bool retired_ = false;
+    bool stopping_ = false;
     // Retired: the channel to the next generation, its stderr pipe (read to its end).
     UniqueFd successor_;
     UniqueFd successorLog_;
