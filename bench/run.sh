@@ -445,14 +445,14 @@ NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
 SY_V=$([ -n "$SWITCHYARD_BIN" ] && "$SWITCHYARD_BIN" --version 2>/dev/null | sed -n 1p | sed 's/^switchyard //' || echo "not built")
 if [ -n "$BASELINE_BIN" ]; then
   [ -x "$BASELINE_BIN" ] || die "BASELINE_BIN=$BASELINE_BIN is not executable"
-  SY_V+=", before: $BASELINE_BIN"
+  BASELINE_NOTE=" \"before\" columns: $BASELINE_BIN (commit $("$BASELINE_BIN" --version 2>/dev/null | sed -n 's/^ *git commit: *//p')),"
 fi
 {
   echo "## switchyard benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "mode \`$MODE\`$([ "$MODE" = pinned ] && echo " (proxy on core 0; wrk, iperf3 and backends on core 1)"),"\
        "${DURATION}s per workload, $IDLE_CONNS idle connections;"\
-       "switchyard ${SY_V:-?} (commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')),"\
+       "switchyard ${SY_V:-?} (commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')),${BASELINE_NOTE:-}"\
        "HAProxy $HAPROXY_V, nginx $NGINX_V, $(uname -r), load average at start $(cut -d' ' -f1-3 /proc/loadavg)."
 } >"$WORK/meta.md"
 

@@ -397,7 +397,7 @@ def make_table(results_tsv, checks_tsv, columns_arg, meta_path):
                     if col.endswith("+baseline") and col[: -len("+baseline")] in names]
     header = ["figure"] + [label for _, label in columns]
     for col, label in sy_cols:
-        eng = col.split("-", 1)[1] if "-" in col else col
+        eng = (col.split("-", 1)[1] if "-" in col else col).replace("+baseline", " before")
         header += [f"{eng}/HAProxy", f"{eng}/HAProxy-splice"]
     for after, _ in before_after:
         header.append(f"{after.split('-', 1)[1]} after/before")
