@@ -100,7 +100,7 @@ void UringSession::perform(const SessionAction& a) {
     case Kind::Relay:
         if (!timerArmed_) armTimer(a.at);
         submitRecv(kClientToBackend);
-        submitRecv(kBackendToClient);
+        submitRecv(kBackendToClient, true);   // the backend has not answered yet
         return;
     case Kind::ArmTimer: armTimer(a.at); return;
     case Kind::ShutdownWrite:
@@ -170,9 +170,11 @@ void UringSession::finish() {
     worker_.sessionEnded(this);   // frees this
 }
 
-void UringSession::submitRecv(Direction d) {
+void UringSession::submitRecv(Direction d, bool pollFirst) {
     io_uring_sqe* sqe = worker_.sqe();
     io_uring_prep_recv(sqe, fdOf(sourceOf(d)), nullptr, worker_.buffers().bufferSize(), 0);
+    // Nothing expected yet: skip the attempt that would fail with EAGAIN and wait for data at once.
+    if (pollFirst) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = worker_.buffers().group();
     io_uring_sqe_set_data64(sqe, encodeUserData(this, recvOp(d)));
@@ -320,7 +322,7 @@ void UringSession::onSend(Direction d, int res) {
     releaseBuffer(d);
     if (core_.directionDone(d)) return;
     if (startSplice(d)) return;
-    submitRecv(d);
+    submitRecv(d, f.length < worker_.buffers().bufferSize());   // a short read emptied the socket
 }
 
 void UringSession::releasePipe(Direction d) { stopSplicing(flow(d).spliced, worker_.pipes()); }

@@ -74,7 +74,8 @@ private:
     void finish();
 
     void connectTo(routing::BackendState& backend, std::chrono::milliseconds timeout);
-    void submitRecv(Direction direction);
+    // `pollFirst`: no bytes expected yet (the backend's first answer, after a short read).
+    void submitRecv(Direction direction, bool pollFirst = false);
     void submitSend(Direction direction);
     void submitPreamble();
     void armTimer(routing::TimePoint at);
