@@ -43,6 +43,20 @@ struct Relaying {
     static SteadyTime now() { return std::chrono::steady_clock::now(); }
 };
 
+// A bulk download taking a pipe: backend.a -> backend.b ~splice~> client.a -> client.b.
+struct SplicingDown {
+    Relaying r;
+    SplicePipePool pool{4096};
+    SplicedFlow flow;
+    TcpPair backend, client;
+    SplicingDown() {
+        r.bulk();
+        REQUIRE(startSplicing(flow, &pool, *r.core, kDown, 0));
+    }
+    ~SplicingDown() { stopSplicing(flow, &pool); }
+    SpliceNext pump() { return pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()); }
+};
+
 void waitReadable(int fd) {
     pollfd p{fd, POLLIN, 0};
     REQUIRE(::poll(&p, 1, 5000) == 1);
@@ -82,60 +96,40 @@ TEST_CASE("spliced flow: only a bulk flow with a pool takes a pipe", "[proxy][sp
 }
 
 TEST_CASE("spliced flow: bytes go through, a short fill waits for the source, EOF ends it", "[proxy][splice]") {
-    Relaying r;
-    r.bulk();
-    SplicePipePool pool(4096);
-    SplicedFlow flow;
-    REQUIRE(startSplicing(flow, &pool, *r.core, kDown, 0));
-    TcpPair backend, client;   // bytes: backend.a -> backend.b ~> client.a -> client.b
-
-    CHECK(pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()) == SpliceNext::WaitReadable);
+    SplicingDown s;
+    CHECK(s.pump() == SpliceNext::WaitReadable);
     const std::string message = "through the pipe";
-    REQUIRE(::send(backend.a.get(), message.data(), message.size(), 0) == static_cast<ssize_t>(message.size()));
-    waitReadable(backend.b.get());
+    REQUIRE(::send(s.backend.a.get(), message.data(), message.size(), 0) == static_cast<ssize_t>(message.size()));
+    waitReadable(s.backend.b.get());
     // One fill and drain; the fill was short, so the next would only say EAGAIN: it waits instead.
-    CHECK(pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()) == SpliceNext::WaitReadable);
-    CHECK(receive(client.b.get()) == message);
-    CHECK(r.core->bytes().total(1) == 2 * 16384 + message.size());
+    CHECK(s.pump() == SpliceNext::WaitReadable);
+    CHECK(receive(s.client.b.get()) == message);
+    CHECK(s.r.core->bytes().total(1) == 2 * 16384 + message.size());
 
-    ::shutdown(backend.a.get(), SHUT_WR);
-    waitReadable(backend.b.get());
-    CHECK(pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()) == SpliceNext::Ended);
-    stopSplicing(flow, &pool);
+    ::shutdown(s.backend.a.get(), SHUT_WR);
+    waitReadable(s.backend.b.get());
+    CHECK(s.pump() == SpliceNext::Ended);
 }
 
 TEST_CASE("spliced flow: at a TCP urgent mark it goes back to buffers with the pipe empty", "[proxy][splice]") {
-    Relaying r;
-    r.bulk();
-    SplicePipePool pool(4096);
-    SplicedFlow flow;
-    REQUIRE(startSplicing(flow, &pool, *r.core, kDown, 0));
-    TcpPair backend, client;
+    SplicingDown s;
     const std::string before = "before the mark";
-    REQUIRE(::send(backend.a.get(), before.data(), before.size(), 0) == static_cast<ssize_t>(before.size()));
-    REQUIRE(::send(backend.a.get(), "!", 1, MSG_OOB) == 1);
-    REQUIRE(::send(backend.a.get(), "after", 5, 0) == 5);
-    waitAcked(backend.a.get());
-
+    REQUIRE(::send(s.backend.a.get(), before.data(), before.size(), 0) == static_cast<ssize_t>(before.size()));
+    REQUIRE(::send(s.backend.a.get(), "!", 1, MSG_OOB) == 1);
+    REQUIRE(::send(s.backend.a.get(), "after", 5, 0) == 5);
+    waitAcked(s.backend.a.get());
     // splice stops at the mark: a short fill, so one wait first, then the mark itself.
-    CHECK(pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()) == SpliceNext::WaitReadable);
-    CHECK(pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()) == SpliceNext::BackToBuffers);
-    CHECK(flow.pipe->bytes() == 0);
-    CHECK(receive(client.b.get()) == before);
-    stopSplicing(flow, &pool);
+    CHECK(s.pump() == SpliceNext::WaitReadable);
+    CHECK(s.pump() == SpliceNext::BackToBuffers);
+    CHECK(s.flow.pipe->bytes() == 0);
+    CHECK(receive(s.client.b.get()) == before);
 }
 
 TEST_CASE("spliced flow: a sink that fails is the sink's failure", "[proxy][splice]") {
-    Relaying r;
-    r.bulk();
-    SplicePipePool pool(4096);
-    SplicedFlow flow;
-    REQUIRE(startSplicing(flow, &pool, *r.core, kDown, 0));
-    TcpPair backend, client;
+    SplicingDown s;
     ::signal(SIGPIPE, SIG_IGN);   // as the daemon does: EPIPE comes back as an error
-    ::shutdown(client.a.get(), SHUT_WR);   // writing to it now fails (EPIPE)
-    REQUIRE(::send(backend.a.get(), "x", 1, 0) == 1);
-    waitReadable(backend.b.get());
-    CHECK(pumpSplice(flow, backend.b.get(), client.a.get(), *r.core, kDown, r.now()) == SpliceNext::SinkFailed);
-    stopSplicing(flow, &pool);
+    ::shutdown(s.client.a.get(), SHUT_WR);   // writing to it now fails (EPIPE)
+    REQUIRE(::send(s.backend.a.get(), "x", 1, 0) == 1);
+    waitReadable(s.backend.b.get());
+    CHECK(s.pump() == SpliceNext::SinkFailed);
 }
