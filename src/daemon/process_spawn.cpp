@@ -99,11 +99,15 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int execCloneChil
 using CloneFunction = int (*)(int (*)(void*), void*, int, void*, ...);
 
 // ThreadSanitizer intercepts clone() as a fork and fails its own check on a
-// CLONE_VM child; glibc's clone, found past the interceptor, is what runs
-// without it (the child above is not instrumented anyway).
+// CLONE_VM child; glibc's clone, looked up in libc itself (past the
+// interceptor, whether the runtime is linked in or a shared libtsan), runs
+// without it. The child above is not instrumented anyway.
 CloneFunction glibcClone() {
 #ifdef SWITCHYARD_UNDER_TSAN
-    static const auto real = reinterpret_cast<CloneFunction>(::dlsym(RTLD_NEXT, "clone"));
+    static const CloneFunction real = [] {
+        void* libc = ::dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+        return libc ? reinterpret_cast<CloneFunction>(::dlsym(libc, "clone")) : nullptr;
+    }();
     if (real != nullptr) return real;
 #endif
     return &::clone;

@@ -91,6 +91,7 @@ struct Upgrader::Attempt {
     std::string text;  // what it wrote (the tail)
     UniqueFd channel;
     boost::asio::steady_timer timer;
+    bool ended = false;   // failed or handed over: a step still queued does nothing
 };
 
 Upgrader::Upgrader(Parts parts)
@@ -124,6 +125,7 @@ void Upgrader::upgrade(const admin::Command& command, std::function<void(json)> 
         return;
     }
     auto attempt = std::make_shared<Attempt>(parts_.context);
+    current_ = attempt;
     attempt->done = std::move(done);
     attempt->binary = command.binary.empty() ? parts_.binary : command.binary;
     attempt->timeout = command.timeout.value_or(kDefaultTimeout);
@@ -144,7 +146,15 @@ void Upgrader::upgrade(const admin::Command& command, std::function<void(json)> 
     step(attempt);
 }
 
+void Upgrader::stopping() {
+    stopping_ = true;
+    // Killed now, not at its next step: the stop may end this process before that.
+    if (auto attempt = current_.lock(); attempt && !attempt->ended) fail(attempt, "this daemon is stopping (SIGTERM)");
+}
+
 void Upgrader::fail(std::shared_ptr<Attempt> attempt, const std::string& why) {
+    attempt->ended = true;
+    attempt->timer.cancel();
     killSpawned(attempt->process);
     std::string message = fmt::format("upgrade to {} failed: {}", attempt->binary, why);
     const std::string lines = lastLines(attempt->text);
@@ -156,6 +166,7 @@ void Upgrader::fail(std::shared_ptr<Attempt> attempt, const std::string& why) {
 }
 
 void Upgrader::step(std::shared_ptr<Attempt> attempt) {
+    if (attempt->ended) return;
     // What the child wrote so far (a new generation's log lines go on to ours).
     char buffer[8192];
     for (;;) {
@@ -165,7 +176,6 @@ void Upgrader::step(std::shared_ptr<Attempt> attempt) {
         if (attempt->phase == Attempt::Phase::Starting) [[maybe_unused]] auto w = ::write(2, buffer, static_cast<std::size_t>(n));
     }
     if (attempt->text.size() > kKeptOutput) attempt->text.erase(0, attempt->text.size() - kKeptOutput);
-    if (stopping_) return fail(attempt, "this daemon is stopping (SIGTERM)");
 
     if (attempt->phase == Attempt::Phase::Starting && readable(attempt->channel.get())) {
         auto message = receiveHandoverMessage(attempt->channel.get(), std::chrono::milliseconds(0));
@@ -286,6 +296,7 @@ void Upgrader::handOver(std::shared_ptr<Attempt> attempt, const json& ready) {
         log->error("upgrade: {}", sent.errorText());
     retired_ = true;
     busy_ = false;
+    attempt->ended = true;
     if (onRetired_) onRetired_();
     successor_ = std::move(attempt->channel);
     successorLog_ = std::move(attempt->output);

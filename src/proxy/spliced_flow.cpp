@@ -32,7 +32,10 @@ SpliceNext pumpSplice(SplicedFlow& flow, int source, int sink, SessionCore& core
         const SpliceResult in = pipe.fill(source);
         switch (in.kind) {
         case SpliceResult::Kind::Moved:
-            flow.lastFillShort = in.bytes < pipe.capacity();
+            // Short: well under the pipe's room. A pipe holds a bounded number
+            // of segments too, so a full one of small (1448-byte) segments
+            // holds less than its capacity in bytes without emptying the socket.
+            flow.lastFillShort = in.bytes < pipe.capacity() / 4;
             core.noteSpliced(d, in.bytes, now);
             break;
         case SpliceResult::Kind::EndOfStream: flow.sourceEnded = true; break;

@@ -503,6 +503,38 @@ def test_a_rollout_driven_by_a_killed_member_is_continued_by_another_within_the_
     assert "this member judges the fleet's rollouts from now on" in b.log()
 
 
+def test_upgrading_the_member_that_drives_a_rollout_keeps_the_rollout_going(backends, switchyard, etcd):
+    """`switchyardctl upgrade` on the driving member mid-step: the rollout is judged on (by A's new
+    generation or, once the old one's lease is gone, by B) and promotes with every step passed."""
+    a, b = driving_pair(backends, switchyard, etcd)
+    load = Load(b.listen())
+    new = None
+    try:
+        start_rollout(a, b, "rollout web to=green steps=10,50,100 hold=2s min_connections=5 max_error_rate=0.2")
+        generation = web(b)["generation"]
+        result = a.ctl("upgrade", "--timeout", "20s", timeout=40)
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout.split()[2])
+        a.wait_exit(10)   # the old generation had no connection to drain
+        wait_until(lambda: rollout_of(b).get("state") == "promoted", 20, 0.05,
+                   lambda: f"the rollout to promote after the driver's upgrade: {rollout_of(b)}")
+        assert driver_of(b) in ("lb-a", "lb-b")
+        assert web(b)["generation"] > generation
+        # A's new generation serves the promoted intent too.
+        wait_until(lambda: rollout_of(a).get("state") == "promoted", 5, 0.05, "A's new generation to apply it")
+    finally:
+        load.stop()
+        if new:
+            os.kill(new, signal.SIGTERM)
+            wait_until(lambda: not os.path.exists(f"/proc/{new}") or
+                       open(f"/proc/{new}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10, 0.05,
+                       "the new generation to exit")
+    r = rollout_of(b)
+    assert [s["verdict"] for s in r["history"]] == ["passed", "passed", "passed"]
+    assert web(b)["split"] == {"blue": 0, "green": 100}
+    assert load.errors == 0
+
+
 def test_a_member_stopped_cleanly_gives_its_lease_back_at_once(backends, switchyard, etcd):
     """With lease_ttl 10s, a SIGTERM'd driver is replaced, and unlisted, well before its lease would expire."""
     blue, green = backends.name("blue-1"), backends.name("green-1")

@@ -67,7 +67,7 @@ public:
     bool retired() const { return retired_; }
     // This generation is stopping (SIGTERM): a new upgrade is refused, and one
     // under way fails at its next step (the new process is killed).
-    void stopping() { stopping_ = true; }
+    void stopping();
 
     // The new generation: reports from the predecessor over `channel`.
     void watchPredecessor(UniqueFd channel, int pid);
@@ -106,6 +106,7 @@ private:
     bool busy_ = false;
     bool retired_ = false;
     bool stopping_ = false;
+    std::weak_ptr<Attempt> current_;   // the upgrade under way, if any
     // Retired: the channel to the next generation, its stderr pipe (read to its end).
     UniqueFd successor_;
     UniqueFd successorLog_;

@@ -162,8 +162,9 @@ void AsioSession::connectTo(routing::BackendState& b, std::chrono::milliseconds 
     upstream_.open(b.sockaddr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), ec);
     if (!ec) upstream_.non_blocking(true, ec);
     if (ec) {
+        const int err = ec.value();   // EMFILE and the like: a local error, not the backend's
         upstream_.close(ec);
-        perform(core_.on(SessionEvent::connectFailed(ec.value())));
+        perform(core_.on(SessionEvent::connectFailed(err)));
         return;
     }
     const int fd = upstream_.native_handle();
@@ -175,7 +176,10 @@ void AsioSession::connectTo(routing::BackendState& b, std::chrono::milliseconds 
         return;
     }
     armTimer(std::chrono::steady_clock::now() + timeout);
-    const uint8_t attempt = ++connectAttempt_;
+    waitConnected(++connectAttempt_);
+}
+
+void AsioSession::waitConnected(uint8_t attempt) {
     ++pending_;
     upstream_.async_wait(tcp::socket::wait_write, [this, attempt](const error_code& ec) {
         --pending_;
@@ -187,8 +191,19 @@ void AsioSession::connectTo(routing::BackendState& b, std::chrono::milliseconds 
 
 void AsioSession::connectDone(int err) {
     if (err == 0) {
-        socklen_t len = sizeof err;
-        if (::getsockopt(fdOf(Side::Backend), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        // A peer address means connected. The reactor may wake a wait
+        // spuriously (a stale event of a reused descriptor state), so without
+        // one SO_ERROR tells a failed connect from one still under way.
+        sockaddr_storage peer{};
+        socklen_t peerLen = sizeof peer;
+        if (::getpeername(fdOf(Side::Backend), reinterpret_cast<sockaddr*>(&peer), &peerLen) != 0) {
+            socklen_t len = sizeof err;
+            if (::getsockopt(fdOf(Side::Backend), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+            if (err == 0) {
+                waitConnected(connectAttempt_);
+                return;
+            }
+        }
     }
     if (err == 0) {
         const SessionAction a = core_.on(SessionEvent::connectOk(now()));

@@ -63,6 +63,8 @@ private:
     // PROXY header bytes from the client until the core has a whole header.
     void readHeader(Direction);
     void connectTo(routing::BackendState& backend, std::chrono::milliseconds timeout);
+    // The wait for the connect of `attempt` to end (writable).
+    void waitConnected(uint8_t attempt);
     void connectDone(int err);
     void sendPreamble(Direction);
     // Buffer relay of one direction until it blocks, ends or turns to splice.
