@@ -66,7 +66,7 @@ public:
     void onRetired(std::function<void()> hook) { onRetired_ = std::move(hook); }
     bool retired() const { return retired_; }
     // This generation is stopping (SIGTERM): a new upgrade is refused, and one
-    // under way fails at its next step (the new process is killed).
+    // under way fails at once (its new process is killed).
     void stopping();
 
     // The new generation: reports from the predecessor over `channel`.

@@ -28,6 +28,19 @@ bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 SteadyTime now() { return std::chrono::steady_clock::now(); }
 
+// A connecting socket reported writable: 0 (connected), its errno, or
+// EINPROGRESS for a spurious wake (a stale event of a reused descriptor state
+// in the reactor). A peer address means connected; else SO_ERROR tells.
+int connectOutcome(int fd) {
+    sockaddr_storage peer{};
+    socklen_t peerLen = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerLen) == 0) return 0;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err == 0 ? EINPROGRESS : err;
+}
+
 } // namespace
 
 AsioSession::AsioSession(AsioWorker& worker, tcp::socket client, uint64_t id, std::size_t serviceIndex)
@@ -190,20 +203,10 @@ void AsioSession::waitConnected(uint8_t attempt) {
 }
 
 void AsioSession::connectDone(int err) {
-    if (err == 0) {
-        // A peer address means connected. The reactor may wake a wait
-        // spuriously (a stale event of a reused descriptor state), so without
-        // one SO_ERROR tells a failed connect from one still under way.
-        sockaddr_storage peer{};
-        socklen_t peerLen = sizeof peer;
-        if (::getpeername(fdOf(Side::Backend), reinterpret_cast<sockaddr*>(&peer), &peerLen) != 0) {
-            socklen_t len = sizeof err;
-            if (::getsockopt(fdOf(Side::Backend), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-            if (err == 0) {
-                waitConnected(connectAttempt_);
-                return;
-            }
-        }
+    if (err == 0) err = connectOutcome(fdOf(Side::Backend));
+    if (err == EINPROGRESS) {
+        waitConnected(connectAttempt_);
+        return;
     }
     if (err == 0) {
         const SessionAction a = core_.on(SessionEvent::connectOk(now()));

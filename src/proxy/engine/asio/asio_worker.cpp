@@ -184,9 +184,10 @@ AcceptError AsioWorker::acceptFrom(Listener& listener) {
         error_code ec;
         tcp::socket socket(context_);
         socket.assign(listener.protocol, fd, ec);   // registers it with the reactor
-        if (ec) {
+        if (ec) {   // epoll_ctl out of memory or watches: a local shortage, not this client's
             ::close(fd);
-            continue;
+            logAcceptPause(index_, listener.service, ec.value(), listener.backoffLog, std::chrono::steady_clock::now());
+            return AcceptError::Pause;
         }
         core_.add(std::make_unique<AsioSession>(*this, std::move(socket), core_.nextSessionId(), listener.serviceIndex))
             .start();

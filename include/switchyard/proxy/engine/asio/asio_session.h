@@ -5,8 +5,8 @@
 // reports what happened to the core and performs the action it answers.
 // Everything is callbacks on the worker's reactor, set-up included: reads and
 // writes are plain recv/send on non-blocking sockets, tried first (the
-// reactor only after EAGAIN), a connect is one wait for writable and
-// SO_ERROR, and one timer serves the PROXY header's deadline, the connect
+// reactor only after EAGAIN or a short read), a connect is one wait for writable and
+// getpeername, and one timer serves the PROXY header's deadline, the connect
 // timeout and the idle deadline in turn. So a connection costs no coroutine
 // frame and no timer but its own, and an idle one holds no buffer: two socket
 // waits and one timer wait. `pending_` counts those; the last one to complete once the core is
