@@ -2,7 +2,6 @@
 
 #include <sys/utsname.h>
 
-#include <boost/version.hpp>
 #include <fmt/format.h>
 
 #include "switchyard/proxy/engine/uring/uring_engine.h"
@@ -40,8 +39,7 @@ BuildInfo makeBuildInfo() {
     info.assertions = true;
 #endif
     info.compiler = compilerName();
-    info.engines = fmt::format("io_uring (liburing {}), epoll (Boost.Asio {}.{}.{})", generated::kLiburingVersion,
-                               BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000, BOOST_VERSION % 100);
+    info.engines = fmt::format("io_uring (liburing {}), epoll (edge-triggered, own loop)", generated::kLiburingVersion);
     return info;
 }
 

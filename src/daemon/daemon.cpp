@@ -231,7 +231,7 @@ int runDaemon(DaemonOptions options) {
     std::vector<std::unique_ptr<proxy::Worker>> workers;
     for (unsigned i = 0; i < count; ++i)
         workers.push_back(engine == "io_uring" ? proxy::makeUringWorker(i, workerOptions)
-                                               : proxy::makeAsioWorker(i, workerOptions));
+                                               : proxy::makeEpollWorker(i, workerOptions));
     for (auto& w : workers) w->start();
     auto stopWorkers = [&] {
         for (auto& w : workers) w->stop();

@@ -17,12 +17,16 @@ void stopSplicing(SplicedFlow& flow, SplicePipePool* pool) {
 
 SpliceNext pumpSplice(SplicedFlow& flow, int source, int sink, SessionCore& core, Direction d, SteadyTime now) {
     SplicePipe& pipe = *flow.pipe;
+    flow.waitsOnEAGAIN = false;
     for (int round = 0; round < 4; ++round) {
         if (pipe.bytes() > 0) {
             const SpliceResult out = pipe.drain(sink);
             if (out.kind == SpliceResult::Kind::Failed) return SpliceNext::SinkFailed;
             if (out.bytes > 0) core.noteSinkProgress(now);
-            if (pipe.bytes() > 0) return SpliceNext::WaitWritable;
+            if (pipe.bytes() > 0) {
+                flow.waitsOnEAGAIN = out.kind == SpliceResult::Kind::WouldBlock;
+                return SpliceNext::WaitWritable;
+            }
         }
         if (flow.sourceEnded) return SpliceNext::Ended;
         if (flow.lastFillShort) {   // the source was emptied last time: a fill now would only say EAGAIN
@@ -39,7 +43,9 @@ SpliceNext pumpSplice(SplicedFlow& flow, int source, int sink, SessionCore& core
             core.noteSpliced(d, in.bytes, now);
             break;
         case SpliceResult::Kind::EndOfStream: flow.sourceEnded = true; break;
-        case SpliceResult::Kind::WouldBlock: return SpliceNext::WaitReadable;
+        case SpliceResult::Kind::WouldBlock:
+            flow.waitsOnEAGAIN = true;
+            return SpliceNext::WaitReadable;
         case SpliceResult::Kind::NotSpliceable: return SpliceNext::BackToBuffers;
         case SpliceResult::Kind::Failed: return SpliceNext::SourceFailed;
         }

@@ -18,6 +18,10 @@ struct SplicedFlow {
     std::optional<SplicePipe> pipe;   // set while the direction relays by splice
     bool sourceEnded = false;         // EOF read, passed on once the pipe is empty
     bool lastFillShort = false;       // the last fill emptied the source: wait before the next
+    // The last wait pumpSplice() asked for follows an EAGAIN of that socket:
+    // an edge-triggered driver may sleep until its next edge. Else (a short
+    // fill, a partial drain, the round limit) the socket may still be ready.
+    bool waitsOnEAGAIN = false;
 };
 
 enum class SpliceNext : uint8_t {

@@ -44,6 +44,6 @@ public:
     virtual void stop() = 0;
 };
 
-std::unique_ptr<Worker> makeAsioWorker(unsigned index, WorkerOptions options);
+std::unique_ptr<Worker> makeEpollWorker(unsigned index, WorkerOptions options);
 
 } // namespace switchyard::proxy

@@ -98,11 +98,13 @@ TEST_CASE("spliced flow: only a bulk flow with a pool takes a pipe", "[proxy][sp
 TEST_CASE("spliced flow: bytes go through, a short fill waits for the source, EOF ends it", "[proxy][splice]") {
     SplicingDown s;
     CHECK(s.pump() == SpliceNext::WaitReadable);
+    CHECK(s.flow.waitsOnEAGAIN);   // the source said EAGAIN: an edge-triggered driver sleeps until its next edge
     const std::string message = "through the pipe";
     REQUIRE(::send(s.backend.a.get(), message.data(), message.size(), 0) == static_cast<ssize_t>(message.size()));
     waitReadable(s.backend.b.get());
     // One fill and drain; the fill was short, so the next would only say EAGAIN: it waits instead.
     CHECK(s.pump() == SpliceNext::WaitReadable);
+    CHECK_FALSE(s.flow.waitsOnEAGAIN);   // a guess, not the socket's word: no edge may come
     CHECK(receive(s.client.b.get()) == message);
     CHECK(s.r.core->bytes().total(1) == 2 * 16384 + message.size());
 
@@ -120,6 +122,7 @@ TEST_CASE("spliced flow: at a TCP urgent mark it goes back to buffers with the p
     waitAcked(s.backend.a.get());
     // splice stops at the mark: a short fill, so one wait first, then the mark itself.
     CHECK(s.pump() == SpliceNext::WaitReadable);
+    CHECK_FALSE(s.flow.waitsOnEAGAIN);   // bytes are still there: an edge-triggered driver must come back by itself
     CHECK(s.pump() == SpliceNext::BackToBuffers);
     CHECK(s.flow.pipe->bytes() == 0);
     CHECK(receive(s.client.b.get()) == before);
