@@ -156,6 +156,38 @@ def test_urgent_data_in_a_spliced_flow_does_not_stall_it(backends, switchyard):
     assert sha256(bytes(got)) == sha256(before + after)
 
 
+def test_urgent_data_relayed_by_buffers_does_not_stall_it(backends, switchyard):
+    # A read stops short just before a TCP urgent mark, with bytes still queued
+    # behind it: a relay that takes every short read for an empty socket waits
+    # for news that never comes. Each round queues bytes, the urgent byte and a
+    # tail behind it faster than the relay reads them; the tail must come back.
+    echo = backends.echo()
+    d = switchyard([service("echo", free_address(), blue=[echo])], extra={"splice": "off"})
+    sent = bytearray()
+    with connect(d.listen()) as s:
+        got = bytearray()
+
+        def reader():
+            s.settimeout(30)
+            while chunk := s.recv(1 << 20):
+                got.extend(chunk)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for round_ in range(8):
+            before, tail = os.urandom(256 * 1024), os.urandom(1000)
+            s.sendall(before)
+            s.send(b"!", socket.MSG_OOB)
+            s.sendall(tail)
+            sent += before + tail
+            wait_until(lambda: len(got) == len(sent), 10,
+                       message=f"round {round_}: the {len(tail)} bytes after the urgent byte echoed "
+                               f"(a stall at the urgent mark)")
+        s.shutdown(socket.SHUT_WR)
+        t.join(10)
+    assert sha256(bytes(got)) == sha256(bytes(sent))
+
+
 def test_splice_off_relays_bulk_through_buffers(backends, switchyard):
     payload = os.urandom(16 * MiB)
     backend = backends.sending(payload)

@@ -56,7 +56,8 @@ void EpollSession::onEvents(Side side, uint32_t events) {
     // Errors and hang-ups are passed on by the next recv or send.
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR)) readable(side) = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable(side) = true;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerEnded_[static_cast<int>(side)] = true;
+    // The peer's FIN, an error or an urgent mark: a short read no longer proves the socket empty.
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) shortReadsProveNothing_[static_cast<int>(side)] = true;
     resume(side);
 }
 
@@ -174,7 +175,7 @@ void EpollSession::connectTo(routing::BackendState& b, std::chrono::milliseconds
     }
     upstream_.reset(fd);
     setNoDelay(fd);
-    readable(Side::Backend) = writable(Side::Backend) = peerEnded_[1] = false;
+    readable(Side::Backend) = writable(Side::Backend) = shortReadsProveNothing_[1] = false;
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&b.sockaddr), b.sockaddrLen) != 0 && errno != EINPROGRESS) {
         connectFailed(errno);
         return;
@@ -269,11 +270,12 @@ void EpollSession::pump(Direction direction) {
         }
         buffer.release();
         if (toSplice(direction)) return;
-        if (length < BufferPool::kBufferSize && !peerEnded_[static_cast<int>(source)]) {
+        if (length < BufferPool::kBufferSize && !shortReadsProveNothing_[static_cast<int>(source)]) {
             // A short read emptied the socket (TCP returns all it holds): the
             // next read would only say EAGAIN, and every later arrival is an
-            // edge. Not so when the peer's FIN came with the data's edge: the
-            // next read says EOF, and no edge is left to say so.
+            // edge. Not so once the peer's FIN came with an edge (the next
+            // read says EOF, and no edge is left to say so), nor past an
+            // urgent mark (a read stops short before it, bytes wait behind it).
             readable(source) = false;
             waitThen(source, Readiness::Readable, direction, &EpollSession::pump);
             return;

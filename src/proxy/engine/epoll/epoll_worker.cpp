@@ -45,7 +45,9 @@ EpollWorker::EpollWorker(unsigned index, WorkerOptions options)
           armDrainTimer();
       }) {
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_.valid()) setUpError_ = errno;
     wakeFd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wakeFd_.valid() && setUpError_ == 0) setUpError_ = errno;
     if (epoll_.valid() && wakeFd_.valid()) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -85,7 +87,7 @@ void EpollWorker::post(std::function<void()> task) {
 void EpollWorker::run() {
     if (!epoll_.valid() || !wakeFd_.valid()) {
         log()->critical("worker {}: epoll engine: {}: {}", index_, epoll_.valid() ? "eventfd" : "epoll_create1",
-                        std::strerror(errno));
+                        std::strerror(setUpError_));
         return;
     }
     epoll_event events[kEventBatch];
@@ -95,9 +97,15 @@ void EpollWorker::run() {
         const int n = ::epoll_wait(epoll_.get(), events, kEventBatch, timeout);
         if (n < 0 && errno != EINTR) log()->error("worker {}: epoll_wait: {}", index_, std::strerror(errno));
         now_ = std::chrono::steady_clock::now();
-        for (int i = 0; i < n; ++i) dispatch(events[i].data.u64, events[i].events);
-        runYielded();
-        deadlines_.runDue(now_);
+        try {
+            for (int i = 0; i < n; ++i) dispatch(events[i].data.u64, events[i].events);
+            runYielded();
+            deadlines_.runDue(now_);
+        } catch (const std::exception& e) {
+            // Can't happen by design (the data path uses error codes; an
+            // allocation failing is the one way in): keep serving.
+            log()->critical("worker {}: unexpected exception in event loop: {}", index_, e.what());
+        }
         retired_.clear();
     }
     // Only at exit (after closeAllSessions): what is left is dropped without waiting.
@@ -223,7 +231,7 @@ void EpollWorker::acceptFrom(Listener& listener) {
     for (unsigned taken = 0; taken < kAcceptBatch; ++taken) {
         const int fd = ::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
-            startSession(listener, fd);
+            if (!startSession(listener, fd)) return;   // paused: the rest stay queued
             continue;
         }
         const int err = errno;
@@ -235,16 +243,17 @@ void EpollWorker::acceptFrom(Listener& listener) {
     }
 }
 
-void EpollWorker::startSession(Listener& listener, int clientFd) {
+bool EpollWorker::startSession(Listener& listener, int clientFd) {
     UniqueFd client(clientFd);
-    if (listener.serviceIndex == routing::RoutingSnapshot::kNoService) return;
+    if (listener.serviceIndex == routing::RoutingSnapshot::kNoService) return true;
     const uint64_t id = core_.nextSessionId();
     if (const int err = watch(clientFd, id, Side::Client); err != 0) {
         // epoll_ctl out of memory or watches: a local shortage, not this client's.
         pauseAccepts(listener, err);
-        return;
+        return false;
     }
     core_.add(std::make_unique<EpollSession>(*this, std::move(client), id, listener.serviceIndex)).start();
+    return true;
 }
 
 void EpollWorker::pauseAccepts(Listener& listener, int err) {

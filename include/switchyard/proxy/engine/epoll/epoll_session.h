@@ -9,6 +9,7 @@
 // epoll_ctl per wait and none before a close. The session remembers what each
 // socket last said: readable until a read says EAGAIN or comes back short,
 // writable until a write does not take everything; an edge sets them again.
+// (a short read proves it empty only until the peer's FIN or an urgent mark).
 // A flow that must wait names the socket and the readiness it waits for, and
 // the next edge (EpollWorker routes it here by session id) runs it. Reads and
 // writes are plain recv/send and splice on non-blocking sockets, tried first.
@@ -104,7 +105,9 @@ private:
     // What each socket last said (see the header comment); [0] the client, [1] the backend.
     bool readable_[2] = {true, false};   // an accepted client's request is usually there already
     bool writable_[2] = {true, false};
-    bool peerEnded_[2] = {false, false};   // an edge said hang-up, FIN or error: reads end in EOF or the error
+    // An edge said FIN, hang-up, error or urgent data: from then on a short
+    // read may leave something to read (EOF, the error, bytes past the mark).
+    bool shortReadsProveNothing_[2] = {false, false};
     bool ended_ = false;
 };
 

@@ -89,7 +89,8 @@ private:
     // Takes up to kAcceptBatch connections from the listener with accept4
     // (non-blocking from the start), each a new session.
     void acceptFrom(Listener& listener);
-    void startSession(Listener& listener, int clientFd);
+    // False when accepting paused (the socket could not be watched).
+    bool startSession(Listener& listener, int clientFd);
     void pauseAccepts(Listener& listener, int err);
     void resumeAccepts(Listener& listener);
     // Out of the set and closed; freed after the current batch (an event of it may still name it).
@@ -102,6 +103,7 @@ private:
     const unsigned index_;
     UniqueFd epoll_;
     UniqueFd wakeFd_;
+    int setUpError_ = 0;   // errno of a failed epoll_create1 or eventfd, for the worker's log line
     std::thread thread_;
     bool stopping_ = false;
     std::mutex tasksMutex_;
