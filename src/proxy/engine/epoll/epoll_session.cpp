@@ -3,13 +3,12 @@
 #include <array>
 #include <cerrno>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "switchyard/proxy/engine/epoll/epoll_worker.h"
+#include "switchyard/proxy/no_delay.h"
 #include "switchyard/proxy/reset_relay.h"
 
 namespace switchyard::proxy::epoll_engine {
@@ -18,11 +17,6 @@ namespace {
 using Kind = SessionAction::Kind;
 constexpr Direction kClientToBackend = Direction::ClientToBackend;
 constexpr Direction kBackendToClient = Direction::BackendToClient;
-
-void setNoDelay(int fd) {
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
 
 bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,13 +45,11 @@ EpollWorker::EpollWorker(unsigned index, WorkerOptions options)
       }) {
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll_.valid()) setUpError_ = errno;
-    wakeFd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!wakeFd_.valid() && setUpError_ == 0) setUpError_ = errno;
-    if (epoll_.valid() && wakeFd_.valid()) {
+    if (epoll_.valid() && tasks_.valid()) {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = kWakeTag;
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wakeFd_.get(), &ev);
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, tasks_.fd(), &ev);
     }
     if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
 }
@@ -75,19 +72,10 @@ void EpollWorker::stop() {
     thread_.join();
 }
 
-void EpollWorker::post(std::function<void()> task) {
-    {
-        std::lock_guard lock(tasksMutex_);
-        tasks_.push_back(std::move(task));
-    }
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wakeFd_.get(), &one, sizeof one);
-}
-
 void EpollWorker::run() {
-    if (!epoll_.valid() || !wakeFd_.valid()) {
+    if (!epoll_.valid() || !tasks_.valid()) {
         log()->critical("worker {}: epoll engine: {}: {}", index_, epoll_.valid() ? "eventfd" : "epoll_create1",
-                        std::strerror(setUpError_));
+                        std::strerror(epoll_.valid() ? tasks_.error() : setUpError_));
         return;
     }
     epoll_event events[kEventBatch];
@@ -116,7 +104,10 @@ void EpollWorker::run() {
 
 void EpollWorker::dispatch(uint64_t data, uint32_t events) {
     switch (data & kTagMask) {
-    case kWakeTag: runTasks(); return;
+    case kWakeTag:
+        tasks_.acknowledge();
+        tasks_.runAll();
+        return;
     case kListenerTag: {
         Listener& l = *reinterpret_cast<Listener*>(data & ~kTagMask);
         if (l.active) acceptFrom(l);
@@ -131,17 +122,6 @@ void EpollWorker::dispatch(uint64_t data, uint32_t events) {
         return;
     }
     }
-}
-
-void EpollWorker::runTasks() {
-    uint64_t count = 0;
-    [[maybe_unused]] const ssize_t n = ::read(wakeFd_.get(), &count, sizeof count);
-    std::vector<std::function<void()>> tasks;
-    {
-        std::lock_guard lock(tasksMutex_);
-        tasks.swap(tasks_);
-    }
-    for (auto& task : tasks) task();
 }
 
 void EpollWorker::runYielded() {

@@ -3,13 +3,12 @@
 #include <cerrno>
 
 #include <liburing.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "switchyard/proxy/engine/uring/uring_worker.h"
+#include "switchyard/proxy/no_delay.h"
 #include "switchyard/proxy/reset_relay.h"
 
 namespace switchyard::proxy::uring_engine {
@@ -18,11 +17,6 @@ namespace {
 using Kind = SessionAction::Kind;
 constexpr Direction kClientToBackend = Direction::ClientToBackend;
 constexpr Direction kBackendToClient = Direction::BackendToClient;
-
-void setNoDelay(int fd) {
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
 
 uint16_t bufferIdOf(const io_uring_cqe& cqe) { return static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT); }
 

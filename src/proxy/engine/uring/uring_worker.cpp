@@ -5,7 +5,6 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,7 +52,6 @@ int initRing(io_uring& ring, RingSetup& setup) {
 }
 
 UringWorker::UringWorker(unsigned index, WorkerOptions options) : index_(index), core_(index) {
-    wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
     acceptPoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (options.splice) pipes_.emplace(options.fdShare, &telemetry::workerGauges(index));
 }
@@ -72,15 +70,6 @@ void UringWorker::stop() {
         stopping_ = true;
     });
     thread_.join();
-}
-
-void UringWorker::post(std::function<void()> task) {
-    {
-        std::lock_guard lock(tasksMutex_);
-        tasks_.push_back(std::move(task));
-    }
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wakeFd_.get(), &one, sizeof one);
 }
 
 void UringWorker::addListener(std::string service, UniqueFd listenFd) {
@@ -150,9 +139,9 @@ __kernel_timespec* UringWorker::timespecIn(std::chrono::milliseconds in) {
 }
 
 bool UringWorker::setUp() {
-    if (!wakeFd_.valid() || !acceptPoll_.valid()) {
-        log()->critical("worker {}: io_uring engine: {}: {}", index_, wakeFd_.valid() ? "epoll_create1" : "eventfd",
-                        std::strerror(errno));
+    if (!tasks_.valid() || !acceptPoll_.valid()) {
+        log()->critical("worker {}: io_uring engine: {}: {}", index_, tasks_.valid() ? "epoll_create1" : "eventfd",
+                        std::strerror(tasks_.valid() ? errno : tasks_.error()));
         return false;
     }
     if (const int rc = initRing(ring_, setup_); rc < 0) {
@@ -217,7 +206,7 @@ void UringWorker::onCompletion(const io_uring_cqe& cqe) {
     switch (op) {
     case Op::Ignore: return;
     case Op::Wakeup:
-        runTasks();
+        tasks_.runAll();
         if (!stopping_) armWakeup();
         return;
     case Op::DrainTimer:
@@ -245,17 +234,8 @@ void UringWorker::onCompletion(const io_uring_cqe& cqe) {
 
 void UringWorker::armWakeup() {
     io_uring_sqe* s = sqe();
-    io_uring_prep_read(s, wakeFd_.get(), &wakeValue_, sizeof wakeValue_, 0);
+    io_uring_prep_read(s, tasks_.fd(), &wakeValue_, sizeof wakeValue_, 0);
     io_uring_sqe_set_data64(s, encodeUserData(nullptr, Op::Wakeup));
-}
-
-void UringWorker::runTasks() {
-    std::vector<std::function<void()>> tasks;
-    {
-        std::lock_guard lock(tasksMutex_);
-        tasks.swap(tasks_);
-    }
-    for (auto& task : tasks) task();
 }
 
 void UringWorker::armAcceptPoll() {

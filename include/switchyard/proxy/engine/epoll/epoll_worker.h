@@ -3,7 +3,7 @@
 // The epoll engine's worker: one epoll set and one thread, its own loop (the
 // io_uring engine has its ring's): the listeners, the sessions it accepted,
 // their deadlines and the drain schedule. Calls from other threads are queued
-// under a mutex and announced through an eventfd in the set.
+// as PostedTasks, whose eventfd is in the set.
 //
 // The loop is the engine's own rather than Asio's reactor because the reactor
 // costs system calls per connection that the data path does not need: an
@@ -19,7 +19,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -30,6 +29,7 @@
 #include "switchyard/proxy/buffer_pool.h"
 #include "switchyard/proxy/engine/epoll/deadline_queue.h"
 #include "switchyard/proxy/engine/epoll/epoll_session.h"
+#include "switchyard/proxy/posted_tasks.h"
 #include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/proxy/worker_core.h"
@@ -48,7 +48,7 @@ public:
     void stopAccepting() override;
     void closeAllSessions() override;
     std::size_t sessionCount() const override { return core_.sessionCount(); }
-    void post(std::function<void()> task) override;
+    void post(std::function<void()> task) override { tasks_.post(std::move(task)); }
     void stop() override;
 
     // Used by sessions, on this worker's thread only.
@@ -83,7 +83,6 @@ private:
     };
     void run();
     void dispatch(uint64_t data, uint32_t events);
-    void runTasks();
     void runYielded();
     void startAccepting(Listener& listener);
     // Takes up to kAcceptBatch connections from the listener with accept4
@@ -102,12 +101,10 @@ private:
 
     const unsigned index_;
     UniqueFd epoll_;
-    UniqueFd wakeFd_;
-    int setUpError_ = 0;   // errno of a failed epoll_create1 or eventfd, for the worker's log line
+    int setUpError_ = 0;   // errno of a failed epoll_create1, for the worker's log line
+    PostedTasks tasks_{true};
     std::thread thread_;
     bool stopping_ = false;
-    std::mutex tasksMutex_;
-    std::vector<std::function<void()>> tasks_;
 
     SteadyTime now_{};
     BufferPool buffers_;

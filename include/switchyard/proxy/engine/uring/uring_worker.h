@@ -2,8 +2,8 @@
 
 // The io_uring engine's worker: one ring (SINGLE_ISSUER | DEFER_TASKRUN where
 // the kernel has them) on one thread, a provided buffer ring, the sessions it
-// accepted and their drain schedule. Calls from other threads are queued under
-// a mutex and announced through an eventfd that the ring reads.
+// accepted and their drain schedule. Calls from other threads are
+// PostedTasks, whose eventfd the ring reads.
 //
 // Accepting: the listeners sit in an epoll set of the worker's own, the ring
 // keeps one multishot poll on that set, and the worker takes connections with
@@ -16,7 +16,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -29,6 +28,7 @@
 #include "switchyard/proxy/engine/uring/buffer_ring.h"
 #include "switchyard/proxy/engine/uring/uring_ops.h"
 #include "switchyard/proxy/engine/uring/uring_session.h"
+#include "switchyard/proxy/posted_tasks.h"
 #include "switchyard/proxy/splice_pipe.h"
 #include "switchyard/proxy/worker.h"
 #include "switchyard/proxy/worker_core.h"
@@ -61,7 +61,7 @@ public:
     void stopAccepting() override;
     void closeAllSessions() override;
     std::size_t sessionCount() const override { return core_.sessionCount(); }
-    void post(std::function<void()> task) override;
+    void post(std::function<void()> task) override { tasks_.post(std::move(task)); }
     void stop() override;
 
     // Used by sessions, on this worker's thread only.
@@ -102,7 +102,6 @@ private:
     void tearDown();
     void onCompletion(const io_uring_cqe& cqe);
     void armWakeup();
-    void runTasks();
     void armAcceptPoll();
     void startAccepting(Listener& listener);
     void acceptReady();
@@ -123,16 +122,14 @@ private:
     RingSetup setup_;
     std::unique_ptr<BufferRing> buffers_;
     std::optional<SplicePipePool> pipes_;
-    UniqueFd wakeFd_;
-    uint64_t wakeValue_ = 0;
+    PostedTasks tasks_{false};
+    uint64_t wakeValue_ = 0;   // the ring's read of the tasks' eventfd
     UniqueFd acceptPoll_;            // epoll set of this worker's accepting listeners
     bool acceptRoundQueued_ = false;   // a NOP brings the worker back to listeners left ready
     std::thread thread_;
     std::atomic<bool> running_{false};
     bool stopping_ = false;
 
-    std::mutex tasksMutex_;
-    std::vector<std::function<void()>> tasks_;
 
     SteadyTime now_{};
     std::deque<__kernel_timespec> timespecs_;
