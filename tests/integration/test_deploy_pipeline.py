@@ -49,9 +49,11 @@ def test_the_pipeline_refuses_a_service_in_the_middle_of_a_split(backends, switc
 
 def test_the_pipeline_gives_up_when_the_new_pool_never_gets_healthy(backends, switchyard):
     green = backends.name("green-1")
+    # Dead before the daemon starts: killed after it, the first health check
+    # (at start) could still have found it up, and the pipeline would go on.
+    green.kill()
     d = switchyard([service("web", free_address(), blue=[backends.name("blue-1")], green=[green],
                             health=HEALTH)])
-    green.kill()
     r = run_pipeline(d, "web", "v2", HEALTH_TIMEOUT="2")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "web: the green pool is not healthy after 2s; nothing was shifted" in r.stderr

@@ -36,7 +36,7 @@ int connectOutcome(int fd) {
 } // namespace
 
 EpollSession::EpollSession(EpollWorker& worker, UniqueFd client, uint64_t id, std::size_t serviceIndex)
-    : worker_(worker), client_(std::move(client)), timer_([this] { timerFired(); }),
+    : worker_(worker), client_(std::move(client)), timer_(expireBy<EpollSession, &EpollSession::timerFired>, this),
       core_(worker.sessionContext(), id, serviceIndex) {}
 
 void EpollSession::start() {

@@ -39,10 +39,7 @@ const auto& log() {
 } // namespace
 
 EpollWorker::EpollWorker(unsigned index, WorkerOptions options)
-    : index_(index), core_(index), drainTimer_([this] {
-          core_.runDrains([](EpollSession& s) { s.close(CloseReason::DrainDeadline); });
-          armDrainTimer();
-      }) {
+    : index_(index), core_(index), drainTimer_(expireBy<EpollWorker, &EpollWorker::drainDue>, this) {
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll_.valid()) setUpError_ = errno;
     if (epoll_.valid() && tasks_.valid()) {
@@ -264,6 +261,11 @@ void EpollWorker::sessionConnected(EpollSession& session) {
 
 void EpollWorker::sessionEnded(uint64_t id) {
     core_.remove(id);   // frees the session; its hook leaves its backend's drain list
+}
+
+void EpollWorker::drainDue() {
+    core_.runDrains([](EpollSession& s) { s.close(CloseReason::DrainDeadline); });
+    armDrainTimer();
 }
 
 void EpollWorker::armDrainTimer() {

@@ -8,8 +8,6 @@
 
 #include <chrono>
 #include <climits>
-#include <functional>
-#include <utility>
 
 #include <boost/intrusive/set.hpp>
 
@@ -21,9 +19,11 @@ namespace bi = boost::intrusive;
 
 class Deadline {
 public:
-    // `expired` runs on the worker's thread when the deadline passes; it may
-    // re-arm this entry or destroy its owner.
-    explicit Deadline(std::function<void()> expired) : expired_(std::move(expired)) {}
+    // `expired(owner)` runs on the worker's thread when the deadline passes; it
+    // may re-arm this entry or free its owner (and so this entry): a plain
+    // function and a pointer, so nothing of the entry is in use by then.
+    using Expired = void (*)(void* owner);
+    Deadline(Expired expired, void* owner) : expired_(expired), owner_(owner) {}
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
 
@@ -34,8 +34,15 @@ private:
     friend class DeadlineQueue;
     bi::set_member_hook<bi::link_mode<bi::auto_unlink>> hook_;
     routing::TimePoint at_{};
-    std::function<void()> expired_;
+    Expired expired_;
+    void* owner_;
 };
+
+// The Deadline::Expired that calls `Method` of its owner.
+template <class Owner, void (Owner::*Method)()>
+void expireBy(void* owner) {
+    (static_cast<Owner*>(owner)->*Method)();
+}
 
 class DeadlineQueue {
 public:
@@ -64,7 +71,7 @@ public:
         while (!queue_.empty() && queue_.begin()->at_ <= now) {
             Deadline& d = *queue_.begin();
             d.hook_.unlink();
-            d.expired_();
+            d.expired_(d.owner_);
         }
     }
 

@@ -69,7 +69,9 @@ public:
 
 private:
     struct Listener {
-        explicit Listener(EpollWorker& worker) : backoff([this, &worker] { worker.resumeAccepts(*this); }) {}
+        explicit Listener(EpollWorker& w) : worker(w), backoff(expireBy<Listener, &Listener::backoffEnded>, this) {}
+        void backoffEnded() { worker.resumeAccepts(*this); }
+        EpollWorker& worker;
         std::string service;
         std::size_t serviceIndex = routing::RoutingSnapshot::kNoService;
         UniqueFd fd;
@@ -98,6 +100,7 @@ private:
     void applySnapshot(routing::SnapshotPtr snapshot);
     void closeAllSessionsNow();
     void armDrainTimer();
+    void drainDue();
 
     const unsigned index_;
     UniqueFd epoll_;
