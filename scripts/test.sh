@@ -221,7 +221,8 @@ if want asan; then
         run_integration asan-ubsan-epoll epoll "$PWD/build-asan/switchyard" \
           tests/integration/test_proxying.py tests/integration/test_proxy_protocol.py \
           tests/integration/test_drain.py tests/integration/test_admin_traffic.py \
-          tests/integration/test_splice.py tests/integration/test_resets.py tests/integration/test_faults.py
+          tests/integration/test_splice.py tests/integration/test_resets.py tests/integration/test_faults.py \
+          -k "not out_of_fds and not out_of_file_descriptors and not never_reads_gets_backpressure"
       fi
       echo "$passed $failed $skipped" >"$logdir/counts"
     )
