@@ -8,8 +8,8 @@
 // event, from its accept or connect to its close (which takes it out): no
 // epoll_ctl per wait and none before a close. The session remembers what each
 // socket last said: readable until a read says EAGAIN or comes back short,
-// writable until a write does not take everything; an edge sets them again.
-// (a short read proves it empty only until the peer's FIN or an urgent mark).
+// writable until a write does not take everything; an edge sets them again
+// (a short read proves a socket empty only until its peer's FIN or an urgent mark).
 // A flow that must wait names the socket and the readiness it waits for, and
 // the next edge (EpollWorker routes it here by session id) runs it. Reads and
 // writes are plain recv/send and splice on non-blocking sockets, tried first.
