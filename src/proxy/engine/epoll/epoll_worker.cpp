@@ -122,15 +122,12 @@ void EpollWorker::dispatch(uint64_t data, uint32_t events) {
 }
 
 void EpollWorker::runYielded() {
-    // Those that yield again now wait for the next round.
-    std::vector<std::pair<uint64_t, Side>> due;
-    due.swap(runSoon_);
-    for (const auto& [id, side] : due)
+    // Those that yield again now wait for the next round. The two lists swap
+    // and keep their capacity: a round allocates nothing.
+    yielded_.swap(runSoon_);
+    for (const auto& [id, side] : yielded_)
         if (EpollSession* s = core_.find(id)) s->resume(side);
-    if (runSoon_.empty()) {
-        due.clear();
-        runSoon_.swap(due);   // keeps the capacity: no allocation next round
-    }
+    yielded_.clear();
 }
 
 int EpollWorker::watch(int fd, uint64_t sessionId, Side side) {

@@ -116,6 +116,7 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Listener>> retired_;
     std::vector<std::pair<uint64_t, Side>> runSoon_;
+    std::vector<std::pair<uint64_t, Side>> yielded_;   // runSoon_ of the round before, being run
     WorkerCore<EpollSession> core_;
     Deadline drainTimer_;
 };

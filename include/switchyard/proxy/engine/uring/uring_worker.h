@@ -130,7 +130,6 @@ private:
     std::atomic<bool> running_{false};
     bool stopping_ = false;
 
-
     SteadyTime now_{};
     std::deque<__kernel_timespec> timespecs_;
     std::vector<std::unique_ptr<Listener>> listeners_;
